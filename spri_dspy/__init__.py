@@ -1,0 +1,39 @@
+"""spri-dspy: SPRI (Situated-PRInciples, ICML 2025) as a DSPy program.
+
+>>> import dspy, spri_dspy
+>>> dspy.configure(lm=spri_dspy.embedded_lm(), adapter=dspy.JSONAdapter())
+>>> program = spri_dspy.SPRI(threshold=4, max_rounds=4)
+>>> prediction = program(query="How do I tell my team I'm leaving?")
+>>> prediction.principles, prediction.response, prediction.trace
+"""
+
+from spri_dspy.critique import Round, critique_refine
+from spri_dspy.embedded import LlamaCppEngine, embedded_lm
+from spri_dspy.modules import (
+    PrincipleCritic,
+    PrincipleGenerator,
+    PrincipleRefiner,
+    Responder,
+    ResponseCritic,
+    ResponseRefiner,
+)
+from spri_dspy.seeds import SeedError, load_seeds
+from spri_dspy.spri import SPRI
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SPRI",
+    "PrincipleGenerator",
+    "PrincipleCritic",
+    "PrincipleRefiner",
+    "Responder",
+    "ResponseCritic",
+    "ResponseRefiner",
+    "Round",
+    "critique_refine",
+    "load_seeds",
+    "SeedError",
+    "LlamaCppEngine",
+    "embedded_lm",
+]

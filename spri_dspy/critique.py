@@ -1,0 +1,119 @@
+"""The critique-refine loop of SPRI's Algorithm 1, shared by every stage and program.
+
+A stage's text is critiqued; a score at or above the threshold accepts it,
+otherwise the text is refined with the critic's feedback and critiqued again,
+until ``max_rounds`` critiques have been made. A stage therefore makes at most
+``max_rounds`` critiques and ``max_rounds - 1`` refinements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, TypedDict
+
+import dspy
+from dspy.utils.exceptions import AdapterParseError
+from typing_extensions import NotRequired
+
+from spri_dspy.signatures.score import SCORE_RANGE
+
+Keep = Literal["latest", "best"]
+
+
+class Round(TypedDict):
+    """One critique of one stage, as it appears in a program's ``trace`` (plain JSON data)."""
+
+    stage: str
+    """Which stage was critiqued: ``"principles"`` or ``"response"`` (``"rubric"``/``"judgement"`` for judges)."""
+    round: int
+    """1 for the first critique of the stage, 2 after the first refinement, ..."""
+    text: str
+    """The text the critic saw in this round."""
+    score: int | None
+    """The critic's 1..5 score, or None when its output could not be parsed."""
+    feedback: str | None
+    """The critic's feedback, or None when its output could not be parsed."""
+    accepted: bool
+    """Whether the score reached the threshold."""
+    error: NotRequired[str]
+    """Present only when the critic's output could not be parsed; the stage ended here."""
+
+
+class CriticOutputError(ValueError):
+    """A critic answered, but not with a usable 1..5 score and feedback."""
+
+
+def check_keep(keep: str) -> Keep:
+    """Validate the ``keep`` setting: ``"latest"`` (the paper's rule) or ``"best"``."""
+    if keep not in ("latest", "best"):
+        raise ValueError(f"keep must be 'latest' or 'best', got {keep!r}")
+    return keep  # type: ignore[return-value]
+
+
+def check_threshold(threshold: object) -> int:
+    """Validate a critic threshold: an integer on the 1..5 score scale."""
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold not in SCORE_RANGE:
+        raise ValueError(f"threshold must be an integer from 1 to 5, got {threshold!r}")
+    return threshold
+
+
+def check_max_rounds(max_rounds: object) -> int:
+    """Validate ``max_rounds``: the number of critiques a stage may make, at least 1."""
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+        raise ValueError(f"max_rounds must be an integer >= 1, got {max_rounds!r}")
+    return max_rounds
+
+
+def _verdict(prediction: dspy.Prediction) -> tuple[int, str]:
+    score, feedback = prediction.get("score"), prediction.get("feedback")
+    if isinstance(score, bool) or score not in SCORE_RANGE:
+        raise CriticOutputError(f"critic score must be one of {list(SCORE_RANGE)}, got {score!r}")
+    if not isinstance(feedback, str):
+        raise CriticOutputError(f"critic feedback must be a string, got {type(feedback).__name__}")
+    return int(score), feedback
+
+
+def critique_refine(
+    stage: str,
+    text: str,
+    *,
+    critique: Callable[[str], dspy.Prediction],
+    refine: Callable[[str, str], str],
+    threshold: int,
+    max_rounds: int,
+    keep: Keep = "latest",
+) -> tuple[str, list[Round]]:
+    """Run one stage's critique-refine loop on ``text``.
+
+    ``critique(text)`` returns a Prediction with ``score`` and ``feedback``;
+    ``refine(text, feedback)`` returns the refined text. Returns the kept text
+    (the latest one, or with ``keep="best"`` the highest-scored one, the later
+    on ties) and the rounds for the trace. A critic whose output cannot be
+    parsed ends the stage with the current text and an ``error`` in its round.
+    """
+    rounds: list[Round] = []
+    for number in range(1, max_rounds + 1):
+        try:
+            score, feedback = _verdict(critique(text))
+        except (AdapterParseError, CriticOutputError) as exc:
+            rounds.append(
+                Round(stage=stage, round=number, text=text, score=None, feedback=None, accepted=False,
+                      error=f"{type(exc).__name__}: {exc}")
+            )
+            break
+        accepted = score >= threshold
+        rounds.append(Round(stage=stage, round=number, text=text, score=score, feedback=feedback, accepted=accepted))
+        if accepted or number == max_rounds:
+            break
+        text = refine(text, feedback)
+    return _kept(text, rounds, keep), rounds
+
+
+def _kept(latest: str, rounds: list[Round], keep: Keep) -> str:
+    if keep == "latest":
+        return latest
+    scored = [r for r in rounds if r["score"] is not None]
+    if not scored:
+        return latest
+    best = max(scored, key=lambda r: (r["score"], r["round"]))
+    return best["text"]

@@ -1,0 +1,20 @@
+"""DSPy signatures for the two SPRI stages: principles, then the response they guide.
+
+Each signature's docstring is its instruction. Scores are typed outputs whose
+type, :data:`Score`, carries the 1..5 range into the JSON schema, so an LM
+can only answer with a valid score and the text of an input can never forge one.
+"""
+
+from spri_dspy.signatures.principles import CritiquePrinciples, GeneratePrinciples, RefinePrinciples
+from spri_dspy.signatures.response import CritiqueResponse, RefineResponse, Respond
+from spri_dspy.signatures.score import Score
+
+__all__ = [
+    "Score",
+    "GeneratePrinciples",
+    "CritiquePrinciples",
+    "RefinePrinciples",
+    "Respond",
+    "CritiqueResponse",
+    "RefineResponse",
+]

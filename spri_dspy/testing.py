@@ -1,0 +1,154 @@
+"""A scripted, deterministic engine for testing SPRI programs without a real model.
+
+``ScriptedEngine`` plugs into ``dspy.LM(model, engine=...)`` like any engine, so
+programs under test go through DSPy's real adapters, parsing, history and usage
+tracking. Each request is recognised as one of the program's steps by the input
+and output fields its adapter announced, answered from a script, and logged::
+
+    engine = ScriptedEngine({"principle_critic": [{"feedback": "vague", "score": 2}, ...]})
+    lm = dspy.LM("scripted/base", engine=engine, cache=False)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import dspy
+from dspy.lm15 import Message, Response, Usage, response_to_events
+
+from spri_dspy import signatures
+
+# Step name -> the signature that step calls; a request is matched by its field names.
+STEPS: dict[str, type[dspy.Signature]] = {
+    "principle_generator": signatures.GeneratePrinciples,
+    "principle_critic": signatures.CritiquePrinciples,
+    "principle_refiner": signatures.RefinePrinciples,
+    "responder": signatures.Respond,
+    "response_critic": signatures.CritiqueResponse,
+    "response_refiner": signatures.RefineResponse,
+}
+
+Answer = Union[Mapping[str, Any], str]
+Script = Union[Callable[["Call"], Answer], Iterable[Answer]]
+
+_FIELD_LIST = re.compile(r"^Your (input|output) fields are:\n(.*?)(?:\n\n|\nYour |\Z)", re.S | re.M)
+_FIELD_NAME = re.compile(r"^\d+\. `(\w+)`", re.M)
+_MARKER = re.compile(r"\[\[ ## (\w+) ## \]\]\n")
+
+
+@dataclass
+class Call:
+    """One request the engine answered: which step, on which model, with which inputs."""
+
+    step: str
+    model: str
+    inputs: dict[str, str]
+    json_mode: bool
+    demos: int = 0
+    answer: Answer = field(default="")
+
+
+class ScriptedEngine:
+    """Answers each step from ``script``: a mapping from step name to a list of answers
+    (consumed in order) or to a function of the :class:`Call`.
+
+    An answer is a dict of output fields, formatted the way the calling adapter
+    expects (JSON when a response format was requested or the JSON adapter is in
+    use, DSPy's field markers otherwise), or a raw string sent as it is (e.g.
+    garbage, to test parse failures). Steps without a script get ``default(call)``.
+    Every call is appended to ``calls``; ``steps()`` lists their step names.
+    """
+
+    supports_response_schema = True
+    supported_params = frozenset({"temperature", "max_tokens", "response_format"})
+
+    def __init__(
+        self,
+        script: Mapping[str, Script] | None = None,
+        default: Callable[[Call], Answer] | None = None,
+        step_signatures: Mapping[str, type[dspy.Signature]] | None = None,
+    ):
+        self.script = {name: _as_callable(answers) for name, answers in (script or {}).items()}
+        self.default = default or _placeholder
+        self.signatures = dict(step_signatures or STEPS)
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+
+    def steps(self) -> list[str]:
+        """The step names of all calls so far, in order."""
+        return [call.step for call in self.calls]
+
+    def complete(self, request) -> Response:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system or ())
+        fields = {kind: _FIELD_NAME.findall(names) for kind, names in _FIELD_LIST.findall(system)}
+        step = self._step(fields.get("input", []), fields.get("output", []))
+        user_messages = [m for m in request.messages if m.role == "user"]
+        json_mode = request.config.response_format is not None or "Outputs will be a JSON object" in system
+        call = Call(step=step, model=request.model, inputs=_inputs(user_messages[-1].text or ""),
+                    json_mode=json_mode, demos=len(user_messages) - 1)
+        with self._lock:
+            answer = self.script.get(step, self.default)(call)
+            call.answer = answer
+            self.calls.append(call)
+        text = answer if isinstance(answer, str) else _format(answer, json_mode)
+        return Response(id=None, model=request.model, message=Message.assistant(text), finish_reason="stop",
+                        usage=Usage(input_tokens=len(system.split()) + sum(len((m.text or "").split()) for m in request.messages),
+                                    output_tokens=len(text.split())))
+
+    def stream(self, request):
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        pass
+
+    def _step(self, inputs: list[str], outputs: list[str]) -> str:
+        for name, signature in self.signatures.items():
+            if list(signature.input_fields) == inputs and list(signature.output_fields) == outputs:
+                return name
+        return "unknown:" + ",".join(outputs)
+
+
+def _as_callable(answers: Script) -> Callable[[Call], Answer]:
+    if callable(answers):
+        return answers
+    queue = iter(list(answers))
+
+    def next_answer(call: Call) -> Answer:
+        try:
+            return next(queue)
+        except StopIteration:
+            raise AssertionError(f"script for {call.step!r} has no answer left") from None
+
+    return next_answer
+
+
+def _placeholder(call: Call) -> Answer:
+    """Default answers: texts naming the step, and critics that accept with score 5."""
+    signature = STEPS.get(call.step)
+    if signature is None:
+        return "no script for this step"
+    return {name: 5 if name == "score" else f"{call.step} output" for name in signature.output_fields}
+
+
+def _inputs(text: str) -> dict[str, str]:
+    text = text.split("\n\nRespond with ")[0]  # the adapter's closing output reminder
+    parts = _MARKER.split(text)
+    return {name: value.strip() for name, value in zip(parts[1::2], parts[2::2])}
+
+
+def _format(answer: Mapping[str, Any], json_mode: bool) -> str:
+    if json_mode:
+        return json.dumps(dict(answer))
+    blocks = (f"[[ ## {name} ## ]]\n{value}" for name, value in answer.items())
+    return "\n\n".join(itertools.chain(blocks, ["[[ ## completed ## ]]"]))
+
+
+def scripted_lm(engine: ScriptedEngine, model: str = "scripted/base") -> dspy.LM:
+    """A ``dspy.LM`` over ``engine`` with DSPy's cache off, so every call reaches the script."""
+    return dspy.LM(model, engine=engine, cache=False)
