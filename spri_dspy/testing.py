@@ -37,7 +37,7 @@ STEPS: dict[str, type[dspy.Signature]] = {
 Answer = Union[Mapping[str, Any], str]
 Script = Union[Callable[["Call"], Answer], Iterable[Answer]]
 
-_FIELD_LIST = re.compile(r"^Your (input|output) fields are:\n(.*?)(?:\n\n|\nYour |\Z)", re.S | re.M)
+_FIELD_LIST = re.compile(r"^Your (input|output) fields are:\n(.*?)(?=\n\n|\nYour |\Z)", re.S | re.M)
 _FIELD_NAME = re.compile(r"^\d+\. `(\w+)`", re.M)
 _MARKER = re.compile(r"\[\[ ## (\w+) ## \]\]\n")
 

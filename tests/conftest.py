@@ -1,0 +1,55 @@
+"""Shared fixtures: a scripted LM that answers each SPRI step deterministically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spri_dspy.testing import ScriptedEngine, scripted_lm
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PAPER = SHARED / "spri-paper"
+
+
+def critic_answers(scores, prefix):
+    """Critic answers with the given scores and numbered feedback; a non-int entry is sent raw."""
+    return [s if isinstance(s, str) else {"feedback": f"{prefix} feedback {i}", "score": s}
+            for i, s in enumerate(scores, start=1)]
+
+
+def numbered(prefix, field):
+    """A step script returning '<prefix> v0', '<prefix> v1', ... in field ``field``."""
+    count = iter(range(1000))
+    return lambda call: {field: f"{prefix} v{next(count)}"}
+
+
+def spri_script(principle_scores=(5,), response_scores=(5,)):
+    """A full script: versioned texts and the given critic score sequences."""
+    return {
+        "principle_generator": numbered("principles", "principles"),
+        "principle_refiner": lambda call: {"refined_principles": f"{call.inputs['principles']}+"},
+        "principle_critic": critic_answers(principle_scores, "principles"),
+        "responder": numbered("response", "response"),
+        "response_refiner": lambda call: {"refined_response": f"{call.inputs['response']}+"},
+        "response_critic": critic_answers(response_scores, "response"),
+    }
+
+
+@pytest.fixture
+def scripted():
+    """Factory: ``scripted(script, model=...)`` -> (engine, lm) over a fresh ScriptedEngine."""
+
+    def make(script=None, model="scripted/base", **engine_options):
+        engine = ScriptedEngine(script, **engine_options)
+        return engine, scripted_lm(engine, model)
+
+    return make
+
+
+@pytest.fixture
+def shared_paper():
+    """The paper's released data beside the checkout, or skip when it is absent."""
+    if not PAPER.is_dir():
+        pytest.skip("../shared/spri-paper is not beside this checkout")
+    return PAPER
