@@ -128,33 +128,53 @@ class LlamaCppEngine:
             options["top_k"] = config.top_k
         if config.stop:
             options["stop"] = list(config.stop)
+        schema = None
         if config.response_format is not None:
             if config.response_format.get("type") == "json_schema":
-                from llama_cpp import LlamaGrammar
-
-                gbnf = schema_grammar(config.response_format["schema"], self.max_string_chars)
-                options["grammar"] = LlamaGrammar.from_string(gbnf, verbose=False)
+                schema = config.response_format["schema"]
             else:
                 options["response_format"] = {"type": "json_object"}
         with self._lock:
             llama = self.llama
             self._check_context(llama, messages, options["max_tokens"])
-            try:
-                out = llama.create_chat_completion(messages=messages, **options)
-            except ValueError as exc:
-                if "context window" in str(exc):
-                    raise ContextLengthError(str(exc)) from exc
-                raise InvalidRequestError(f"llama.cpp rejected the request: {exc}") from exc
+            out, prompt_tokens, completion_tokens = None, 0, 0
+            cap = self._string_cap(schema, options["max_tokens"]) if schema is not None else 0
+            for _ in range(3):
+                if schema is not None:
+                    from llama_cpp import LlamaGrammar
+
+                    options["grammar"] = LlamaGrammar.from_string(schema_grammar(schema, cap), verbose=False)
+                out = self._generate(llama, messages, options)
+                usage = out.get("usage") or {}
+                prompt_tokens += usage.get("prompt_tokens") or 0
+                completion_tokens += usage.get("completion_tokens") or 0
+                # A structured answer cut off by max_tokens is unparseable: retry with shorter strings.
+                if schema is None or out["choices"][0].get("finish_reason") != "length" or cap <= 16:
+                    break
+                cap = max(16, cap // 3)
         choice = out["choices"][0]
-        usage = out.get("usage") or {}
         finish = choice.get("finish_reason") or "stop"
         return Response(
             id=out.get("id"),
             model=request.model,
             message=Message.assistant(choice["message"].get("content") or ""),
             finish_reason=finish if finish in ("stop", "length") else "stop",
-            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
+            usage=Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens),
         )
+
+    def _string_cap(self, schema: dict[str, Any], max_tokens: int) -> int:
+        """Characters allowed per free-text field so that all of them fit in ``max_tokens`` (~3 chars a token)."""
+        fields = max(1, json.dumps(schema).count('"type": "string"'))
+        return max(16, min(self.max_string_chars, (max_tokens - 8 * fields) * 3 // fields))
+
+    @staticmethod
+    def _generate(llama, messages: list[dict[str, str]], options: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return llama.create_chat_completion(messages=messages, **options)
+        except ValueError as exc:
+            if "context window" in str(exc):
+                raise ContextLengthError(str(exc)) from exc
+            raise InvalidRequestError(f"llama.cpp rejected the request: {exc}") from exc
 
     def _check_context(self, llama, messages: list[dict[str, str]], max_tokens: int) -> None:
         text = "\n".join(m["content"] for m in messages)

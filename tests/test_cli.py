@@ -1,0 +1,123 @@
+"""The ``spri`` command line with a scripted LM, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import spri_script
+from spri_dspy import cli
+
+
+@pytest.fixture
+def scripted_cli(monkeypatch, scripted):
+    """Run ``spri`` in-process with every --lm/--critic-lm answered by scripted engines."""
+    engines = {}
+
+    def fake_make_lm(model, *, api_base=None, max_tokens=512):
+        engine, lm = scripted(spri_script((2, 5), (3, 4)), model=f"scripted/{model}")
+        engines[model] = engine
+        return lm
+
+    monkeypatch.setattr(cli, "make_lm", fake_make_lm)
+
+    def run(*argv):
+        return cli.main(list(argv)), engines
+
+    return run
+
+
+def test_run_prints_principles_response_and_rounds(scripted_cli, capsys):
+    status, engines = scripted_cli("run", "My roommate never cleans.", "--goal", "Stay friends.")
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "== Principles\nprinciples v0+\n" in out
+    assert "== Response\nresponse v0+\n" in out
+    rows = [line.split()[:4] for line in out.split("== Rounds\n")[1].splitlines()[1:5]]
+    assert rows == [["principles", "1", "2", "no"], ["principles", "2", "5", "yes"],
+                    ["response", "1", "3", "no"], ["response", "2", "4", "yes"]]
+    assert "LM calls: 8 (scripted/embedded: 8)" in out
+    assert all(c.inputs["goal"] == "Stay friends." for c in engines["embedded"].calls)
+
+
+def test_run_json_has_the_whole_prediction(scripted_cli, capsys):
+    status, _ = scripted_cli("run", "hello", "--json", "--lm", "openai/gpt-4o-mini", "--critic-lm", "openai/gpt-4o")
+    data = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert data["principles"] == "principles v0+" and data["response"] == "response v0+"
+    assert [(r["stage"], r["round"], r["score"]) for r in data["trace"]] == [
+        ("principles", 1, 2), ("principles", 2, 5), ("response", 1, 3), ("response", 2, 4)]
+    assert data["lm_calls"] == {"scripted/openai/gpt-4o-mini": 4, "scripted/openai/gpt-4o (critic)": 4}
+
+
+def test_settings_reach_the_program(scripted_cli, capsys):
+    status, engines = scripted_cli("run", "hello", "--threshold", "5", "--max-rounds", "1", "--keep", "best")
+    assert status == 0
+    assert engines["embedded"].steps() == ["principle_generator", "principle_critic", "responder", "response_critic"]
+
+
+def test_seeds_file_is_loaded(scripted_cli, shared_paper):
+    status, engines = scripted_cli("run", "hello", "--seeds", str(shared_paper / "seeds" / "seed-principles-6.jsonl"))
+    assert status == 0 and engines["embedded"].calls[0].demos == 6
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", ""], "QUERY must not be empty"),
+        (["run", "   "], "QUERY must not be empty"),
+        (["run", "hi", "--goal", " "], "--goal must not be empty"),
+        (["run", "hi", "--threshold", "0"], "--threshold must be from 1 to 5, got 0"),
+        (["run", "hi", "--threshold", "9"], "--threshold must be from 1 to 5, got 9"),
+        (["run", "hi", "--max-rounds", "0"], "--max-rounds must be at least 1, got 0"),
+        (["run", "hi", "--seeds", "/nonexistent/seeds.jsonl"], "--seeds: seeds file not found: /nonexistent/seeds.jsonl"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(scripted_cli, capsys, argv, message):
+    status, _ = scripted_cli(*argv)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err == f"spri: error: {message}\n"
+
+
+def test_malformed_and_unknown_seed_files(scripted_cli, capsys, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "principles": "p"}\n{oops\n')
+    assert scripted_cli("run", "hi", "--seeds", str(bad))[0] == 2
+    assert capsys.readouterr().err == f"spri: error: --seeds: seeds file {bad} line 2: not valid JSON (Expecting property name enclosed in double quotes)\n"
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text('{"prompt": "q"}\n')
+    assert scripted_cli("run", "hi", "--seeds", str(odd))[0] == 2
+    assert "line 1: unknown seed format with fields ['prompt']" in capsys.readouterr().err
+
+
+def test_unknown_model_is_rejected_before_any_call(capsys):
+    assert cli.main(["run", "hi", "--lm", "nosuchprovider/some-model"]) == 2
+    assert capsys.readouterr().err == (
+        "spri: error: unknown model 'nosuchprovider/some-model': use 'embedded' or a DSPy/LiteLLM model string "
+        "such as openai/gpt-4o-mini\n")
+
+
+def test_non_integer_threshold_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "hi", "--threshold", "four"])
+    assert exit_.value.code == 2
+    assert "argument --threshold: invalid int value: 'four'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]])
+def test_help_on_every_command(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 0
+    assert "usage: spri" in capsys.readouterr().out
+
+
+def test_console_script_errors_without_traceback():
+    done = subprocess.run([sys.executable, "-m", "spri_dspy.cli", "run", " "], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr == "spri: error: QUERY must not be empty\n"
+    assert "Traceback" not in done.stdout + done.stderr
