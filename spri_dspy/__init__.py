@@ -7,6 +7,17 @@
 >>> prediction.principles, prediction.response, prediction.trace
 """
 
+from spri_dspy.baselines import (
+    FLASK_RUBRIC,
+    MT_BENCH_RUBRIC,
+    OraclePrinciples,
+    RubricJudge,
+    SeedPrinciples,
+    SelfRefine,
+    SelfRefineJudge,
+    Vanilla,
+    VanillaJudge,
+)
 from spri_dspy.critique import Round, critique_refine
 from spri_dspy.embedded import LlamaCppEngine, embedded_lm
 from spri_dspy.modules import (
@@ -17,13 +28,24 @@ from spri_dspy.modules import (
     ResponseCritic,
     ResponseRefiner,
 )
-from spri_dspy.seeds import SeedError, load_seeds
+from spri_dspy.judge import SPRIJudge
+from spri_dspy.seeds import SeedError, load_seeds, select_seeds
 from spri_dspy.spri import SPRI
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SPRI",
+    "SPRIJudge",
+    "Vanilla",
+    "SelfRefine",
+    "OraclePrinciples",
+    "SeedPrinciples",
+    "VanillaJudge",
+    "SelfRefineJudge",
+    "RubricJudge",
+    "MT_BENCH_RUBRIC",
+    "FLASK_RUBRIC",
     "PrincipleGenerator",
     "PrincipleCritic",
     "PrincipleRefiner",
@@ -33,6 +55,7 @@ __all__ = [
     "Round",
     "critique_refine",
     "load_seeds",
+    "select_seeds",
     "SeedError",
     "LlamaCppEngine",
     "embedded_lm",

@@ -9,7 +9,7 @@ until ``max_rounds`` critiques have been made. A stage therefore makes at most
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, TypeVar
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
@@ -18,6 +18,7 @@ from typing_extensions import NotRequired
 from spri_dspy.signatures.score import SCORE_RANGE
 
 Keep = Literal["latest", "best"]
+Draft = TypeVar("Draft")
 
 
 class Round(TypedDict):
@@ -75,45 +76,78 @@ def _verdict(prediction: dspy.Prediction) -> tuple[int, str]:
 
 def critique_refine(
     stage: str,
-    text: str,
+    draft: Draft,
     *,
-    critique: Callable[[str], dspy.Prediction],
-    refine: Callable[[str, str], str],
+    critique: Callable[[Draft], dspy.Prediction],
+    refine: Callable[[Draft, str], Draft],
     threshold: int,
     max_rounds: int,
     keep: Keep = "latest",
-) -> tuple[str, list[Round]]:
-    """Run one stage's critique-refine loop on ``text``.
+    render: Callable[[Draft], str] = str,
+) -> tuple[Draft, list[Round]]:
+    """Run one stage's critique-refine loop on ``draft`` (a text, or e.g. a judgement).
 
-    ``critique(text)`` returns a Prediction with ``score`` and ``feedback``;
-    ``refine(text, feedback)`` returns the refined text. Returns the kept text
-    (the latest one, or with ``keep="best"`` the highest-scored one, the later
-    on ties) and the rounds for the trace. A critic whose output cannot be
-    parsed ends the stage with the current text and an ``error`` in its round.
+    ``critique(draft)`` returns a Prediction with ``score`` and ``feedback``;
+    ``refine(draft, feedback)`` returns the refined draft; ``render(draft)`` is
+    the text recorded in the trace. Returns the kept draft (the latest one, or
+    with ``keep="best"`` the highest-scored one, the later on ties) and the
+    rounds for the trace. A critic whose output cannot be parsed ends the stage
+    with the current draft and an ``error`` in its round.
     """
     rounds: list[Round] = []
+    drafts: list[Draft] = []
     for number in range(1, max_rounds + 1):
+        drafts.append(draft)
         try:
-            score, feedback = _verdict(critique(text))
+            score, feedback = _verdict(critique(draft))
         except (AdapterParseError, CriticOutputError) as exc:
             rounds.append(
-                Round(stage=stage, round=number, text=text, score=None, feedback=None, accepted=False,
+                Round(stage=stage, round=number, text=render(draft), score=None, feedback=None, accepted=False,
                       error=f"{type(exc).__name__}: {exc}")
             )
             break
         accepted = score >= threshold
-        rounds.append(Round(stage=stage, round=number, text=text, score=score, feedback=feedback, accepted=accepted))
+        rounds.append(Round(stage=stage, round=number, text=render(draft), score=score, feedback=feedback,
+                            accepted=accepted))
         if accepted or number == max_rounds:
             break
-        text = refine(text, feedback)
-    return _kept(text, rounds, keep), rounds
+        draft = refine(draft, feedback)
+    return _kept(draft, drafts, rounds, keep), rounds
 
 
-def _kept(latest: str, rounds: list[Round], keep: Keep) -> str:
-    if keep == "latest":
-        return latest
+def _kept(latest: Draft, drafts: list[Draft], rounds: list[Round], keep: Keep) -> Draft:
     scored = [r for r in rounds if r["score"] is not None]
-    if not scored:
+    if keep == "latest" or not scored:
         return latest
     best = max(scored, key=lambda r: (r["score"], r["round"]))
-    return best["text"]
+    return drafts[best["round"] - 1]
+
+
+class CritiqueRefineProgram(dspy.Module):
+    """Base of the programs whose stages run :func:`critique_refine` (SPRI, SPRIJudge, baselines).
+
+    Holds the validated loop settings and places the critic LM: the submodules
+    named in ``critics`` run on ``critic_lm`` when one is given.
+    """
+
+    critics: tuple[str, ...] = ()
+
+    def __init__(self, threshold: int = 4, max_rounds: int = 4, keep: Keep = "latest"):
+        super().__init__()
+        self.threshold = check_threshold(threshold)
+        self.max_rounds = check_max_rounds(max_rounds)
+        self.keep = check_keep(keep)
+
+    def place_critics(self, critic_lm: dspy.BaseLM | None) -> None:
+        """Run every critic submodule on ``critic_lm`` (None leaves them on the configured LM)."""
+        if critic_lm is None:
+            return
+        if not isinstance(critic_lm, dspy.BaseLM):
+            raise TypeError(f"critic_lm must be a dspy.LM (dspy.BaseLM), got {type(critic_lm).__name__}")
+        for name in self.critics:
+            getattr(self, name).set_lm(critic_lm)
+
+    def refine_loop(self, stage: str, draft: Draft, *, critique, refine, render=str) -> tuple[Draft, list[Round]]:
+        """:func:`critique_refine` with this program's threshold, max_rounds and keep."""
+        return critique_refine(stage, draft, critique=critique, refine=refine, render=render,
+                               threshold=self.threshold, max_rounds=self.max_rounds, keep=self.keep)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import dspy
 
+from spri_dspy.seeds import SeedMatch, select_seeds
 from spri_dspy.signatures import (
     CritiquePrinciples,
     CritiqueResponse,
@@ -38,12 +39,44 @@ class Step(dspy.Module):
         return dspy.Prediction(**{ours: prediction[theirs] for theirs, ours in self.outputs.items()})
 
 
-class PrincipleGenerator(Step):
-    """Writes principles for an input; ``seeds`` (dspy.Examples) are its few-shot demos."""
+class SeededStep(Step):
+    """A generating step shown few-shot seed examples, chosen per input.
 
-    def __init__(self, seeds: Iterable[dspy.Example] = ()):
-        super().__init__(GeneratePrinciples, {"principles": "principles"})
-        self.predict.demos = list(seeds)
+    The seeds are the predictor's demos (so they are saved with the program and
+    an optimizer may replace them), renamed to the signature's fields: a seed's
+    ``query`` becomes ``query_field`` and its ``principles`` ``output``. For each
+    input :func:`spri_dspy.seeds.select_seeds` picks the demos to show
+    (``seed_match``, ``leave_one_out``); the Prediction's ``seeds`` lists their indexes.
+    """
+
+    def __init__(self, signature, output: str, seeds: Iterable[dspy.Example] = (), *, query_field: str = "query",
+                 seed_match: SeedMatch = "all", leave_one_out: bool = False):
+        super().__init__(signature, {output: output})
+        select_seeds([], query="", match=seed_match)  # validates seed_match
+        self.query_field, self.output = query_field, output
+        self.seed_match, self.leave_one_out = seed_match, leave_one_out
+        self.predict.demos = [self._demo(seed) for seed in seeds]
+
+    def _demo(self, seed: dspy.Example) -> dspy.Example:
+        fields = {k: v for k, v in seed.items() if k not in ("query", "principles")}
+        fields.update({self.query_field: seed.query, self.output: seed.principles})
+        return dspy.Example(**fields).with_inputs(*(k for k in (self.query_field, "goal") if k in fields))
+
+    def forward(self, **inputs) -> dspy.Prediction:
+        demos = self.predict.demos
+        shown = select_seeds([dspy.Example(query=d.get(self.query_field), goal=d.get("goal")) for d in demos],
+                             query=inputs[self.query_field], goal=inputs.get("goal"),
+                             match=self.seed_match, leave_one_out=self.leave_one_out)
+        given = {name: value for name, value in inputs.items() if value is not None}
+        prediction = self.predict(**given, demos=[demos[i] for i in shown])
+        return dspy.Prediction(**{self.output: prediction[self.output]}, seeds=shown)
+
+
+class PrincipleGenerator(SeededStep):
+    """Writes principles for an input, few-shot from seed examples (see :class:`SeededStep`)."""
+
+    def __init__(self, seeds: Iterable[dspy.Example] = (), seed_match: SeedMatch = "all", leave_one_out: bool = False):
+        super().__init__(GeneratePrinciples, "principles", seeds, seed_match=seed_match, leave_one_out=leave_one_out)
 
 
 class PrincipleCritic(Step):

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import dspy
 
@@ -108,3 +108,40 @@ def _seed(row: Any, where: str) -> dspy.Example:
         fields[seed_key] = value.strip()
     inputs = ("query", "goal") if "goal" in fields else ("query",)
     return dspy.Example(**fields).with_inputs(*inputs)
+
+
+SeedMatch = Literal["all", "goal"]
+
+
+def _normalised(text: object) -> str | None:
+    return " ".join(text.split()) if isinstance(text, str) else None
+
+
+def select_seeds(
+    seeds: Sequence[dspy.Example],
+    *,
+    query: str,
+    goal: str | None = None,
+    match: SeedMatch = "all",
+    leave_one_out: bool = False,
+) -> list[int]:
+    """Indexes of the seeds to show for one input.
+
+    ``match="goal"`` keeps only seeds whose goal equals the input's (for
+    reappraisal the goal is the appraisal dimension's aim, so this picks the
+    seed of the input's dimension, the paper's best condition).
+    ``leave_one_out`` drops any seed whose query equals the input's, so a seed
+    taken from a test set never shows the model its own answer. Texts are
+    compared with whitespace normalised.
+    """
+    if match not in ("all", "goal"):
+        raise ValueError(f"seed_match must be 'all' or 'goal', got {match!r}")
+    own_query, own_goal = _normalised(query), _normalised(goal)
+    chosen = []
+    for index, seed in enumerate(seeds):
+        if leave_one_out and _normalised(seed.get("query")) == own_query:
+            continue
+        if match == "goal" and _normalised(seed.get("goal")) != own_goal:
+            continue
+        chosen.append(index)
+    return chosen

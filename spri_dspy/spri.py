@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dspy
 
-from spri_dspy.critique import Keep, check_keep, check_max_rounds, check_threshold, critique_refine
+from spri_dspy.critique import CritiqueRefineProgram, Keep, Round
 from spri_dspy.modules import (
     PrincipleCritic,
     PrincipleGenerator,
@@ -13,7 +13,7 @@ from spri_dspy.modules import (
     ResponseCritic,
     ResponseRefiner,
 )
-from spri_dspy.seeds import SeedSource, load_seeds
+from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds
 
 
 def check_text(name: str, value: object, *, optional: bool = False) -> str | None:
@@ -27,7 +27,21 @@ def check_text(name: str, value: object, *, optional: bool = False) -> str | Non
     return value
 
 
-class SPRI(dspy.Module):
+def refine_response(program: CritiqueRefineProgram, response: str, context: dict) -> tuple[str, list[Round]]:
+    """The response stage's loop on ``program.response_critic`` and ``program.response_refiner``.
+
+    ``context`` holds every input of those steps but the response (query, goal,
+    and for SPRI the principles).
+    """
+    return program.refine_loop(
+        "response",
+        response,
+        critique=lambda text: program.response_critic(**context, response=text),
+        refine=lambda text, feedback: program.response_refiner(**context, response=text, feedback=feedback).response,
+    )
+
+
+class SPRI(CritiqueRefineProgram):
     """Situated-PRInciples (Zhan et al., ICML 2025) as a DSPy program.
 
     Stage 1 writes principles for the input (few-shot from ``seeds``), which a
@@ -42,10 +56,15 @@ class SPRI(dspy.Module):
     that can be given its own LM, inspected or compiled.
 
     Calling ``program(query=..., goal=None)`` returns a Prediction with
-    ``principles``, ``response`` and ``trace`` (a JSON-serialisable list of
-    :class:`spri_dspy.Round`). ``keep="latest"`` (the paper) keeps each stage's
-    last text; ``keep="best"`` keeps its highest-scored one.
+    ``principles``, ``response``, ``trace`` (a JSON-serialisable list of
+    :class:`spri_dspy.Round`) and ``seeds`` (indexes of the seeds shown).
+    ``keep="latest"`` (the paper) keeps each stage's last text; ``keep="best"``
+    keeps its highest-scored one. ``seed_match="goal"`` shows only seeds with
+    the input's goal (for reappraisal: the seed of the same appraisal
+    dimension); ``leave_one_out=True`` never shows a seed whose query is the input.
     """
+
+    critics = ("principle_critic", "response_critic")
 
     def __init__(
         self,
@@ -54,44 +73,34 @@ class SPRI(dspy.Module):
         seeds: SeedSource | None = None,
         critic_lm: dspy.BaseLM | None = None,
         keep: Keep = "latest",
+        seed_match: SeedMatch = "all",
+        leave_one_out: bool = False,
     ):
-        super().__init__()
-        self.threshold = check_threshold(threshold)
-        self.max_rounds = check_max_rounds(max_rounds)
-        self.keep = check_keep(keep)
-        if critic_lm is not None and not isinstance(critic_lm, dspy.BaseLM):
-            raise TypeError(f"critic_lm must be a dspy.LM (dspy.BaseLM), got {type(critic_lm).__name__}")
-        self.principle_generator = PrincipleGenerator(load_seeds(seeds) if seeds is not None else ())
+        super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
+        self.principle_generator = PrincipleGenerator(
+            load_seeds(seeds) if seeds is not None else (), seed_match=seed_match, leave_one_out=leave_one_out
+        )
         self.principle_critic = PrincipleCritic()
         self.principle_refiner = PrincipleRefiner()
         self.responder = Responder()
         self.response_critic = ResponseCritic()
         self.response_refiner = ResponseRefiner()
-        if critic_lm is not None:
-            self.principle_critic.set_lm(critic_lm)
-            self.response_critic.set_lm(critic_lm)
+        self.place_critics(critic_lm)
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
         context = {"query": check_text("query", query), "goal": check_text("goal", goal, optional=True)}
-        loop = {"threshold": self.threshold, "max_rounds": self.max_rounds, "keep": self.keep}
 
-        principles = self.principle_generator(**context).principles
-        principles, principle_rounds = critique_refine(
+        generated = self.principle_generator(**context)
+        principles = generated.principles
+        principles, principle_rounds = self.refine_loop(
             "principles",
             principles,
             critique=lambda text: self.principle_critic(**context, principles=text),
             refine=lambda text, feedback: self.principle_refiner(**context, principles=text, feedback=feedback).principles,
-            **loop,
         )
 
-        response = self.responder(**context, principles=principles).response
-        response, response_rounds = critique_refine(
-            "response",
-            response,
-            critique=lambda text: self.response_critic(**context, principles=principles, response=text),
-            refine=lambda text, feedback: self.response_refiner(
-                **context, principles=principles, response=text, feedback=feedback
-            ).response,
-            **loop,
+        response_context = {**context, "principles": principles}
+        response, response_rounds = refine_response(self, self.responder(**response_context).response, response_context)
+        return dspy.Prediction(
+            principles=principles, response=response, trace=principle_rounds + response_rounds, seeds=generated.seeds
         )
-        return dspy.Prediction(principles=principles, response=response, trace=principle_rounds + response_rounds)

@@ -24,7 +24,8 @@ from dspy.lm15 import Message, Response, Usage, response_to_events
 
 from spri_dspy import signatures
 
-# Step name -> the signature that step calls; a request is matched by its field names.
+# Step name -> the signature that step calls; a request is matched by its field names. The names are the
+# programs' attribute names; the baselines' own signatures are the "direct_*" steps.
 STEPS: dict[str, type[dspy.Signature]] = {
     "principle_generator": signatures.GeneratePrinciples,
     "principle_critic": signatures.CritiquePrinciples,
@@ -32,6 +33,18 @@ STEPS: dict[str, type[dspy.Signature]] = {
     "responder": signatures.Respond,
     "response_critic": signatures.CritiqueResponse,
     "response_refiner": signatures.RefineResponse,
+    "rubric_generator": signatures.WriteRubric,
+    "rubric_critic": signatures.CritiqueRubric,
+    "rubric_refiner": signatures.RefineRubric,
+    "judge": signatures.JudgeWithRubric,
+    "judgement_critic": signatures.CritiqueJudgement,
+    "judgement_refiner": signatures.RefineJudgement,
+    "direct_responder": signatures.RespondDirectly,
+    "direct_critic": signatures.CritiqueDirectly,
+    "direct_refiner": signatures.RefineDirectly,
+    "direct_judge": signatures.JudgeDirectly,
+    "direct_judgement_critic": signatures.CritiqueJudgementDirectly,
+    "direct_judgement_refiner": signatures.RefineJudgementDirectly,
 }
 
 Answer = Union[Mapping[str, Any], str]

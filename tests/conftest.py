@@ -53,3 +53,17 @@ def shared_paper():
     if not PAPER.is_dir():
         pytest.skip("../shared/spri-paper is not beside this checkout")
     return PAPER
+
+
+def judge_script(rubric_scores=(5,), judgement_scores=(5,), judged=(3,)):
+    """SPRIJudge script: versioned rubrics, judgements scoring ``judged`` in turn, given critic scores."""
+    judged = iter(judged)
+    return {
+        "rubric_generator": numbered("rubric", "rubric"),
+        "rubric_refiner": lambda call: {"refined_rubric": f"{call.inputs['rubric']}+"},
+        "rubric_critic": critic_answers(rubric_scores, "rubric"),
+        "judge": lambda call: {"feedback": "judged v0", "score": next(judged)},
+        "judgement_refiner": lambda call: {"refined_feedback": call.inputs["judgement"].split("\n")[0] + "+",
+                                           "refined_score": next(judged)},
+        "judgement_critic": critic_answers(judgement_scores, "judgement"),
+    }

@@ -1,0 +1,192 @@
+"""The paper's baselines as DSPy modules, so evaluation, ablations and optimizers treat them like SPRI.
+
+Response baselines return ``principles``, ``response``, ``trace`` and ``seeds``
+like :class:`spri_dspy.SPRI`; judge baselines return ``rubric``, ``feedback``,
+``score`` and ``trace`` like :class:`spri_dspy.SPRIJudge`.
+
+- :class:`Vanilla` / :class:`VanillaJudge`: answer or judge directly.
+- :class:`SelfRefine` / :class:`SelfRefineJudge`: critique and refine without principles
+  (same threshold and rounds as SPRI).
+- :class:`OraclePrinciples`: SPRI's response stage under principles given with each input
+  (e.g. the expert constitution).
+- :class:`SeedPrinciples`: the selected seeds' principles used directly as the principles.
+- :class:`RubricJudge`: judge with a fixed rubric (:data:`MT_BENCH_RUBRIC`, instance-agnostic;
+  :data:`FLASK_RUBRIC`, skill-based), a rubric given with each input (the oracle gold rubric),
+  or the selected seed rubrics.
+"""
+
+from __future__ import annotations
+
+import dspy
+
+from spri_dspy.critique import CritiqueRefineProgram, Keep
+from spri_dspy.judge import Judge, refine_judgement
+from spri_dspy.modules import Responder, ResponseCritic, ResponseRefiner, Step
+from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds, select_seeds
+from spri_dspy.signatures import (
+    CritiqueDirectly,
+    CritiqueJudgementDirectly,
+    JudgeDirectly,
+    RefineDirectly,
+    RefineJudgementDirectly,
+    RespondDirectly,
+)
+from spri_dspy.spri import check_text, refine_response
+
+MT_BENCH_RUBRIC = """Criteria: How helpful is the response overall: relevant to the instruction, accurate, deep enough, \
+creative where that helps, and detailed at the right level?
+Score 1: Irrelevant, wrong or unhelpful; it does not address the instruction.
+Score 2: Touches on the instruction but is mostly inaccurate, shallow or missing what was asked.
+Score 3: Addresses the instruction with some accurate, relevant content, but has clear gaps or errors.
+Score 4: Accurate, relevant and helpful, with only minor omissions or lapses in depth or detail.
+Score 5: Fully answers the instruction: accurate, relevant, insightful and exactly as detailed as needed."""
+
+FLASK_RUBRIC = """Criteria: Judge the response skill by skill: logical correctness, factual accuracy, commonsense \
+understanding, comprehension of the instruction, completeness, insightfulness, metacognition (knowing the limits of \
+its knowledge), readability, conciseness and harmlessness. Weigh the skills this instruction most depends on.
+Score 1: Fails the skills the instruction depends on: wrong reasoning or facts, misread instruction, or harmful.
+Score 2: Shows the key skills only weakly: notable logical or factual errors, or large parts of the task missing.
+Score 3: Adequate on the key skills but with some errors, gaps, padding or unclear writing.
+Score 4: Strong on the key skills with minor flaws in one or two of them.
+Score 5: Excellent on every skill the instruction depends on: correct, complete, insightful, clear and safe."""
+
+
+class Vanilla(dspy.Module):
+    """Baseline: respond directly, with no principles and no critique."""
+
+    def __init__(self):
+        super().__init__()
+        self.responder = Step(RespondDirectly, {"response": "response"})
+
+    def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
+        query, goal = check_text("query", query), check_text("goal", goal, optional=True)
+        response = self.responder(query=query, goal=goal).response
+        return dspy.Prediction(principles=None, response=response, trace=[], seeds=[])
+
+
+class SelfRefine(CritiqueRefineProgram):
+    """Baseline: respond, then critique and refine the response without principles."""
+
+    critics = ("response_critic",)
+
+    def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
+                 keep: Keep = "latest"):
+        super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
+        self.responder = Step(RespondDirectly, {"response": "response"})
+        self.response_critic = Step(CritiqueDirectly, {"score": "score", "feedback": "feedback"})
+        self.response_refiner = Step(RefineDirectly, {"refined_response": "response"})
+        self.place_critics(critic_lm)
+
+    def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
+        context = {"query": check_text("query", query), "goal": check_text("goal", goal, optional=True)}
+        response, rounds = refine_response(self, self.responder(**context).response, context)
+        return dspy.Prediction(principles=None, response=response, trace=rounds, seeds=[])
+
+
+class OraclePrinciples(CritiqueRefineProgram):
+    """Baseline: SPRI's response stage under principles given with each input (no principle stage).
+
+    Call it as ``program(query=..., principles=..., goal=None)``, e.g. with the expert constitution.
+    """
+
+    critics = ("response_critic",)
+
+    def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
+                 keep: Keep = "latest"):
+        super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
+        self.responder = Responder()
+        self.response_critic = ResponseCritic()
+        self.response_refiner = ResponseRefiner()
+        self.place_critics(critic_lm)
+
+    def forward(self, query: str, principles: str, goal: str | None = None, seeds: list[int] | None = None) -> dspy.Prediction:
+        context = {"query": check_text("query", query), "goal": check_text("goal", goal, optional=True),
+                   "principles": check_text("principles", principles)}
+        response, rounds = refine_response(self, self.responder(**context).response, context)
+        return dspy.Prediction(principles=principles, response=response, trace=rounds, seeds=seeds or [])
+
+
+class SeedPrinciples(OraclePrinciples):
+    """Baseline: the seeds selected for the input (``seed_match``, ``leave_one_out``) used
+    directly as its principles, then SPRI's response stage."""
+
+    def __init__(self, seeds: SeedSource, seed_match: SeedMatch = "all", leave_one_out: bool = False, **options):
+        super().__init__(**options)
+        self.seeds = load_seeds(seeds)
+        select_seeds([], query="", match=seed_match)  # validates seed_match
+        self.seed_match, self.leave_one_out = seed_match, leave_one_out
+
+    def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
+        check_text("query", query)
+        shown = select_seeds(self.seeds, query=query, goal=goal, match=self.seed_match, leave_one_out=self.leave_one_out)
+        if not shown:
+            raise ValueError("no seed matches this input (seed_match/leave_one_out left none)")
+        principles = "\n\n".join(self.seeds[i].principles for i in shown)
+        return super().forward(query=query, principles=principles, goal=goal, seeds=shown)
+
+
+class VanillaJudge(dspy.Module):
+    """Baseline judge: feedback and a 1..5 score with no rubric and no critique."""
+
+    def __init__(self):
+        super().__init__()
+        self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"})
+
+    def forward(self, instruction: str, response: str, reference_answer: str | None = None) -> dspy.Prediction:
+        context = _judge_context(instruction, response, reference_answer)
+        judgement = self.judge(**context)
+        return dspy.Prediction(rubric=None, feedback=judgement.feedback, score=judgement.score, trace=[])
+
+
+class SelfRefineJudge(CritiqueRefineProgram):
+    """Baseline judge: judge without a rubric, then critique and refine the judgement."""
+
+    critics = ("judgement_critic",)
+
+    def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
+                 keep: Keep = "latest"):
+        super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
+        self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"})
+        self.judgement_critic = Step(CritiqueJudgementDirectly, {"score": "score", "feedback": "feedback"})
+        self.judgement_refiner = Step(RefineJudgementDirectly, {"refined_feedback": "feedback", "refined_score": "score"})
+        self.place_critics(critic_lm)
+
+    def forward(self, instruction: str, response: str, reference_answer: str | None = None) -> dspy.Prediction:
+        context = _judge_context(instruction, response, reference_answer)
+        judgement, rounds = refine_judgement(self, self.judge(**context), context)
+        return dspy.Prediction(rubric=None, feedback=judgement.feedback, score=judgement.score, trace=rounds)
+
+
+class RubricJudge(dspy.Module):
+    """Baseline judge: one judgement with a rubric that is not written for the input.
+
+    The rubric is, in order of precedence: the ``rubric`` given with the call
+    (the oracle gold rubric), the fixed ``rubric`` given here (e.g.
+    :data:`MT_BENCH_RUBRIC` or :data:`FLASK_RUBRIC`), or the seed rubrics
+    selected for the instruction.
+    """
+
+    def __init__(self, rubric: str | None = None, seeds: SeedSource | None = None, leave_one_out: bool = False):
+        super().__init__()
+        self.rubric = check_text("rubric", rubric, optional=True)
+        self.seeds = load_seeds(seeds) if seeds is not None else []
+        self.leave_one_out = leave_one_out
+        self.judge = Judge()
+
+    def forward(self, instruction: str, response: str, reference_answer: str | None = None,
+                rubric: str | None = None) -> dspy.Prediction:
+        context = _judge_context(instruction, response, reference_answer)
+        rubric = check_text("rubric", rubric, optional=True) or self.rubric
+        shown: list[int] = []
+        if rubric is None:
+            shown = select_seeds(self.seeds, query=instruction, leave_one_out=self.leave_one_out)
+            if not shown:
+                raise ValueError("rubric is required: pass rubric= to the call, a fixed rubric, or seeds")
+            rubric = "\n\n".join(self.seeds[i].principles for i in shown)
+        judgement = self.judge(**context, rubric=rubric)
+        return dspy.Prediction(rubric=rubric, feedback=judgement.feedback, score=judgement.score, trace=[], seeds=shown)
+
+
+def _judge_context(instruction: object, response: object, reference_answer: object) -> dict:
+    return {"instruction": check_text("instruction", instruction), "response": check_text("response", response),
+            "reference_answer": check_text("reference_answer", reference_answer, optional=True)}

@@ -1,0 +1,154 @@
+"""SPRI as an LLM judge: an instance-specific rubric, critiqued and refined, then a judgement
+made with it, itself critiqued and refined (the paper's BiGGen-Bench setting)."""
+
+from __future__ import annotations
+
+import dspy
+
+from spri_dspy.critique import CritiqueRefineProgram, Keep, Round
+from spri_dspy.modules import SeededStep, Step
+from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds
+from spri_dspy.signatures import (
+    CritiqueJudgement,
+    CritiqueRubric,
+    JudgeWithRubric,
+    RefineJudgement,
+    RefineRubric,
+    WriteRubric,
+)
+from spri_dspy.spri import check_text
+
+
+def render_judgement(judgement: dspy.Prediction) -> str:
+    """The text of a judgement as critics and the trace see it: feedback, then the score."""
+    return f"{judgement.feedback.strip()}\nScore: {judgement.score}"
+
+
+def refine_judgement(
+    program: CritiqueRefineProgram, judgement: dspy.Prediction, context: dict
+) -> tuple[dspy.Prediction, list[Round]]:
+    """The judgement stage's loop on ``program.judgement_critic`` and ``program.judgement_refiner``.
+
+    ``judgement`` is a Prediction with ``feedback`` and ``score``; ``context``
+    holds every other input of those steps (instruction, reference answer,
+    response, and for SPRIJudge the rubric).
+    """
+    return program.refine_loop(
+        "judgement",
+        judgement,
+        critique=lambda draft: program.judgement_critic(**context, judgement=render_judgement(draft)),
+        refine=lambda draft, feedback: program.judgement_refiner(
+            **context, judgement=render_judgement(draft), feedback=feedback
+        ),
+        render=render_judgement,
+    )
+
+
+class RubricGenerator(SeededStep):
+    """Writes a 1-5 scoring rubric for an instruction, few-shot from seed rubrics.
+
+    Seeds are ``query``/``principles`` Examples (e.g. the paper's seed rubrics),
+    shown as ``instruction``/``rubric`` demos and selected per input (see :class:`spri_dspy.modules.SeededStep`).
+    """
+
+    def __init__(self, seeds=(), seed_match: SeedMatch = "all", leave_one_out: bool = False):
+        super().__init__(WriteRubric, "rubric", seeds, query_field="instruction", seed_match=seed_match,
+                         leave_one_out=leave_one_out)
+
+
+class RubricCritic(Step):
+    """Scores a rubric 1..5 for how fairly it would grade responses to the instruction."""
+
+    def __init__(self):
+        super().__init__(CritiqueRubric, {"score": "score", "feedback": "feedback"})
+
+
+class RubricRefiner(Step):
+    """Rewrites a rubric to address the critic's feedback."""
+
+    def __init__(self):
+        super().__init__(RefineRubric, {"refined_rubric": "rubric"})
+
+
+class Judge(Step):
+    """Grades a response with a rubric: feedback and a 1..5 score."""
+
+    def __init__(self):
+        super().__init__(JudgeWithRubric, {"feedback": "feedback", "score": "score"})
+
+
+class JudgementCritic(Step):
+    """Scores 1..5 how faithfully a judgement applies the rubric, with feedback."""
+
+    def __init__(self):
+        super().__init__(CritiqueJudgement, {"score": "score", "feedback": "feedback"})
+
+
+class JudgementRefiner(Step):
+    """Revises a judgement (feedback and score) using the critic's feedback."""
+
+    def __init__(self):
+        super().__init__(RefineJudgement, {"refined_feedback": "feedback", "refined_score": "score"})
+
+
+class SPRIJudge(CritiqueRefineProgram):
+    """SPRI for LLM-as-a-judge: situated rubrics instead of situated principles.
+
+    Stage 1 writes a rubric for the instruction (optionally seeing a reference
+    answer), critiqued and refined like SPRI's principles; stage 2 judges the
+    response with it (feedback and a 1..5 score), and a critic checks that the
+    judgement follows the rubric, refining it below ``threshold``. The loop,
+    settings and LM placement (``critic_lm``) are those of :class:`spri_dspy.SPRI`.
+
+    Calling it with ``(instruction=..., response=..., reference_answer=None)`` returns a
+    Prediction with ``rubric``, ``feedback``, ``score``, ``trace`` (stages
+    ``"rubric"`` and ``"judgement"``) and ``seeds``.
+    """
+
+    critics = ("rubric_critic", "judgement_critic")
+
+    def __init__(
+        self,
+        threshold: int = 4,
+        max_rounds: int = 4,
+        seeds: SeedSource | None = None,
+        critic_lm: dspy.BaseLM | None = None,
+        keep: Keep = "latest",
+        seed_match: SeedMatch = "all",
+        leave_one_out: bool = False,
+    ):
+        super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
+        self.rubric_generator = RubricGenerator(
+            load_seeds(seeds) if seeds is not None else (), seed_match=seed_match, leave_one_out=leave_one_out
+        )
+        self.rubric_critic = RubricCritic()
+        self.rubric_refiner = RubricRefiner()
+        self.judge = Judge()
+        self.judgement_critic = JudgementCritic()
+        self.judgement_refiner = JudgementRefiner()
+        self.place_critics(critic_lm)
+
+    def forward(self, instruction: str, response: str, reference_answer: str | None = None) -> dspy.Prediction:
+        context = {
+            "instruction": check_text("instruction", instruction),
+            "reference_answer": check_text("reference_answer", reference_answer, optional=True),
+        }
+        check_text("response", response)
+
+        generated = self.rubric_generator(**context)
+        rubric, rubric_rounds = self.refine_loop(
+            "rubric",
+            generated.rubric,
+            critique=lambda text: self.rubric_critic(**context, rubric=text),
+            refine=lambda text, feedback: self.rubric_refiner(**context, rubric=text, feedback=feedback).rubric,
+        )
+
+        judgement_context = {**context, "rubric": rubric, "response": response}
+        judgement, judgement_rounds = refine_judgement(self, self.judge(**judgement_context), judgement_context)
+        return dspy.Prediction(
+            rubric=rubric,
+            feedback=judgement.feedback,
+            score=judgement.score,
+            trace=rubric_rounds + judgement_rounds,
+            seeds=generated.seeds,
+        )
