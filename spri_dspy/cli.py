@@ -43,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-tokens", type=int, default=512, metavar="N", help="completion budget per LM call (default 512)")
     run.add_argument("--json", action="store_true", help="print the whole prediction with its trace as JSON")
     run.set_defaults(handler=cmd_run)
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="recompute the paper's tables from recorded runs",
+        description="Recompute mean alignment/empathy (reappraisal) and agreement with human scores (judging) "
+        "for every model and variant found under DIR (laid out like the released spri-paper data).",
+    )
+    reproduce.add_argument("dir", metavar="DIR", help="folder with reappraisal/ and/or biggen-judgements/")
+    reproduce.add_argument("--json", action="store_true", help="print every figure, per capability too, as JSON")
+    reproduce.set_defaults(handler=cmd_reproduce)
     return parser
 
 
@@ -111,6 +121,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                           "trace": prediction.trace, **summary}, indent=2, ensure_ascii=False))
     else:
         print(render(prediction, summary))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """``spri reproduce``: the paper's figures from recorded runs."""
+    from spri_dspy.reproduce import render as render_table
+    from spri_dspy.reproduce import reproduce
+
+    try:
+        rows = reproduce(args.dir)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from None
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+    else:
+        print(render_table(rows))
     return 0
 
 

@@ -23,6 +23,12 @@ import dspy
 from dspy.lm15 import Message, Response, Usage, response_to_events
 
 from spri_dspy import signatures
+from spri_dspy.signatures.metrics import (
+    JudgeEmpathy,
+    JudgePrincipleUsefulness,
+    JudgeReappraisalAlignment,
+    JudgeResponseAdherence,
+)
 
 # Step name -> the signature that step calls; a request is matched by its field names. The names are the
 # programs' attribute names; the baselines' own signatures are the "direct_*" steps.
@@ -45,6 +51,10 @@ STEPS: dict[str, type[dspy.Signature]] = {
     "direct_judge": signatures.JudgeDirectly,
     "direct_judgement_critic": signatures.CritiqueJudgementDirectly,
     "direct_judgement_refiner": signatures.RefineJudgementDirectly,
+    "alignment_judge": JudgeReappraisalAlignment,
+    "empathy_judge": JudgeEmpathy,
+    "usefulness_judge": JudgePrincipleUsefulness,
+    "adherence_judge": JudgeResponseAdherence,
 }
 
 Answer = Union[Mapping[str, Any], str]

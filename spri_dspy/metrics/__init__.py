@@ -2,4 +2,19 @@
 
 from spri_dspy.metrics.agreement import agreement, agreement_by_group, krippendorff_alpha, mae, pearson, spearman
 
-__all__ = ["agreement", "agreement_by_group", "pearson", "spearman", "mae", "krippendorff_alpha"]
+from spri_dspy.metrics.llm import (
+    JudgeMetric,
+    empathy,
+    human_agreement,
+    principle_usefulness,
+    reappraisal_alignment,
+    response_adherence,
+)
+
+__all__ = [
+    "JudgeMetric",
+    "reappraisal_alignment",
+    "empathy",
+    "principle_usefulness",
+    "response_adherence",
+    "human_agreement","agreement", "agreement_by_group", "pearson", "spearman", "mae", "krippendorff_alpha"]

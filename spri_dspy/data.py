@@ -1,0 +1,50 @@
+"""Reading task data through the ``datasets`` library, with errors that name the row and field."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import datasets
+
+TableSource = Union[str, os.PathLike, datasets.Dataset, Sequence[Mapping[str, Any]]]
+_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+class RowError(ValueError):
+    """A data row that lacks a required field or holds a value of the wrong type."""
+
+
+def load_table(source: TableSource) -> datasets.Dataset:
+    """A ``datasets.Dataset`` from a Dataset, a list of dicts, a .jsonl/.json/.csv/.parquet
+    file, or a folder written by ``Dataset.save_to_disk``."""
+    if isinstance(source, datasets.Dataset):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        return datasets.Dataset.from_list([dict(row) for row in source])
+    path = Path(source)
+    if path.is_dir():
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
+        return loaded
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    builder = _BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise ValueError(f"cannot read {path}: use .jsonl, .json, .csv, .parquet or a saved dataset folder")
+    return datasets.load_dataset(builder, data_files=str(path), split="train")
+
+
+def text_field(row: Mapping[str, Any], field: str, index: int, *, optional: bool = False) -> str | None:
+    """``row[field]`` as a non-empty string; RowError naming the row and field otherwise."""
+    value = row.get(field)
+    if value is None and optional:
+        return None
+    if field not in row and not optional:
+        raise RowError(f"row {index}: missing field {field!r}")
+    if not isinstance(value, str) or not value.strip():
+        raise RowError(f"row {index}: field {field!r} must be a non-empty string, got {value!r:.60}")
+    return value

@@ -1,0 +1,45 @@
+"""Cognitive reappraisal: an emotional-support post plus a response goal (an appraisal dimension's aim)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dspy
+
+from spri_dspy.data import TableSource, load_table, text_field
+
+# Example field -> column in the RESORT-style files released with the paper.
+REAPPRAISAL_COLUMNS = {
+    "id": "Reddit ID",
+    "query": "Reddit Post",
+    "goal": "appraisal_dimension_aim",
+    "dimension": "appraisal_dimension",
+    "dimension_id": "appraisal_dimension_id",
+    "constitution": "constitution",
+    "standards": "standards",
+}
+_REQUIRED = ("query", "goal")
+
+
+def load_reappraisal(source: TableSource, columns: Mapping[str, str] | None = None) -> list[dspy.Example]:
+    """Reappraisal examples from ``resort_eval_30.json`` or any file ``datasets`` reads.
+
+    Each Example has inputs ``query`` (the post) and ``goal`` (the dimension's
+    aim), and when present ``id``, ``dimension``, ``dimension_id`` (a string),
+    ``constitution`` (the expert principles, i.e. the oracle) and ``standards``
+    (the expert judging standards the alignment metric needs). ``columns`` maps
+    these names to other column names. Raises RowError naming the row and column.
+    """
+    mapping = {**REAPPRAISAL_COLUMNS, **(columns or {})}
+    examples = []
+    for index, row in enumerate(load_table(source)):
+        fields = {}
+        for name, column in mapping.items():
+            if name == "dimension_id" and row.get(column) is not None:
+                fields[name] = str(row[column])
+                continue
+            value = text_field(row, column, index, optional=name not in _REQUIRED)
+            if value is not None:
+                fields[name] = value
+        examples.append(dspy.Example(**fields).with_inputs("query", "goal"))
+    return examples

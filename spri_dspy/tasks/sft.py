@@ -1,0 +1,59 @@
+"""Synthetic SFT data: SPRI over instructions, exported as chat-format (instruction, response) pairs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import datasets
+import dspy
+
+from spri_dspy.data import TableSource, load_table, text_field
+
+
+def load_instructions(source: TableSource, field: str = "instruction") -> list[str]:
+    """The ``field`` column of any table ``datasets`` reads, each a non-empty string.
+
+    A list-valued column (MT-Bench's ``turns``) contributes its first turn.
+    """
+    instructions = []
+    for index, row in enumerate(load_table(source)):
+        value = row.get(field)
+        if isinstance(value, list) and value:
+            row = {field: value[0]}
+        instructions.append(text_field(row, field, index))
+    return instructions
+
+
+def sft_row(instruction: str, prediction: dspy.Prediction) -> dict:
+    """One SFT record: the chat pair in ``messages`` (ready for TRL's SFTTrainer), the
+    plain ``instruction``/``response``, and SPRI's principles and trace as metadata."""
+    return {
+        "messages": [{"role": "user", "content": instruction}, {"role": "assistant", "content": prediction.response}],
+        "instruction": instruction,
+        "response": prediction.response,
+        "principles": prediction.get("principles"),
+        "trace": json.dumps(prediction.get("trace") or []),
+    }
+
+
+def generate_sft(program: dspy.Module, instructions: Sequence[str], num_threads: int = 1) -> datasets.Dataset:
+    """Run ``program`` (SPRI or a baseline) over ``instructions`` with DSPy's parallel
+    executor and return the SFT records as a ``datasets.Dataset``."""
+    examples = [dspy.Example(query=text).with_inputs("query") for text in instructions]
+    predictions = program.batch(examples, num_threads=num_threads, disable_progress_bar=True)
+    return datasets.Dataset.from_list([sft_row(text, p) for text, p in zip(instructions, predictions)])
+
+
+def save_sft(dataset: datasets.Dataset, path: str | os.PathLike) -> Path:
+    """Write SFT records as JSONL (``.jsonl``), Parquet (``.parquet``) or a dataset folder (any other path)."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        dataset.to_json(str(path), lines=True, force_ascii=False)
+    elif path.suffix == ".parquet":
+        dataset.to_parquet(str(path))
+    else:
+        dataset.save_to_disk(str(path))
+    return path

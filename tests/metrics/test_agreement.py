@@ -1,0 +1,42 @@
+"""Agreement figures against values computed by hand."""
+
+import math
+
+import pytest
+
+from spri_dspy.metrics import agreement_by_group, krippendorff_alpha, mae, pearson, spearman
+
+
+def test_pearson_by_hand():
+    # x = 1,2,3,4; y = 2,4,5,9: mean 2.5 / 5; sxy = 11.0, sxx = 5, syy = 26 -> 11 / sqrt(130)
+    assert pearson([1, 2, 3, 4], [2, 4, 5, 9]) == pytest.approx(11 / math.sqrt(130))
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(pearson([3, 3, 3], [1, 2, 3]))
+
+
+def test_spearman_with_ties_by_hand():
+    # ranks x: 1, 2.5, 2.5, 4; ranks y: 1, 2, 3, 4 -> pearson of ranks = 4.5 / sqrt(4.5 * 5)
+    assert spearman([1, 2, 2, 3], [10, 20, 30, 40]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
+    assert spearman([1, 5, 9], [2, 3, 100]) == pytest.approx(1.0)
+
+
+def test_mae_by_hand():
+    assert mae([1, 2, 5], [2, 2, 3]) == pytest.approx(1.0)
+
+
+def test_krippendorff_alpha_by_hand():
+    # pairs (1,2), (3,3), (5,4): n = 6 values 1,3,5,2,3,4 (mean 3); spread = 4+0+4+1+0+1 = 10;
+    # disagreement sum = 1+0+1 = 2 -> alpha = 1 - 5*2 / (6*10) = 5/6
+    assert krippendorff_alpha([1, 3, 5], [2, 3, 4]) == pytest.approx(5 / 6)
+    assert krippendorff_alpha([1, 2, 3], [1, 2, 3]) == pytest.approx(1.0)
+
+
+def test_group_average_drops_missing_model_scores_only():
+    rows = [("a", 1, 1), ("a", 2, 2), ("a", 3, 3), ("a", None, 5),
+            ("b", 1, 3), ("b", 2, 2), ("b", 3, 1), ("b", 5, -1)]
+    result = agreement_by_group(rows)
+    assert result["groups"]["a"]["n"] == 3 and result["groups"]["b"]["n"] == 4
+    assert result["groups"]["a"]["pearson"] == pytest.approx(1.0)
+    b = pearson([1, 2, 3, 5], [3, 2, 1, -1])
+    assert result["average"]["pearson"] == pytest.approx((1.0 + b) / 2)
+    assert result["average"]["n"] == 7
