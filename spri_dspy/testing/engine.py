@@ -1,5 +1,9 @@
 """A scripted, deterministic engine for testing SPRI programs without a real model.
 
+It recognises which step a request is for from what DSPy's adapters announce in
+the system message (the signature's input and output field names); the same
+recognition serves :mod:`spri_dspy.testing.server`.
+
 ``ScriptedEngine`` plugs into ``dspy.LM(model, engine=...)`` like any engine, so
 programs under test go through DSPy's real adapters, parsing, history and usage
 tracking. Each request is recognised as one of the program's steps by the input
@@ -109,20 +113,24 @@ class ScriptedEngine:
 
     def complete(self, request) -> Response:
         system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system or ())
-        fields = {kind: _FIELD_NAME.findall(names) for kind, names in _FIELD_LIST.findall(system)}
-        step = self._step(fields.get("input", []), fields.get("output", []))
-        user_messages = [m for m in request.messages if m.role == "user"]
-        json_mode = request.config.response_format is not None or "Outputs will be a JSON object" in system
-        call = Call(step=step, model=request.model, inputs=_inputs(user_messages[-1].text or ""),
-                    json_mode=json_mode, demos=len(user_messages) - 1)
+        user_texts = [m.text or "" for m in request.messages if m.role == "user"]
+        call = self.recognise(system, user_texts, request.model, request.config.response_format is not None)
         with self._lock:
-            answer = self.script.get(step, self.default)(call)
+            answer = self.script.get(call.step, self.default)(call)
             call.answer = answer
             self.calls.append(call)
-        text = answer if isinstance(answer, str) else _format(answer, json_mode)
+        text = render_answer(answer, call.json_mode)
+        prompt = len(system.split()) + sum(len((m.text or "").split()) for m in request.messages)
         return Response(id=None, model=request.model, message=Message.assistant(text), finish_reason="stop",
-                        usage=Usage(input_tokens=len(system.split()) + sum(len((m.text or "").split()) for m in request.messages),
-                                    output_tokens=len(text.split())))
+                        usage=Usage(input_tokens=prompt, output_tokens=len(text.split())))
+
+    def recognise(self, system: str, user_texts: list[str], model: str, schema_requested: bool) -> Call:
+        """The :class:`Call` a request makes: its step, inputs, format and number of demos."""
+        fields = {kind: _FIELD_NAME.findall(names) for kind, names in _FIELD_LIST.findall(system)}
+        json_mode = schema_requested or "Outputs will be a JSON object" in system
+        return Call(step=self._step(fields.get("input", []), fields.get("output", [])), model=model,
+                    inputs=_inputs(user_texts[-1] if user_texts else ""), json_mode=json_mode,
+                    demos=max(0, len(user_texts) - 1))
 
     def stream(self, request):
         return response_to_events(self.complete(request))
@@ -165,7 +173,10 @@ def _inputs(text: str) -> dict[str, str]:
     return {name: value.strip() for name, value in zip(parts[1::2], parts[2::2])}
 
 
-def _format(answer: Mapping[str, Any], json_mode: bool) -> str:
+def render_answer(answer: Answer, json_mode: bool) -> str:
+    """An answer as the calling adapter expects it: JSON, DSPy's field markers, or a raw string as it is."""
+    if isinstance(answer, str):
+        return answer
     if json_mode:
         return json.dumps(dict(answer))
     blocks = (f"[[ ## {name} ## ]]\n{value}" for name, value in answer.items())

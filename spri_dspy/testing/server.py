@@ -1,0 +1,233 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1 for benchmarks and fault-injection tests.
+
+Every answer is scripted and stateless, so any number of threads or processes
+can call it: generators answer ``"<step> for: <query>"``, refiners append
+``" (refined)"`` to the text they refine, and critics score the text under
+review with ``critic_scores[k]`` where k is how often that text was refined
+(the last score repeats). Faults are injected at the given rates: ``"500"``,
+``"429"``, ``"timeout"`` (the answer comes after ``timeout_delay`` seconds) and
+``"malformed"`` (a 200 with a body that is not JSON).
+
+Run it in-process (``with FakeOpenAIServer(latency=0.1) as server: server.url``) or,
+for benchmarks, in its own process: ``python -m spri_dspy.testing.server --latency 0.1``
+prints the URL and serves until stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from spri_dspy.testing.engine import STEPS, ScriptedEngine, render_answer
+
+FAULTS = ("500", "429", "timeout", "malformed")
+
+
+def scripted_answer(step: str, inputs: Mapping[str, str], critic_scores: Sequence[int]) -> dict[str, Any] | str:
+    """The server's stateless answer for one step (see the module docstring)."""
+    signature = STEPS.get(step)
+    if signature is None:
+        return "unknown step"
+    outputs = list(signature.output_fields)
+    under_review = list(inputs.values())[-1] if inputs else ""  # a critic's last input is the text it reviews
+    if outputs == ["feedback", "score"] and step.endswith("critic"):
+        refined = under_review.count("(refined)")
+        return {"feedback": f"improve it ({refined})", "score": critic_scores[min(refined, len(critic_scores) - 1)]}
+    answer: dict[str, Any] = {}
+    for name in outputs:
+        if name == "score" or name.endswith("_score"):
+            answer[name] = 3
+        elif name.startswith("refined_"):
+            draft = inputs.get(name.removeprefix("refined_"), inputs.get("judgement", ""))
+            answer[name] = f"{draft} (refined)"
+        else:
+            first = next(iter(inputs.values()), "")
+            answer[name] = f"{step} for: {first[:40]}"
+    return answer
+
+
+class FakeOpenAIServer:
+    """OpenAI-compatible ``/v1/chat/completions`` with fixed latency, scripted critics and faults.
+
+    Args:
+        latency: seconds to wait before each answer.
+        critic_scores: critic score by number of refinements of the text under review.
+        faults: fault name (``"500"``, ``"429"``, ``"timeout"``, ``"malformed"``) to rate in [0, 1].
+        timeout_delay: how long a ``"timeout"`` fault holds its answer.
+        seed: seed of the fault draws.
+        port: 0 picks a free port.
+    """
+
+    def __init__(self, latency: float = 0.0, critic_scores: Sequence[int] = (5,), faults: Mapping[str, float] | None = None,
+                 timeout_delay: float = 5.0, seed: int = 0, port: int = 0):
+        unknown = set(faults or {}) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}; known: {list(FAULTS)}")
+        self.latency, self.critic_scores = latency, list(critic_scores)
+        self.faults, self.timeout_delay = dict(faults or {}), timeout_delay
+        self.counts: Counter[str] = Counter()
+        self._random, self._lock = random.Random(seed), threading.Lock()
+        self._recogniser = ScriptedEngine()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL for ``dspy.LM("openai/<any>", api_base=url, api_key="unused")``."""
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> FakeOpenAIServer:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _draw_fault(self) -> str | None:
+        with self._lock:
+            draw = self._random.random()
+        edge = 0.0
+        for fault in FAULTS:
+            edge += self.faults.get(fault, 0.0)
+            if draw < edge:
+                return fault
+        return None
+
+    def answer(self, body: dict) -> dict:
+        """The chat-completion response for a request body."""
+        messages = body.get("messages") or []
+        system = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") in ("system", "developer"))
+        users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+        call = self._recogniser.recognise(system, users, str(body.get("model")), body.get("response_format") is not None)
+        text = render_answer(scripted_answer(call.step, call.inputs, self.critic_scores), call.json_mode)
+        with self._lock:
+            self.counts[call.step] += 1
+        prompt = sum(len(str(m.get("content") or "").split()) for m in messages)
+        return {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": len(text.split()),
+                      "total_tokens": prompt + len(text.split())},
+        }
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle stall per answer
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/stats"):
+                    with server._lock:
+                        self._send(200, json.dumps(dict(server.counts)).encode())
+                else:
+                    self._send(404, b'{"error": "not found"}')
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    return self._send(404, b'{"error": {"message": "not found"}}')
+                fault = server._draw_fault()
+                with server._lock:
+                    server.counts["requests"] += 1
+                    if fault:
+                        server.counts[f"fault:{fault}"] += 1
+                time.sleep(server.latency)
+                if fault == "500":
+                    return self._send(500, b'{"error": {"message": "injected server error", "type": "server_error"}}')
+                if fault == "429":
+                    return self._send(429, b'{"error": {"message": "injected rate limit", "type": "rate_limit"}}',
+                                      {"Retry-After": "0"})
+                if fault == "timeout":
+                    time.sleep(server.timeout_delay)
+                if fault == "malformed":
+                    return self._send(200, b'{"id": "x", "choices": [ this is not json')
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError:
+                    return self._send(400, b'{"error": {"message": "request body is not JSON"}}')
+                self._send(200, json.dumps(server.answer(body)).encode())
+
+            def _send(self, status: int, payload: bytes, headers: Mapping[str, str] | None = None):
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (e.g. its timeout); nothing to answer
+
+        return Handler
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+def spawn(latency: float = 0.0, critic_scores: Sequence[int] = (5,), faults: Mapping[str, float] | None = None,
+          seed: int = 0) -> tuple[subprocess.Popen, str]:
+    """Start a server in its own process (so it never competes with the client for the GIL);
+    returns the process and its URL. Terminate the process when done."""
+    command = [sys.executable, "-m", "spri_dspy.testing.server", "--latency", str(latency),
+               "--critic-scores", ",".join(map(str, critic_scores)), "--seed", str(seed)]
+    for fault, rate in (faults or {}).items():
+        command += ["--fault", f"{fault}={rate}"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    url = process.stdout.readline().strip()
+    if not url.startswith("http://127.0.0.1:"):
+        process.kill()
+        raise RuntimeError(f"fake server did not start: {url!r}")
+    return process, url
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve until killed; the first line printed is the URL."""
+    parser = argparse.ArgumentParser(prog="python -m spri_dspy.testing.server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--critic-scores", default="5", help="comma-separated scores, e.g. 2,5")
+    parser.add_argument("--fault", action="append", default=[], metavar="NAME=RATE", help=f"one of {FAULTS}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    faults = {name: float(rate) for name, rate in (item.split("=", 1) for item in args.fault)}
+    server = FakeOpenAIServer(args.latency, [int(s) for s in args.critic_scores.split(",")], faults, seed=args.seed,
+                              port=args.port)
+    print(server.url, flush=True)
+    server._httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
