@@ -1,4 +1,4 @@
-"""The ``spri`` command line: run SPRI on one input with the embedded model or any DSPy LM."""
+"""The ``spri`` command line: run SPRI on one input or a dataset, judge responses, reproduce the paper."""
 
 from __future__ import annotations
 
@@ -10,10 +10,49 @@ import time
 from collections.abc import Sequence
 
 EMBEDDED = "embedded"
+RESPONSE_PROGRAMS = ("spri", "vanilla", "self-refine", "oracle", "seed-principles")
+JUDGE_PROGRAMS = ("spri", "vanilla", "self-refine", "mt-bench", "flask", "oracle", "seed-rubrics")
 
 
 class CLIError(Exception):
     """A user error, reported as one line on stderr with exit status 2."""
+
+
+def _add_lm_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("models")
+    group.add_argument("--lm", default=EMBEDDED, metavar="MODEL",
+                       help="base model: 'embedded' (default) or a DSPy/LiteLLM model string, e.g. openai/gpt-4o-mini")
+    group.add_argument("--critic-lm", metavar="MODEL", help="critic model (default: the base model)")
+    group.add_argument("--api-base", metavar="URL",
+                       help="base URL of an OpenAI-compatible server for --lm/--critic-lm (keys come from the environment)")
+    group.add_argument("--max-tokens", type=int, default=512, metavar="N", help="completion budget per LM call (default 512)")
+    group.add_argument("--no-cache", action="store_true", help="turn off DSPy's LM cache")
+
+
+def _add_spri_options(parser: argparse.ArgumentParser, *, evaluation: bool) -> None:
+    group = parser.add_argument_group("SPRI settings")
+    group.add_argument("--threshold", type=int, default=4, metavar="N", help="critic score (1-5) that accepts a text (default 4)")
+    group.add_argument("--max-rounds", type=int, default=4, metavar="N", help="most critiques per stage (default 4)")
+    group.add_argument("--keep", choices=("latest", "best"), default="latest",
+                       help="which text a stage keeps: the latest (paper) or the best-scored")
+    group.add_argument("--seeds", metavar="FILE", help="JSONL seed examples (our format or any of the paper's three)")
+    group.add_argument("--seed-match", choices=("all", "goal"), default="all",
+                       help="show all seeds, or only those whose goal is the input's (per appraisal dimension)")
+    group.add_argument("--leave-one-out", action=argparse.BooleanOptionalAction, default=evaluation,
+                       help="never show a seed whose input is the current input "
+                            f"(default: {'on' if evaluation else 'off'})")
+
+
+def _add_batch_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT", help="a .jsonl/.json/.csv/.parquet file or a saved dataset folder")
+    parser.add_argument("output", metavar="OUTPUT", help="results folder (created; rerun to resume)")
+    group = parser.add_argument_group("batch")
+    group.add_argument("--id-field", metavar="COLUMN", help="column of unique ids (default: a hash of the inputs)")
+    group.add_argument("--threads", type=int, default=8, metavar="N", help="inputs run at once (default 8)")
+    group.add_argument("--max-errors", type=int, metavar="N", help="stop early once N inputs failed")
+    group.add_argument("--skip-bad-rows", action="store_true",
+                       help="record rows with a missing/empty/mistyped field as failed instead of stopping")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,19 +69,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("query", metavar="QUERY", help="the user input to write principles for and respond to")
     run.add_argument("--goal", help="response goal, e.g. an appraisal dimension's aim (flows into every stage)")
-    run.add_argument("--lm", default=EMBEDDED, metavar="MODEL",
-                     help="base model: 'embedded' (default) or a DSPy/LiteLLM model string, e.g. openai/gpt-4o-mini")
-    run.add_argument("--critic-lm", metavar="MODEL", help="critic model (default: the base model)")
-    run.add_argument("--api-base", metavar="URL",
-                     help="base URL of an OpenAI-compatible server for --lm/--critic-lm (keys come from the environment)")
-    run.add_argument("--threshold", type=int, default=4, metavar="N", help="critic score (1-5) that accepts a text (default 4)")
-    run.add_argument("--max-rounds", type=int, default=4, metavar="N", help="most critiques per stage (default 4)")
-    run.add_argument("--keep", choices=("latest", "best"), default="latest",
-                     help="which text a stage keeps: the latest (paper) or the best-scored")
-    run.add_argument("--seeds", metavar="FILE", help="JSONL seed examples (our format or any of the paper's three)")
-    run.add_argument("--max-tokens", type=int, default=512, metavar="N", help="completion budget per LM call (default 512)")
     run.add_argument("--json", action="store_true", help="print the whole prediction with its trace as JSON")
+    _add_lm_options(run)
+    _add_spri_options(run, evaluation=False)
     run.set_defaults(handler=cmd_run)
+
+    generate = commands.add_parser(
+        "generate",
+        help="run SPRI or a baseline over a dataset (resumable, parallel)",
+        description="Run SPRI or a response baseline over every row of INPUT into OUTPUT: results.jsonl as inputs "
+        "finish, failures.jsonl, summary.json and results.parquet. Rerun the same command to resume.",
+    )
+    _add_batch_options(generate)
+    fields = generate.add_argument_group("fields")
+    fields.add_argument("--program", choices=sorted(RESPONSE_PROGRAMS), default="spri", help="what to run (default spri)")
+    fields.add_argument("--query-field", default="query", metavar="COLUMN", help="column of the inputs (default query)")
+    fields.add_argument("--goal-field", metavar="COLUMN", help="column of response goals (optional)")
+    fields.add_argument("--principles-field", default="principles", metavar="COLUMN",
+                        help="column of given principles, for --program oracle (default principles)")
+    _add_lm_options(generate)
+    _add_spri_options(generate, evaluation=True)
+    generate.set_defaults(handler=cmd_generate)
+
+    judge = commands.add_parser(
+        "judge",
+        help="judge responses with SPRIJudge or a judge baseline over a dataset (resumable, parallel)",
+        description="Judge every (instruction, response) row of INPUT into OUTPUT, like 'spri generate'.",
+    )
+    _add_batch_options(judge)
+    fields = judge.add_argument_group("fields")
+    fields.add_argument("--program", choices=sorted(JUDGE_PROGRAMS), default="spri", help="which judge (default spri)")
+    fields.add_argument("--instruction-field", default="instruction", metavar="COLUMN", help="default instruction")
+    fields.add_argument("--response-field", default="response", metavar="COLUMN", help="default response")
+    fields.add_argument("--reference-field", metavar="COLUMN", help="column of reference answers (optional)")
+    fields.add_argument("--rubric-field", default="rubric", metavar="COLUMN",
+                        help="column of gold rubrics, for --program oracle (default rubric)")
+    _add_lm_options(judge)
+    _add_spri_options(judge, evaluation=True)
+    judge.set_defaults(handler=cmd_judge)
 
     reproduce = commands.add_parser(
         "reproduce",
@@ -56,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512):
+def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512, cache: bool = True):
     """A ``dspy.LM`` for a model name: ``embedded`` or a DSPy/LiteLLM model string (checked up front)."""
     import dspy
 
@@ -65,9 +129,9 @@ def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512):
             raise CLIError("--api-base cannot be used with the embedded model")
         from spri_dspy.embedded import embedded_lm
 
-        return embedded_lm(max_tokens=max_tokens)
+        return embedded_lm(max_tokens=max_tokens, cache=cache)
     _check_model_name(model, api_base)
-    return dspy.LM(model, api_base=api_base, max_tokens=max_tokens)
+    return dspy.LM(model, api_base=api_base, max_tokens=max_tokens, cache=cache)
 
 
 def _check_model_name(model: str, api_base: str | None) -> None:
@@ -82,32 +146,72 @@ def _check_model_name(model: str, api_base: str | None) -> None:
         ) from None
 
 
+def _check_settings(args: argparse.Namespace) -> None:
+    if not 1 <= args.threshold <= 5:
+        raise CLIError(f"--threshold must be from 1 to 5, got {args.threshold}")
+    for name in ("max_rounds", "max_tokens", "threads", "max_errors"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def _models(args: argparse.Namespace):
+    lm = make_lm(args.lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache)
+    critic = (make_lm(args.critic_lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache)
+              if args.critic_lm else None)
+    # The embedded model is driven through JSON schemas; other models use DSPy's default adapter.
+    import dspy
+
+    adapter = dspy.JSONAdapter() if EMBEDDED in (args.lm, args.critic_lm) else None
+    return lm, critic, adapter
+
+
+def _build(kind: str, name: str, args: argparse.Namespace, critic_lm):
+    """The program ``name`` of ``kind`` ("response" or "judge") with the command's settings."""
+    from spri_dspy import baselines
+    from spri_dspy.judge import SPRIJudge
+    from spri_dspy.seeds import SeedError
+    from spri_dspy.spri import SPRI
+
+    loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm}
+    seeded = {"seeds": args.seeds, "seed_match": args.seed_match, "leave_one_out": args.leave_one_out}
+    needs_seeds = name in ("seed-principles", "seed-rubrics")
+    if needs_seeds and not args.seeds:
+        raise CLIError(f"--program {name} needs --seeds FILE")
+    factories = {
+        ("response", "spri"): lambda: SPRI(**loop, **seeded),
+        ("response", "vanilla"): baselines.Vanilla,
+        ("response", "self-refine"): lambda: baselines.SelfRefine(**loop),
+        ("response", "oracle"): lambda: baselines.OraclePrinciples(**loop),
+        ("response", "seed-principles"): lambda: baselines.SeedPrinciples(**seeded, **loop),
+        ("judge", "spri"): lambda: SPRIJudge(**loop, **seeded),
+        ("judge", "vanilla"): baselines.VanillaJudge,
+        ("judge", "self-refine"): lambda: baselines.SelfRefineJudge(**loop),
+        ("judge", "mt-bench"): lambda: baselines.RubricJudge(rubric=baselines.MT_BENCH_RUBRIC),
+        ("judge", "flask"): lambda: baselines.RubricJudge(rubric=baselines.FLASK_RUBRIC),
+        ("judge", "oracle"): baselines.RubricJudge,
+        ("judge", "seed-rubrics"): lambda: baselines.RubricJudge(seeds=args.seeds, leave_one_out=args.leave_one_out),
+    }
+    try:
+        return factories[(kind, name)]()
+    except SeedError as exc:
+        raise CLIError(f"--seeds: {exc}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``spri run``: one SPRI call, printed as text or JSON."""
     import dspy
 
-    from spri_dspy.seeds import SeedError
-    from spri_dspy.spri import SPRI, check_text
+    from spri_dspy.spri import check_text
 
-    for name, value in (("--threshold", args.threshold), ("--max-rounds", args.max_rounds), ("--max-tokens", args.max_tokens)):
-        if name == "--threshold" and not 1 <= value <= 5:
-            raise CLIError(f"{name} must be from 1 to 5, got {value}")
-        if name != "--threshold" and value < 1:
-            raise CLIError(f"{name} must be at least 1, got {value}")
+    _check_settings(args)
     try:
         check_text("QUERY", args.query)
         check_text("--goal", args.goal, optional=True)
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
-    lm = make_lm(args.lm, api_base=args.api_base, max_tokens=args.max_tokens)
-    critic_lm = make_lm(args.critic_lm, api_base=args.api_base, max_tokens=args.max_tokens) if args.critic_lm else None
-    try:
-        program = SPRI(threshold=args.threshold, max_rounds=args.max_rounds, seeds=args.seeds,
-                       critic_lm=critic_lm, keep=args.keep)
-    except SeedError as exc:
-        raise CLIError(f"--seeds: {exc}") from None
-    # The embedded model is driven through JSON schemas; other models use DSPy's default adapter.
-    adapter = dspy.JSONAdapter() if EMBEDDED in (args.lm, args.critic_lm) else None
+    lm, critic_lm, adapter = _models(args)
+    program = _build("response", "spri", args, critic_lm)
     lms = [lm] + ([critic_lm] if critic_lm is not None else [])
     calls_before = [len(m.history) for m in lms]
     started = time.perf_counter()
@@ -118,10 +222,66 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = {"lm_calls": calls, "usage": prediction.get_lm_usage() or {}, "seconds": round(seconds, 2)}
     if args.json:
         print(json.dumps({"principles": prediction.principles, "response": prediction.response,
-                          "trace": prediction.trace, **summary}, indent=2, ensure_ascii=False))
+                          "trace": prediction.trace, "seeds": prediction.seeds, **summary}, indent=2, ensure_ascii=False))
     else:
         print(render(prediction, summary))
     return 0
+
+
+def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional: tuple[str, ...]) -> int:
+    import dspy
+
+    from spri_dspy.batch import run_batch
+    from spri_dspy.data import RowError
+
+    _check_settings(args)
+    lm, critic_lm, adapter = _models(args)
+    program = _build(kind, args.program, args, critic_lm)
+    info = {"program": args.program, "lm": args.lm, "critic_lm": args.critic_lm, "threshold": args.threshold,
+            "max_rounds": args.max_rounds, "keep": args.keep, "seeds": args.seeds, "seed_match": args.seed_match,
+            "leave_one_out": args.leave_one_out, "fields": fields}
+    try:
+        with dspy.context(lm=lm, adapter=adapter):
+            summary = run_batch(program, args.input, args.output, fields=fields, optional=optional,
+                                id_field=args.id_field, threads=args.threads, max_errors=args.max_errors,
+                                skip_bad_rows=args.skip_bad_rows, progress=not args.no_progress, info=info)
+    except (RowError, FileNotFoundError, ValueError) as exc:
+        raise CLIError(f"{args.input}: {exc}") from None
+    print(render_batch(summary, args.output))
+    return 1 if summary.failed or summary.stopped_early else 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """``spri generate``: a response program over a dataset."""
+    fields = {"query": args.query_field}
+    if args.goal_field:
+        fields["goal"] = args.goal_field
+    if args.program == "oracle":
+        fields["principles"] = args.principles_field
+    return _batch(args, "response", fields, optional=("goal",))
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    """``spri judge``: a judge program over a dataset of responses."""
+    fields = {"instruction": args.instruction_field, "response": args.response_field}
+    if args.reference_field:
+        fields["reference_answer"] = args.reference_field
+    if args.program == "oracle":
+        fields["rubric"] = args.rubric_field
+    return _batch(args, "judge", fields, optional=("reference_answer",))
+
+
+def render_batch(summary, output: str) -> str:
+    """The run summary: counts, LM calls and tokens per stage and model, time."""
+    lines = [f"{output}: {summary.done} done, {summary.failed} failed, {summary.already_done} already done, "
+             f"{summary.bad_rows} bad rows, {summary.pending} pending of {summary.rows}"
+             + (" (stopped early: --max-errors reached)" if summary.stopped_early else "")]
+    for title, table in (("stage", summary.by_stage), ("model", summary.by_model)):
+        for key, counts in table.items():
+            lines.append(f"  {title} {key}: {counts['calls']} LM calls, {counts['prompt_tokens']} prompt + "
+                         f"{counts['completion_tokens']} completion tokens")
+    lines.append(f"  {summary.lm_calls} LM calls in {summary.seconds:.1f} s")
+    return "\n".join(lines)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

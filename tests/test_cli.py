@@ -17,7 +17,7 @@ def scripted_cli(monkeypatch, scripted):
     """Run ``spri`` in-process with every --lm/--critic-lm answered by scripted engines."""
     engines = {}
 
-    def fake_make_lm(model, *, api_base=None, max_tokens=512):
+    def fake_make_lm(model, **options):
         engine, lm = scripted(spri_script((2, 5), (3, 4)), model=f"scripted/{model}")
         engines[model] = engine
         return lm

@@ -7,6 +7,14 @@
 """
 
 from spri_dspy.testing.engine import STEPS, Call, ScriptedEngine, scripted_lm
-from spri_dspy.testing.server import FakeOpenAIServer
 
 __all__ = ["ScriptedEngine", "Call", "STEPS", "scripted_lm", "FakeOpenAIServer"]
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that `python -m spri_dspy.testing.server` runs the module only once.
+    if name == "FakeOpenAIServer":
+        from spri_dspy.testing.server import FakeOpenAIServer
+
+        return FakeOpenAIServer
+    raise AttributeError(name)

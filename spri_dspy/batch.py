@@ -1,0 +1,378 @@
+"""Batch runs at scale: parallel, resumable, exactly-once, with failures recorded and usage counted.
+
+``run_batch(program, INPUT, OUTPUT)`` runs a program (SPRI, SPRIJudge or a
+baseline) over every row of a table and writes to the folder OUTPUT:
+
+- ``results.jsonl``: one line per finished input, appended as it finishes with a
+  single ``write`` (a kill -9 can at most leave a torn last line, which the next
+  run cuts off) and synced to disk at least once a second;
+- ``failures.jsonl``: a log of inputs that failed (LM errors after DSPy's
+  retries, parse failures, bad rows), retried by the next run;
+- ``summary.json``: counts, LM calls and tokens per step, stage and model, wall time;
+- ``results.parquet``: a ``datasets``-readable copy of ``results.jsonl``, written at the end.
+
+Each input has a stable id (an id column, or a hash of its inputs), so rerunning
+the same command skips finished ids and retries failed ones: however often a run
+is killed, the end state holds exactly one result per input. Inputs run on
+DSPy's own ``ParallelExecutor``; the steps of one input stay in order.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import os
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dspy
+from dspy.utils.callback import BaseCallback
+from dspy.utils.parallelizer import ParallelExecutor
+from dspy.utils.usage_tracker import UsageTracker
+
+from spri_dspy.data import RowError, TableSource, load_table
+
+RESULTS, FAILURES, SUMMARY, PARQUET = "results.jsonl", "failures.jsonl", "summary.json", "results.parquet"
+_STAGES = (("principle", "principles"), ("respon", "response"), ("rubric", "rubric"), ("judg", "judgement"))
+
+
+def stage_of(step: str) -> str:
+    """The SPRI stage a step belongs to: principles, response, rubric or judgement."""
+    return next((stage for prefix, stage in _STAGES if step.startswith(prefix)), step)
+
+
+_current_step: contextvars.ContextVar[str] = contextvars.ContextVar("spri_current_step", default="other")
+
+
+class StepTagger(BaseCallback):
+    """A DSPy callback that names the program step (predictor) whose LM calls are under way."""
+
+    def __init__(self, step_names: Mapping[int, str]):
+        self.step_names = step_names
+        self._tokens: dict[str, contextvars.Token] = {}
+
+    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        step = self.step_names.get(id(instance))
+        if step is not None:
+            self._tokens[call_id] = _current_step.set(step)
+
+    def on_module_end(self, call_id: str, outputs: Any | None, exception: Exception | None = None) -> None:
+        token = self._tokens.pop(call_id, None)
+        if token is not None:
+            _current_step.reset(token)
+
+
+class StepUsage(UsageTracker):
+    """A DSPy usage tracker that also counts calls and tokens per (step, model).
+
+    DSPy calls ``add_usage`` once per LM call that reached the model (cache hits
+    are not counted); :class:`StepTagger` says which step made it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.by_step: dict[tuple[str, str], Counter] = defaultdict(Counter)
+
+    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
+        super().add_usage(lm, usage_entry)
+        counter = self.by_step[(_current_step.get(), lm)]
+        counter["calls"] += 1
+        for key in ("prompt_tokens", "completion_tokens"):
+            counter[key] += int(usage_entry.get(key) or 0)
+
+    def __deepcopy__(self, memo):  # ParallelExecutor copies trackers per thread; ours is per input already
+        return self
+
+
+class ResultStore:
+    """The OUTPUT folder's append-only files, written by many threads, exactly once per id."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.done: set[str] = set(self._load(self.directory / RESULTS))
+        self._results = os.open(self.directory / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._failures = os.open(self.directory / FAILURES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+        self._synced = time.monotonic()
+
+    @staticmethod
+    def _load(path: Path) -> Iterator[str]:
+        """Ids already in ``results.jsonl``, after cutting off a torn last line."""
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            with path.open("r+b") as handle:
+                handle.truncate(end)
+        for number, line in enumerate(data[:end].splitlines(), start=1):
+            try:
+                yield json.loads(line)["id"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise ValueError(f"{path} line {number} is not a result record; move the file away to start over") from None
+
+    def add(self, record: dict) -> bool:
+        """Append a result unless its id is already done; True when written."""
+        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+        with self._lock:
+            if record["id"] in self.done:
+                return False
+            _write_all(self._results, line)
+            self.done.add(record["id"])
+            if time.monotonic() - self._synced > 1.0:
+                os.fsync(self._results)
+                self._synced = time.monotonic()
+        return True
+
+    def fail(self, record: dict) -> None:
+        """Log a failed input."""
+        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+        with self._lock:
+            _write_all(self._failures, line)
+
+    def close(self) -> None:
+        """Sync and close both files."""
+        for fd in (self._results, self._failures):
+            os.fsync(fd)
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def input_id(inputs: Mapping[str, Any]) -> str:
+    """A stable id for an input: a hash of its fields."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did; also written to ``summary.json``."""
+
+    rows: int = 0
+    already_done: int = 0
+    done: int = 0
+    failed: int = 0
+    bad_rows: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    lm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    by_step: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    by_stage: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_model: dict[str, dict[str, int]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        """Inputs without a result after this run."""
+        return self.rows - self.already_done - self.done
+
+
+def _as_json(prediction: Any) -> dict[str, Any]:
+    items = prediction.items() if hasattr(prediction, "items") else vars(prediction).items()
+    return {key: value for key, value in items if not key.startswith("_")}
+
+
+def run_batch(
+    program: dspy.Module,
+    source: TableSource,
+    output: str | os.PathLike,
+    *,
+    fields: Mapping[str, str],
+    optional: tuple[str, ...] = (),
+    id_field: str | None = None,
+    threads: int = 8,
+    max_errors: int | None = None,
+    skip_bad_rows: bool = False,
+    progress: bool = True,
+    chunk_size: int = 2048,
+    info: Mapping[str, Any] | None = None,
+) -> BatchSummary:
+    """Run ``program`` over every row of ``source`` into the folder ``output`` (see the module docstring).
+
+    Args:
+        fields: program argument -> column, e.g. ``{"query": "instruction"}``.
+        optional: the arguments that may be missing or null in a row (e.g. ``goal``).
+        id_field: a column holding unique ids; default: a hash of the row's inputs.
+        threads: inputs run at once (DSPy's ParallelExecutor).
+        max_errors: stop early once this many inputs failed in this run.
+        skip_bad_rows: record rows with a missing, empty or mistyped field as failed
+            instead of stopping before any LM call.
+        chunk_size: inputs handed to the executor at a time, which bounds memory.
+        info: what ran (program, settings, seeds), recorded in ``summary.json``.
+    """
+    started = time.perf_counter()
+    table = load_table(source)
+    store = ResultStore(output)
+    summary = BatchSummary(rows=table.num_rows, info=dict(info or {}))
+    pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
+    tagger = StepTagger({id(p): name.removesuffix(".predict") for name, p in program.named_predictors()})
+    totals: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    lock = threading.Lock()
+    bar = _progress(len(pending), progress)
+    executor = ParallelExecutor(num_threads=threads, max_errors=10**9, disable_progress_bar=True, timeout=0)
+
+    def process(item: tuple[int, str]) -> None:
+        index, row_id = item
+        row = table[index]
+        inputs = {arg: row[column] for arg, column in fields.items() if row.get(column) is not None}
+        usage = StepUsage()
+        try:
+            with dspy.context(usage_tracker=usage):
+                prediction = program(**inputs)
+            store.add({"id": row_id, "index": index, "input": inputs, "output": _as_json(prediction),
+                       "lm_calls": sum(c["calls"] for c in usage.by_step.values())})
+            outcome = "done"
+        except Exception as exc:
+            store.fail({"id": row_id, "index": index, "input": inputs, "error": f"{type(exc).__name__}: {exc}"})
+            outcome = "failed"
+        with lock:
+            setattr(summary, outcome, getattr(summary, outcome) + 1)
+            for key, counter in usage.by_step.items():
+                totals[key].update(counter)
+            summary.lm_calls += sum(c["calls"] for c in usage.by_step.values())
+            if outcome == "failed" and max_errors is not None and summary.failed >= max_errors:
+                summary.stopped_early = True
+                executor.cancel_jobs.set()
+            bar.set_postfix(done=summary.done, failed=summary.failed, lm_calls=summary.lm_calls, refresh=False)
+            bar.update()
+
+    try:
+        with dspy.context(disable_history=True, callbacks=[*dspy.settings.callbacks, tagger]):
+            for start in range(0, len(pending), chunk_size):
+                if summary.stopped_early:
+                    break
+                try:
+                    executor.execute(process, pending[start:start + chunk_size])
+                except Exception:
+                    if not summary.stopped_early:
+                        raise
+    finally:
+        bar.close()
+        store.close()
+        _fill_usage(summary, totals)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        _write_atomic(store.directory / SUMMARY, json.dumps(asdict(summary) | {"pending": summary.pending}, indent=2))
+    write_parquet(store.directory)
+    return summary
+
+
+def _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary) -> list[tuple[int, str]]:
+    pending, seen = [], Counter()
+    for index, row in enumerate(table):
+        try:
+            inputs = _validated(row, index, fields, optional)
+            row_id = _row_id(row, index, id_field, inputs, seen)
+        except RowError as exc:
+            if not skip_bad_rows:
+                raise
+            store.fail({"id": f"row-{index}", "index": index, "error": f"bad row: {exc}"})
+            summary.bad_rows += 1
+            continue
+        if row_id in store.done:
+            summary.already_done += 1
+        else:
+            pending.append((index, row_id))
+    return pending
+
+
+def _validated(row: Mapping[str, Any], index: int, fields: Mapping[str, str], optional: tuple[str, ...]) -> dict:
+    inputs = {}
+    for arg, column in fields.items():
+        value = row.get(column)
+        if value is None and arg in optional:
+            continue
+        if column not in row:
+            raise RowError(f"row {index}: missing field {column!r}")
+        if not isinstance(value, str) or not value.strip():
+            raise RowError(f"row {index}: field {column!r} must be a non-empty string, got {value!r:.60}")
+        inputs[arg] = value
+    return inputs
+
+
+def _row_id(row, index, id_field, inputs, seen: Counter) -> str:
+    if id_field is None:
+        base = input_id(inputs)
+        seen[base] += 1
+        return base if seen[base] == 1 else f"{base}#{seen[base]}"  # identical rows stay distinct inputs
+    value = row.get(id_field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise RowError(f"row {index}: field {id_field!r} (the id) is missing or empty")
+    row_id = str(value)
+    seen[row_id] += 1
+    if seen[row_id] > 1:
+        raise RowError(f"row {index}: field {id_field!r} repeats the id {row_id!r}; ids must be unique")
+    return row_id
+
+
+def _fill_usage(summary: BatchSummary, totals: Mapping[tuple[str, str], Counter]) -> None:
+    for (step, model), counter in sorted(totals.items()):
+        summary.by_step.setdefault(step, {})[model] = dict(counter)
+        for table_, key in ((summary.by_stage, stage_of(step)), (summary.by_model, model)):
+            table_.setdefault(key, Counter()).update(counter)
+    summary.by_stage = {k: dict(v) for k, v in summary.by_stage.items()}
+    summary.by_model = {k: dict(v) for k, v in summary.by_model.items()}
+    summary.prompt_tokens = sum(c["prompt_tokens"] for c in totals.values())
+    summary.completion_tokens = sum(c["completion_tokens"] for c in totals.values())
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def write_parquet(directory: str | os.PathLike, chunk_rows: int = 4096) -> Path:
+    """``results.parquet`` from ``results.jsonl``, streamed in chunks: id, index, lm_calls, and each
+    input and output field as a text column (structured values as JSON text)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory = Path(directory)
+
+    def rows() -> Iterator[dict]:
+        with (directory / RESULTS).open(encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                flat = {"id": record["id"], "index": record["index"], "lm_calls": record.get("lm_calls")}
+                for prefix in ("input", "output"):
+                    for key, value in record.get(prefix, {}).items():
+                        flat[f"{prefix}.{key}"] = value if isinstance(value, str) or value is None else json.dumps(value)
+                yield flat
+
+    columns: dict[str, None] = {}
+    for row in rows():
+        columns.update(dict.fromkeys(row))
+    path = directory / PARQUET
+    if not columns:
+        return path
+    schema = pa.schema([(name, pa.int64() if name in ("index", "lm_calls") else pa.string()) for name in columns])
+    with pq.ParquetWriter(str(path), schema) as writer:
+        chunk: list[dict] = []
+        for row in rows():
+            chunk.append(row)
+            if len(chunk) == chunk_rows:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                chunk = []
+        if chunk:
+            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+    return path
+
+
+def _progress(total: int, enabled: bool):
+    import tqdm
+
+    return tqdm.tqdm(total=total, disable=not enabled, unit="input", dynamic_ncols=True, desc="spri")
+
+
