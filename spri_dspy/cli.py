@@ -135,6 +135,14 @@ def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512, c
 
 
 def _check_model_name(model: str, api_base: str | None) -> None:
+    import dspy
+    from dspy.clients.backend_selection import select_backend  # DSPy's own routing (pinned 3.4 series)
+
+    try:
+        if select_backend(dspy.LM(model, api_base=api_base), None).native:
+            return  # DSPy routes it natively; no need to load LiteLLM (seconds) to check it
+    except Exception:
+        pass
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of prices at start
     from litellm import get_llm_provider
 

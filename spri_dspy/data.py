@@ -23,7 +23,7 @@ def load_table(source: TableSource) -> datasets.Dataset:
     if isinstance(source, datasets.Dataset):
         return source
     if not isinstance(source, (str, os.PathLike)):
-        return datasets.Dataset.from_list([dict(row) for row in source])
+        return _from_rows([dict(row) for row in source])
     path = Path(source)
     if path.is_dir():
         loaded = datasets.load_from_disk(str(path))
@@ -36,6 +36,24 @@ def load_table(source: TableSource) -> datasets.Dataset:
     if builder is None:
         raise ValueError(f"cannot read {path}: use .jsonl, .json, .csv, .parquet or a saved dataset folder")
     return datasets.load_dataset(builder, data_files=str(path), split="train")
+
+
+def _from_rows(rows: list[dict[str, Any]]) -> datasets.Dataset:
+    import pyarrow as pa
+
+    try:
+        return datasets.Dataset.from_list(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        first_type: dict[str, type] = {}
+        for index, row in enumerate(rows):
+            for field, value in row.items():
+                if value is None:
+                    continue
+                expected = first_type.setdefault(field, type(value))
+                if type(value) is not expected:
+                    raise RowError(f"row {index}: field {field!r} is a {type(value).__name__} where earlier rows "
+                                   f"hold a {expected.__name__}: {value!r:.60}") from None
+        raise RowError(f"rows do not form a table: {exc}") from None
 
 
 def text_field(row: Mapping[str, Any], field: str, index: int, *, optional: bool = False) -> str | None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+
+# A fresh DSPy disk cache per test session (set before DSPy is imported): no stale hits, no writes to ~.
+os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="spri-dspy-test-cache-")
 
 import pytest
 

@@ -1,0 +1,214 @@
+"""Batch runs: results, usage per step, resume, failures, bad rows, torn lines, faults, kill -9, cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import dspy
+import pytest
+
+from conftest import spri_script
+from spri_dspy import SPRI, Vanilla
+from spri_dspy.batch import RESULTS, input_id, run_batch
+from spri_dspy.data import RowError
+from spri_dspy.testing import FakeOpenAIServer
+
+
+def rows(n, prefix="question"):
+    return [{"query": f"{prefix} {i}", "goal": "be kind" if i % 2 else None} for i in range(n)]
+
+
+def results(output):
+    lines = (output / RESULTS).read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def batch(program, data, output, lm, **options):
+    options = {"fields": {"query": "query", "goal": "goal"}, "optional": ("goal",), "progress": False, **options}
+    with dspy.context(lm=lm):
+        return run_batch(program, data, output, **options)
+
+
+def test_results_usage_and_summary(scripted, tmp_path):
+    engine, lm = scripted({"principle_critic": lambda call: {"feedback": "f", "score": 5},
+                           "response_critic": lambda call: {"feedback": "f", "score": 5}})
+    summary = batch(SPRI(), rows(6), tmp_path, lm, threads=3)
+    assert (summary.done, summary.failed, summary.pending, summary.lm_calls) == (6, 0, 0, 24)
+    records = results(tmp_path)
+    assert sorted(r["index"] for r in records) == list(range(6))
+    first = next(r for r in records if r["index"] == 1)
+    assert first["input"] == {"query": "question 1", "goal": "be kind"} and first["lm_calls"] == 4
+    assert first["id"] == input_id({"query": "question 1", "goal": "be kind"})
+    assert first["output"]["response"] == "responder output" and len(first["output"]["trace"]) == 2
+    assert set(summary.by_step) == {"principle_generator", "principle_critic", "responder", "response_critic"}
+    assert summary.by_step["principle_critic"]["scripted/base"]["calls"] == 6
+    assert summary.by_stage["principles"]["calls"] == 12 and summary.by_stage["response"]["calls"] == 12
+    assert summary.by_model["scripted/base"]["calls"] == 24 == len(engine.calls)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["done"] == 6 and saved["by_stage"] == summary.by_stage
+    import datasets
+
+    table = datasets.Dataset.from_parquet(str(tmp_path / "results.parquet"))
+    assert table.num_rows == 6 and "output.response" in table.column_names
+
+
+def test_rerun_skips_finished_ids(scripted, tmp_path):
+    engine, lm = scripted()
+    batch(Vanilla(), rows(5), tmp_path, lm)
+    engine.calls.clear()
+    summary = batch(Vanilla(), rows(7), tmp_path, lm)
+    assert (summary.already_done, summary.done, summary.lm_calls) == (5, 2, 2)
+    assert len(engine.calls) == 2 and len(results(tmp_path)) == 7
+
+
+def test_identical_rows_are_distinct_inputs(scripted, tmp_path):
+    engine, lm = scripted()
+    summary = batch(Vanilla(), [{"query": "same"}] * 3, tmp_path, lm, fields={"query": "query"}, optional=())
+    assert summary.done == 3 and len({r["id"] for r in results(tmp_path)}) == 3
+
+
+def test_failures_are_recorded_and_retried(scripted, tmp_path):
+    attempts = {}
+
+    def flaky(call):
+        attempts[call.inputs["query"]] = attempts.get(call.inputs["query"], 0) + 1
+        if call.inputs["query"].endswith(("1", "3")) and attempts[call.inputs["query"]] == 1:
+            raise RuntimeError("model fell over")
+        return {"response": "ok"}
+
+    engine, lm = scripted({"direct_responder": flaky})
+    summary = batch(Vanilla(), rows(5), tmp_path, lm)
+    assert (summary.done, summary.failed, summary.pending) == (3, 2, 2)
+    failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert sorted(f["index"] for f in failures) == [1, 3]
+    assert "model fell over" in failures[0]["error"]
+    summary = batch(Vanilla(), rows(5), tmp_path, lm)
+    assert (summary.already_done, summary.done, summary.failed, summary.pending) == (3, 2, 0, 0)
+    assert sorted(r["index"] for r in results(tmp_path)) == [0, 1, 2, 3, 4]
+
+
+def test_max_errors_stops_early(scripted, tmp_path):
+    def broken(call):
+        raise RuntimeError("down")
+
+    engine, lm = scripted({"direct_responder": broken})
+    summary = batch(Vanilla(), rows(40), tmp_path, lm, threads=1, max_errors=3)
+    assert summary.stopped_early and summary.failed == 3 and summary.pending == 40
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"goal": "x"}, "row 2: field 'query' must be a non-empty string, got None"),
+        ({"query": 17}, "row 2: field 'query' must be a non-empty string, got 17"),
+        ({"query": "   "}, "row 2: field 'query' must be a non-empty string"),
+    ],
+)
+def test_bad_rows_stop_before_any_call_or_are_skipped(scripted, tmp_path, bad, message):
+    data = rows(4)
+    data[2] = bad
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in data))
+    engine, lm = scripted()
+    with pytest.raises(RowError) as error:
+        batch(Vanilla(), path, tmp_path / "a", lm)
+    assert message in str(error.value) and engine.calls == []
+    summary = batch(Vanilla(), path, tmp_path / "b", lm, skip_bad_rows=True)
+    assert (summary.done, summary.bad_rows) == (3, 1)
+    failure = json.loads((tmp_path / "b" / "failures.jsonl").read_text())
+    assert failure["index"] == 2 and message in failure["error"]
+
+
+def test_mixed_types_in_python_rows_name_row_and_field(scripted, tmp_path):
+    engine, lm = scripted()
+    with pytest.raises(RowError, match="row 1: field 'query' is a int where earlier rows hold a str: 5"):
+        batch(Vanilla(), [{"query": "a"}, {"query": 5}], tmp_path, lm, fields={"query": "query"}, optional=())
+
+
+def test_id_field_must_be_unique(scripted, tmp_path):
+    engine, lm = scripted()
+    data = [{"id": "a", "query": "x"}, {"id": "a", "query": "y"}]
+    with pytest.raises(RowError, match="row 1: field 'id' repeats the id 'a'"):
+        batch(Vanilla(), data, tmp_path, lm, fields={"query": "query"}, optional=(), id_field="id")
+
+
+def test_torn_last_line_is_cut_and_redone(scripted, tmp_path):
+    engine, lm = scripted()
+    batch(Vanilla(), rows(4), tmp_path, lm)
+    text = (tmp_path / RESULTS).read_text()
+    torn = text[: len(text) - len(text.splitlines()[-1]) // 2 - 1]  # half of the last line, no newline
+    (tmp_path / RESULTS).write_text(torn)
+    summary = batch(Vanilla(), rows(4), tmp_path, lm)
+    assert (summary.already_done, summary.done) == (3, 1)
+    records = results(tmp_path)
+    assert sorted(r["index"] for r in records) == [0, 1, 2, 3]
+
+
+def test_injected_faults_end_done_or_failed_then_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    faults = {"500": 0.1, "429": 0.1, "timeout": 0.05, "malformed": 0.05}
+    data = rows(24, prefix=f"faulty {tmp_path.name}")
+    with FakeOpenAIServer(latency=0.005, critic_scores=(2, 5), faults=faults, timeout_delay=1.5, seed=3) as server:
+        lm = dspy.LM("openai/gpt-4o-mini", api_base=server.url, cache=False, num_retries=1, timeout=0.5)
+        first = batch(SPRI(), data, tmp_path, lm, threads=6)
+        assert server.counts["fault:500"] and server.counts["fault:malformed"] and server.counts["fault:timeout"]
+    assert first.done + first.failed == 24 and first.failed > 0
+    failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert len(failures) == first.failed and all(f["error"] for f in failures)
+    with FakeOpenAIServer(latency=0.005, critic_scores=(2, 5)) as server:
+        lm = dspy.LM("openai/gpt-4o-mini", api_base=server.url, cache=False)
+        second = batch(SPRI(), data, tmp_path, lm, threads=6)
+    assert (second.already_done, second.done, second.failed) == (first.done, first.failed, 0)
+    assert sorted(r["index"] for r in results(tmp_path)) == list(range(24))
+
+
+def test_dspy_cache_makes_no_calls_for_finished_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    data = rows(5, prefix=f"cached {uuid.uuid4()}")
+    with FakeOpenAIServer(critic_scores=(2, 5)) as server:
+        lm = dspy.LM("openai/gpt-4o-mini", api_base=server.url, cache=True)
+        first = batch(SPRI(), data, tmp_path / "a", lm)
+        requests = server.counts["requests"]
+        second = batch(SPRI(), data, tmp_path / "b", lm)
+        assert server.counts["requests"] == requests
+    assert first.lm_calls == 40 and second.lm_calls == 0 and second.done == 5
+    def outputs(folder):
+        return [r["output"] for r in sorted(results(folder), key=lambda r: r["index"])]
+
+    assert outputs(tmp_path / "a") == outputs(tmp_path / "b")
+
+
+def test_kill_minus_9_at_several_points_ends_exactly_once(tmp_path):
+    started = time.perf_counter()
+    n = 24
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"q{i}", "query": f"kill test {tmp_path.name} {i}"}) + "\n"
+                              for i in range(n)))
+    output = tmp_path / "out"
+    env = {**os.environ, "OPENAI_API_KEY": "unused", "DSPY_CACHEDIR": str(tmp_path / "cache")}
+    with FakeOpenAIServer(latency=0.01, critic_scores=(2, 5)) as server:
+        command = [sys.executable, "-m", "spri_dspy.cli", "generate", str(source), str(output), "--id-field", "id",
+                   "--lm", "openai/gpt-4o-mini", "--api-base", server.url, "--threads", "4", "--no-progress",
+                   "--no-cache"]
+        for kill_after in (0, 4, 11):
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and process.poll() is None:
+                done = (output / RESULTS).read_bytes().count(b"\n") if (output / RESULTS).exists() else 0
+                if done >= kill_after:
+                    break
+                time.sleep(0.01)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    lines = (output / RESULTS).read_text().splitlines()
+    ids = [json.loads(line)["id"] for line in lines]
+    assert sorted(ids) == sorted(f"q{i}" for i in range(n))  # no loss, no duplicates, no torn lines
+    print(f"kill -9 test: {time.perf_counter() - started:.1f} s")
