@@ -78,13 +78,15 @@ class StepUsage(UsageTracker):
     def __init__(self):
         super().__init__()
         self.by_step: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        self._lock = threading.Lock()
 
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-        super().add_usage(lm, usage_entry)
-        counter = self.by_step[(_current_step.get(), lm)]
-        counter["calls"] += 1
-        for key in ("prompt_tokens", "completion_tokens"):
-            counter[key] += int(usage_entry.get(key) or 0)
+        with self._lock:
+            super().add_usage(lm, usage_entry)
+            counter = self.by_step[(_current_step.get(), lm)]
+            counter["calls"] += 1
+            for key in ("prompt_tokens", "completion_tokens"):
+                counter[key] += int(usage_entry.get(key) or 0)
 
     def __deepcopy__(self, memo):  # ParallelExecutor copies trackers per thread; ours is per input already
         return self

@@ -79,6 +79,10 @@ class Call:
     json_mode: bool
     demos: int = 0
     answer: Answer = field(default="")
+    outputs: list[str] = field(default_factory=list)
+    """The output field names the adapter asked for."""
+    instructions: str = ""
+    """The system message (which holds the signature's instructions)."""
 
 
 class ScriptedEngine:
@@ -130,7 +134,7 @@ class ScriptedEngine:
         json_mode = schema_requested or "Outputs will be a JSON object" in system
         return Call(step=self._step(fields.get("input", []), fields.get("output", [])), model=model,
                     inputs=_inputs(user_texts[-1] if user_texts else ""), json_mode=json_mode,
-                    demos=max(0, len(user_texts) - 1))
+                    demos=max(0, len(user_texts) - 1), outputs=fields.get("output", []), instructions=system)
 
     def stream(self, request):
         return response_to_events(self.complete(request))
@@ -160,11 +164,11 @@ def _as_callable(answers: Script) -> Callable[[Call], Answer]:
 
 
 def _placeholder(call: Call) -> Answer:
-    """Default answers: texts naming the step, and critics that accept with score 5."""
-    signature = STEPS.get(call.step)
-    if signature is None:
+    """Default answers: a text naming the step for every output field the request asked for
+    (so optimizers' own steps get answers too), and critics that accept with score 5."""
+    if not call.outputs:
         return "no script for this step"
-    return {name: 5 if name == "score" else f"{call.step} output" for name in signature.output_fields}
+    return {name: 5 if name == "score" else f"{call.step} output" for name in call.outputs}
 
 
 def _inputs(text: str) -> dict[str, str]:

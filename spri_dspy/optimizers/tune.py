@@ -1,0 +1,121 @@
+"""Tuning SPRI's settings with an Optuna study: quality against LM calls per input.
+
+The search space: ``threshold`` (3-5), ``max_rounds`` (1-4), ``keep`` (latest/best),
+the number of seeds shown and how they are matched (when seeds are given), a
+sampling temperature per kind of step (generators, critics, refiners, responder),
+and whether the critics run on ``critic_lm`` (when one is given).
+
+By default the study has two objectives, the task metric (maximised) and LM calls
+per input (minimised), so ``study.best_trials`` is the quality-versus-cost Pareto
+front. Optuna cannot prune multi-objective trials; with ``cost=False`` the study
+optimises the metric alone and prunes trials whose running mean falls behind
+(``MedianPruner``). Studies live in any Optuna storage: an SQLite file by default,
+or a PostgreSQL/MySQL URL shared by several machines; rerunning with the same
+storage and name resumes the study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dspy
+import optuna
+
+from spri_dspy.batch import StepUsage
+from spri_dspy.seeds import SeedSource, load_seeds
+from spri_dspy.spri import SPRI
+
+STEP_KINDS = {"generator": ("principle_generator", "responder"), "critic": ("principle_critic", "response_critic"),
+              "refiner": ("principle_refiner", "response_refiner")}
+
+
+@dataclass
+class TuneResult:
+    """A finished (or resumed) study and its best trials."""
+
+    study: optuna.Study
+    best: list[dict[str, Any]]
+
+
+def suggest_spri(trial: optuna.Trial, seeds: Sequence[dspy.Example] = (), critic_lm: dspy.BaseLM | None = None) -> SPRI:
+    """A SPRI program with the settings ``trial`` suggests (the search space above)."""
+    program = SPRI(
+        threshold=trial.suggest_int("threshold", 3, 5),
+        max_rounds=trial.suggest_int("max_rounds", 1, 4),
+        keep=trial.suggest_categorical("keep", ["latest", "best"]),
+        seeds=list(seeds[: trial.suggest_int("n_seeds", 0, len(seeds))]) if seeds else None,
+        seed_match=trial.suggest_categorical("seed_match", ["all", "goal"]) if seeds else "all",
+        critic_lm=critic_lm if critic_lm is not None and trial.suggest_categorical("separate_critic", [True, False])
+        else None,
+    )
+    for kind, steps in STEP_KINDS.items():
+        temperature = trial.suggest_float(f"temperature_{kind}", 0.0, 1.0)
+        for step in steps:
+            getattr(program, step).predict.config["temperature"] = temperature
+    return program
+
+
+def _objective(devset, metric, build, cost: bool, report_every: int) -> Callable[[optuna.Trial], Any]:
+    def objective(trial: optuna.Trial):
+        program = build(trial)
+        usage = StepUsage()
+        scores = []
+        with dspy.context(usage_tracker=usage):
+            for number, example in enumerate(devset, start=1):
+                scores.append(float(metric(example, program(**example.inputs()))))
+                if not cost and number % report_every == 0:
+                    trial.report(sum(scores) / len(scores), number)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned()
+        quality = sum(scores) / len(scores)
+        calls = sum(counter["calls"] for counter in usage.by_step.values()) / len(devset)
+        trial.set_user_attr("lm_calls_per_input", calls)
+        return (quality, calls) if cost else quality
+
+    return objective
+
+
+def tune(
+    devset: Sequence[dspy.Example],
+    metric: Callable[..., Any],
+    *,
+    storage: str = "sqlite:///study.db",
+    study_name: str = "spri",
+    n_trials: int | None = 20,
+    timeout: float | None = None,
+    seeds: SeedSource | None = None,
+    critic_lm: dspy.BaseLM | None = None,
+    cost: bool = True,
+    sampler_seed: int = 0,
+    build: Callable[[optuna.Trial], dspy.Module] | None = None,
+) -> TuneResult:
+    """Run (or resume) the study ``study_name`` in ``storage`` for ``n_trials`` more trials or ``timeout`` seconds.
+
+    ``build(trial)`` may replace the default search space (:func:`suggest_spri`).
+    Returns the study and its best trials: the Pareto front, or the single best trial with ``cost=False``.
+    """
+    if not devset:
+        raise ValueError("tune needs a non-empty dev set")
+    seed_examples = load_seeds(seeds) if seeds is not None else []
+    build = build or (lambda trial: suggest_spri(trial, seed_examples, critic_lm))
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, load_if_exists=True,
+        directions=["maximize", "minimize"] if cost else ["maximize"],
+        pruner=None if cost else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )
+    # Reproducible, yet a resumed study does not replay the random start-up trials it already ran.
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
+    report_every = max(1, len(devset) // 4)
+    study.optimize(_objective(list(devset), metric, build, cost, report_every), n_trials=n_trials, timeout=timeout)
+    return TuneResult(study, pareto_front(study))
+
+
+def pareto_front(study: optuna.Study) -> list[dict[str, Any]]:
+    """The study's best trials as plain data: number, metric, LM calls per input, settings."""
+    front = []
+    for trial in sorted(study.best_trials, key=lambda t: t.values[0], reverse=True):
+        front.append({"trial": trial.number, "metric": trial.values[0],
+                      "lm_calls_per_input": trial.user_attrs.get("lm_calls_per_input"), "params": trial.params})
+    return front

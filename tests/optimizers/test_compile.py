@@ -1,0 +1,82 @@
+"""Compiling with DSPy's optimizers on a scripted task whose quality depends on demos or instructions."""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+
+from spri_dspy import SPRI, Vanilla
+from spri_dspy.optimizers import compile_program, evaluate
+
+KEYWORD = "CAREFUL"
+
+
+def quality(call):
+    """The scripted model answers well only when shown demos or told to be careful."""
+    good = call.demos > 0 or KEYWORD in call.instructions
+    return "good answer" if good else "bad answer"
+
+
+def default(call):
+    if any("instruction" in name for name in call.outputs):  # MIPROv2's proposer, GEPA's reflection
+        return {name: f"Be {KEYWORD} and answer well." for name in call.outputs}
+    return {name: 5 if name == "score" else f"{call.step} output" for name in call.outputs}
+
+
+SCRIPT = {
+    "responder": lambda call: {"response": quality(call)},
+    "direct_responder": lambda call: {"response": quality(call)},
+    "principle_critic": lambda call: {"feedback": "fine", "score": 5},
+    "response_critic": lambda call: {"feedback": "fine", "score": 5},
+}
+
+
+def metric(example, prediction, trace=None):
+    return float(prediction.response.startswith("good"))
+
+
+def split():
+    examples = [dspy.Example(query=f"question {i}", response="good answer").with_inputs("query") for i in range(8)]
+    return examples[:4], examples[4:]
+
+
+@pytest.mark.parametrize("optimizer, program", [("bootstrap", SPRI), ("mipro", SPRI), ("gepa", Vanilla)])
+def test_optimizer_improves_the_metric(scripted, optimizer, program):
+    engine, lm = scripted(SCRIPT, default=default)
+    trainset, devset = split()
+    with dspy.context(lm=lm):
+        compiled, report = compile_program(program(), trainset, devset, metric, optimizer=optimizer,
+                                           max_metric_calls=40, num_trials=4, num_candidates=2)
+        assert evaluate(compiled, devset, metric) == report.after
+    assert (report.before, report.after) == (0.0, 1.0)
+    assert report.train_size == 4 and report.dev_size == 4
+
+
+def test_every_step_is_its_own_predictor(scripted):
+    engine, lm = scripted(SCRIPT, default=default)
+    trainset, devset = split()
+    with dspy.context(lm=lm):
+        compiled, _ = compile_program(SPRI(), trainset, devset, metric, optimizer="bootstrap", max_demos=2)
+    demos = {name: len(p.demos) for name, p in compiled.named_predictors()}
+    assert set(demos) == {f"{s}.predict" for s in ("principle_generator", "principle_critic", "principle_refiner",
+                                                   "responder", "response_critic", "response_refiner")}
+    assert demos["responder.predict"] == 2
+
+
+def test_compiled_program_saves_and_loads_with_identical_behaviour(scripted, tmp_path):
+    engine, lm = scripted(SCRIPT, default=default)
+    trainset, devset = split()
+    with dspy.context(lm=lm):
+        compiled, _ = compile_program(SPRI(), trainset, devset, metric, optimizer="bootstrap")
+        compiled.save(tmp_path / "program.json")
+        fresh = SPRI()
+        fresh.load(tmp_path / "program.json")
+        assert evaluate(fresh, devset, metric) == 1.0
+        assert fresh(query="q").toDict() == compiled(query="q").toDict()
+
+
+def test_bad_optimizer_and_empty_split():
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        compile_program(Vanilla(), [dspy.Example(query="q")], [dspy.Example(query="q")], metric, optimizer="adam")
+    with pytest.raises(ValueError, match="non-empty train split"):
+        compile_program(Vanilla(), [], [dspy.Example(query="q")], metric)

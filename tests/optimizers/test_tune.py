@@ -1,0 +1,69 @@
+"""Optuna tuning of SPRI's settings on SQLite: multi-objective front, resume, pruning."""
+
+from __future__ import annotations
+
+import dspy
+import optuna
+import pytest
+
+from spri_dspy.optimizers import tune
+
+
+def script():
+    """Critics score unrefined texts 3 and refined ones 5; a response is good once refined."""
+
+    def critic(call):
+        text = list(call.inputs.values())[-1]
+        return {"feedback": "refine it", "score": 5 if text.endswith("+") else 3}
+
+    return {
+        "principle_critic": critic,
+        "response_critic": critic,
+        "principle_refiner": lambda call: {"refined_principles": call.inputs["principles"] + "+"},
+        "response_refiner": lambda call: {"refined_response": call.inputs["response"] + "+"},
+    }
+
+
+def metric(example, prediction, trace=None):
+    return float(prediction.response.endswith("+"))
+
+
+DEVSET = [dspy.Example(query=f"q{i}").with_inputs("query") for i in range(4)]
+
+
+def test_pareto_front_of_quality_and_cost_and_resume(scripted, tmp_path):
+    engine, lm = scripted(script())
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    with dspy.context(lm=lm):
+        first = tune(DEVSET, metric, storage=storage, study_name="s", n_trials=6)
+        assert len(first.study.trials) == 6
+        second = tune(DEVSET, metric, storage=storage, study_name="s", n_trials=3)
+    assert len(second.study.trials) == 9
+    params = [tuple(sorted(t.params.items())) for t in second.study.trials]
+    assert len(set(params)) == 9  # the resumed study explores new settings
+    loaded = optuna.load_study(study_name="s", storage=storage)
+    assert len(loaded.trials) == 9 and loaded.directions == [optuna.study.StudyDirection.MAXIMIZE,
+                                                             optuna.study.StudyDirection.MINIMIZE]
+    for trial in loaded.trials:
+        refines = trial.params["threshold"] >= 4 and trial.params["max_rounds"] >= 2
+        assert trial.values[0] == (1.0 if refines else 0.0)
+        assert trial.values[1] == trial.user_attrs["lm_calls_per_input"] == (8 if refines else 4)
+    front = second.best
+    assert front and all(set(p) == {"trial", "metric", "lm_calls_per_input", "params"} for p in front)
+    assert {(p["metric"], p["lm_calls_per_input"]) for p in front} <= {(1.0, 8), (0.0, 4)}
+
+
+def test_single_objective_prunes_behind_the_median(scripted, tmp_path):
+    engine, lm = scripted(script())
+    devset = DEVSET * 2
+    with dspy.context(lm=lm):
+        result = tune(devset, metric, storage=f"sqlite:///{tmp_path / 's.db'}", study_name="p", n_trials=12,
+                      cost=False)
+    states = [t.state for t in result.study.trials]
+    assert optuna.trial.TrialState.PRUNED in states
+    assert result.best[0]["metric"] == 1.0
+
+
+def test_empty_devset():
+    with pytest.raises(ValueError, match="non-empty dev set"):
+        tune([], metric)

@@ -1,0 +1,71 @@
+"""Ablation grids: the table, its numbers and the plots."""
+
+from __future__ import annotations
+
+import csv
+
+import dspy
+import pytest
+
+from conftest import spri_script
+from spri_dspy import SPRI, OraclePrinciples, SelfRefine, Vanilla
+from spri_dspy.ablate import ablate, bootstrap_ci, plot_study
+
+DEVSET = [dspy.Example(query=f"q{i}", constitution=f"oracle {i}").with_inputs("query") for i in range(4)]
+
+
+def metric(example, prediction, trace=None):
+    return 1.0 if "principles" in prediction.response or "oracle" in prediction.response else 0.0
+
+
+def test_ablation_table_and_plots(scripted, tmp_path):
+    script = spri_script((5,) * 8, (5,) * 8)
+    script["responder"] = lambda call: {"response": f"answer under {call.inputs['principles']}"}
+    script["direct_responder"] = lambda call: {"response": "plain answer"}
+    script["direct_critic"] = lambda call: {"feedback": "ok", "score": 5}
+    engine, lm = scripted(script)
+    variants = {"spri": SPRI(), "vanilla": Vanilla(), "self_refine": SelfRefine(), "oracle": OraclePrinciples()}
+    with dspy.context(lm=lm):
+        rows = ablate(variants, DEVSET, metric, tmp_path,
+                      inputs={"oracle": lambda e: {**e.inputs(), "principles": e.constitution}})
+    table = {r.variant: r for r in rows}
+    assert (table["spri"].metric, table["vanilla"].metric, table["oracle"].metric) == (1.0, 0.0, 1.0)
+    assert table["spri"].lm_calls_per_input == 4 and table["vanilla"].lm_calls_per_input == 1
+    assert table["self_refine"].lm_calls_per_input == 2 and table["oracle"].lm_calls_per_input == 2
+    assert table["vanilla"].tokens_per_input > 0 and all(r.failed == 0 for r in rows)
+    with (tmp_path / "ablation.csv").open() as handle:
+        saved = list(csv.DictReader(handle))
+    assert [r["variant"] for r in saved] == ["spri", "vanilla", "self_refine", "oracle"]
+    assert float(saved[0]["lm_calls_per_input"]) == 4.0
+    markdown = (tmp_path / "ablation.md").read_text().splitlines()
+    assert markdown[0].startswith("| variant |") and markdown[3].startswith("| vanilla | 4 | 0 | 0.000 (0.000-0.000) | 1.00 |")
+    for name in ("metric_by_variant.png", "quality_vs_cost.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / name).stat().st_size > 5000
+
+
+def test_failures_are_counted_not_scored(scripted, tmp_path):
+    engine, lm = scripted({"direct_responder": lambda call: {"response": "principles"}})
+    with dspy.context(lm=lm):
+        rows = ablate({"oracle_without_input": OraclePrinciples(), "vanilla": Vanilla()}, DEVSET, metric, tmp_path)
+    assert rows[0].failed == 4 and rows[1].failed == 0 and rows[1].metric == 1.0
+
+
+def test_bootstrap_ci_brackets_the_mean():
+    low, high = bootstrap_ci([0, 1, 1, 0, 1, 1, 1, 0])
+    assert low < 0.625 < high and 0 <= low and high <= 1
+    assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+
+
+def test_study_plots(tmp_path):
+    import optuna
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_int("y", 1, 4)), n_trials=8)
+    written = plot_study(study, tmp_path)
+    assert [p.name for p in written] == ["pareto_front.png", "param_importances.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
+
+
+def test_empty_dataset(tmp_path):
+    with pytest.raises(ValueError, match="non-empty dataset"):
+        ablate({"vanilla": Vanilla()}, [], metric, tmp_path)
