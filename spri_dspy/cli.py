@@ -12,6 +12,8 @@ from collections.abc import Sequence
 EMBEDDED = "embedded"
 RESPONSE_PROGRAMS = ("spri", "vanilla", "self-refine", "oracle", "seed-principles")
 JUDGE_PROGRAMS = ("spri", "vanilla", "self-refine", "mt-bench", "flask", "oracle", "seed-rubrics")
+TASKS = ("reappraisal", "instructions", "judgements")
+METRICS = ("alignment", "empathy", "usefulness", "adherence", "agreement")
 
 
 class CLIError(Exception):
@@ -55,6 +57,22 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", metavar="DATA", help="a dataset file or folder that the 'datasets' library reads")
+    group = parser.add_argument_group("data and metric")
+    group.add_argument("--task", choices=TASKS, default="reappraisal",
+                       help="reappraisal (RESORT-style rows), instructions (one text column) or judgements "
+                            "(instruction, response, human_score); default reappraisal")
+    group.add_argument("--field", default="instruction", metavar="COLUMN", help="text column for --task instructions")
+    group.add_argument("--metric", choices=METRICS, help="default: alignment (reappraisal), adherence "
+                       "(instructions), agreement (judgements)")
+    group.add_argument("--judge-lm", metavar="MODEL", help="LM of the metric's judge (default: the base model)")
+    group.add_argument("--program", default="spri", metavar="NAME",
+                       help="program to compile or tune from (default spri)")
+    group.add_argument("--limit", type=int, metavar="N", help="use the first N examples")
+    group.add_argument("--dev-fraction", type=float, default=0.5, metavar="F", help="dev share of DATA (default 0.5)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``spri`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -70,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("query", metavar="QUERY", help="the user input to write principles for and respond to")
     run.add_argument("--goal", help="response goal, e.g. an appraisal dimension's aim (flows into every stage)")
     run.add_argument("--json", action="store_true", help="print the whole prediction with its trace as JSON")
+    run.add_argument("--program", metavar="FILE", help="a program saved by 'spri compile' (default: SPRI)")
     _add_lm_options(run)
     _add_spri_options(run, evaluation=False)
     run.set_defaults(handler=cmd_run)
@@ -82,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_batch_options(generate)
     fields = generate.add_argument_group("fields")
-    fields.add_argument("--program", choices=sorted(RESPONSE_PROGRAMS), default="spri", help="what to run (default spri)")
+    fields.add_argument("--program", default="spri", metavar="NAME|FILE",
+                        help=f"what to run: {', '.join(RESPONSE_PROGRAMS)} (default spri), or a file saved by 'spri compile'")
     fields.add_argument("--query-field", default="query", metavar="COLUMN", help="column of the inputs (default query)")
     fields.add_argument("--goal-field", metavar="COLUMN", help="column of response goals (optional)")
     fields.add_argument("--principles-field", default="principles", metavar="COLUMN",
@@ -98,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_batch_options(judge)
     fields = judge.add_argument_group("fields")
-    fields.add_argument("--program", choices=sorted(JUDGE_PROGRAMS), default="spri", help="which judge (default spri)")
+    fields.add_argument("--program", default="spri", metavar="NAME|FILE",
+                        help=f"which judge: {', '.join(JUDGE_PROGRAMS)} (default spri), or a file saved by 'spri compile'")
     fields.add_argument("--instruction-field", default="instruction", metavar="COLUMN", help="default instruction")
     fields.add_argument("--response-field", default="response", metavar="COLUMN", help="default response")
     fields.add_argument("--reference-field", metavar="COLUMN", help="column of reference answers (optional)")
@@ -107,6 +128,54 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lm_options(judge)
     _add_spri_options(judge, evaluation=True)
     judge.set_defaults(handler=cmd_judge)
+
+    compile_ = commands.add_parser(
+        "compile",
+        help="compile a program's prompts and demos with a DSPy optimizer",
+        description="Compile SPRI, SPRIJudge or a baseline on a train split of DATA against a metric with "
+        "BootstrapFewShot, MIPROv2 or GEPA; print the metric on the dev split before and after; save the program "
+        "(DSPy's JSON state) for 'spri run/generate --program FILE'.",
+    )
+    _add_data_options(compile_)
+    compile_.add_argument("--optimizer", choices=("bootstrap", "mipro", "gepa"), default="bootstrap")
+    compile_.add_argument("--save", required=True, metavar="FILE", help="where to save the compiled program (.json)")
+    compile_.add_argument("--max-demos", type=int, default=4, metavar="N", help="most demos per step (default 4)")
+    compile_.add_argument("--trials", type=int, default=6, metavar="N", help="MIPROv2 search trials (default 6)")
+    compile_.add_argument("--budget", type=int, default=60, metavar="N", help="GEPA metric calls (default 60)")
+    _add_lm_options(compile_)
+    _add_spri_options(compile_, evaluation=True)
+    compile_.set_defaults(handler=cmd_compile)
+
+    tune = commands.add_parser(
+        "tune",
+        help="tune SPRI's settings with an Optuna study (quality vs LM calls)",
+        description="Optuna study over threshold, max_rounds, keep, seeds, per-step temperature and a separate "
+        "critic, maximising the metric and minimising LM calls per input on DATA. Rerun to resume the study.",
+    )
+    _add_data_options(tune)
+    tune.add_argument("--storage", default="sqlite:///study.db", metavar="URL",
+                      help="Optuna storage: an SQLite file (default sqlite:///study.db) or a PostgreSQL/MySQL URL")
+    tune.add_argument("--study", default="spri", metavar="NAME", help="study name (default spri)")
+    tune.add_argument("--n-trials", type=int, default=20, metavar="N", help="trials to add (default 20)")
+    tune.add_argument("--timeout", type=float, metavar="SECONDS", help="stop adding trials after this long")
+    tune.add_argument("--quality-only", action="store_true", help="one objective (the metric), with pruning")
+    tune.add_argument("--plots", metavar="DIR", help="write pareto_front.png and param_importances.png here")
+    _add_lm_options(tune)
+    tune.add_argument("--seeds", metavar="FILE", help="seed examples the study may use")
+    tune.set_defaults(handler=cmd_tune)
+
+    ablate = commands.add_parser(
+        "ablate",
+        help="run a grid of variants and write a table and plots",
+        description="Run SPRI (no seeds / seeds / per-dimension seed), the baselines and the oracle over DATA and "
+        "write ablation.csv, ablation.md, metric_by_variant.png and quality_vs_cost.png to OUTPUT.",
+    )
+    _add_data_options(ablate)
+    ablate.add_argument("--output", required=True, metavar="DIR", help="folder for the table and plots")
+    ablate.add_argument("--variants", metavar="NAMES", help="comma-separated subset of the variants to run")
+    _add_lm_options(ablate)
+    _add_spri_options(ablate, evaluation=True)
+    ablate.set_defaults(handler=cmd_ablate)
 
     reproduce = commands.add_parser(
         "reproduce",
@@ -206,6 +275,182 @@ def _build(kind: str, name: str, args: argparse.Namespace, critic_lm):
         raise CLIError(f"--seeds: {exc}") from None
 
 
+SAVED_KEY = "spri_dspy"
+
+
+def _program_name(value: str) -> str:
+    """The program name behind ``--program``: the name itself, or the one recorded in a compiled file."""
+    if os.path.isfile(value):
+        return _saved_metadata(value)["program"]
+    return value
+
+
+def _saved_metadata(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            metadata = json.load(handle).get(SAVED_KEY)
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise CLIError(f"--program {path}: not a program saved by 'spri compile' ({exc})") from None
+    if not isinstance(metadata, dict) or "program" not in metadata or "kind" not in metadata:
+        raise CLIError(f"--program {path}: not a program saved by 'spri compile'")
+    return metadata
+
+
+def _program(kind: str, value: str, args: argparse.Namespace, critic_lm):
+    """``--program``: a program name, or a file saved by ``spri compile`` (its settings and compiled state)."""
+    if not os.path.isfile(value):
+        names = RESPONSE_PROGRAMS if kind == "response" else JUDGE_PROGRAMS
+        if value not in names:
+            raise CLIError(f"--program must be one of {', '.join(names)} or a file saved by 'spri compile', got {value!r}")
+        return _build(kind, value, args, critic_lm)
+    metadata = _saved_metadata(value)
+    if metadata["kind"] != kind:
+        raise CLIError(f"--program {value}: a compiled {metadata['kind']} program cannot run here")
+    saved = argparse.Namespace(**{**vars(args), **metadata.get("settings", {})})
+    program = _build(kind, metadata["program"], saved, critic_lm)
+    program.load(value)
+    return program
+
+
+def save_compiled(program, path: str, kind: str, name: str, args: argparse.Namespace) -> None:
+    """DSPy's JSON save of ``program``, plus what 'spri run/generate --program FILE' needs to rebuild it."""
+    program.save(path)
+    with open(path, encoding="utf-8") as handle:
+        state = json.load(handle)
+    settings = {key: getattr(args, key) for key in ("threshold", "max_rounds", "keep", "seeds", "seed_match",
+                                                     "leave_one_out") if hasattr(args, key)}
+    state[SAVED_KEY] = {"kind": kind, "program": name, "settings": settings}
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=2)
+
+
+def _task_data(args: argparse.Namespace):
+    """(examples, kind, metric, inputs) for --task/--metric, with the metric's judge on --judge-lm."""
+    from spri_dspy import metrics
+    from spri_dspy.tasks import load_instructions, load_judgements, load_reappraisal
+
+    import dspy
+
+    try:
+        if args.task == "reappraisal":
+            examples = load_reappraisal(args.data)
+        elif args.task == "instructions":
+            examples = [dspy.Example(query=text).with_inputs("query") for text in load_instructions(args.data, args.field)]
+        else:
+            examples = load_judgements(args.data)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(f"{args.data}: {exc}") from None
+    examples = examples[: args.limit] if args.limit else examples
+    if len(examples) < 2:
+        raise CLIError(f"{args.data}: needs at least 2 examples, found {len(examples)}")
+    name = args.metric or {"reappraisal": "alignment", "instructions": "adherence", "judgements": "agreement"}[args.task]
+    if args.task == "judgements" and name != "agreement" or args.task != "judgements" and name == "agreement":
+        raise CLIError(f"--metric {name} does not fit --task {args.task}")
+    judge = make_lm(args.judge_lm, api_base=args.api_base, max_tokens=args.max_tokens) if args.judge_lm else None
+    metric = metrics.human_agreement if name == "agreement" else {
+        "alignment": metrics.reappraisal_alignment, "empathy": metrics.empathy,
+        "usefulness": metrics.principle_usefulness, "adherence": metrics.response_adherence}[name](lm=judge)
+    if name in ("usefulness", "adherence") and _program_name(args.program) in ("vanilla", "self-refine"):
+        raise CLIError(f"--metric {name} scores principles; --program {args.program} writes none")
+    kind = "judge" if args.task == "judgements" else "response"
+    return examples, kind, metric
+
+
+def _split(examples, fraction: float):
+    if not 0 < fraction < 1:
+        raise CLIError(f"--dev-fraction must be between 0 and 1, got {fraction}")
+    cut = max(1, min(len(examples) - 1, round(len(examples) * (1 - fraction))))
+    return examples[:cut], examples[cut:]
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """``spri compile``: optimise a program's prompts and demos and save it."""
+    import dspy
+
+    from spri_dspy.optimizers import compile_program
+
+    _check_settings(args)
+    examples, kind, metric = _task_data(args)
+    trainset, devset = _split(examples, args.dev_fraction)
+    lm, critic_lm, adapter = _models(args)
+    program = _program(kind, args.program, args, critic_lm)
+    with dspy.context(lm=lm, adapter=adapter):
+        compiled, report = compile_program(program, trainset, devset, metric, optimizer=args.optimizer,
+                                           max_demos=args.max_demos, num_trials=args.trials,
+                                           max_metric_calls=args.budget)
+    save_compiled(compiled, args.save, kind, _program_name(args.program), args)
+    print(f"{args.optimizer}: metric on {report.dev_size} dev examples {report.before:.3f} -> {report.after:.3f} "
+          f"(trained on {report.train_size}, {report.seconds:.1f} s); saved {args.save}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``spri tune``: an Optuna study over SPRI's settings."""
+    import dspy
+
+    from spri_dspy.optimizers import tune
+
+    args.threshold, args.max_rounds = 4, 4  # tuned, not set
+    _check_settings(args)
+    examples, kind, metric = _task_data(args)
+    if kind != "response":
+        raise CLIError("spri tune tunes SPRI; use --task reappraisal or instructions")
+    lm, critic_lm, adapter = _models(args)
+    try:
+        with dspy.context(lm=lm, adapter=adapter):
+            result = tune(examples, metric, storage=args.storage, study_name=args.study, n_trials=args.n_trials,
+                          timeout=args.timeout, seeds=args.seeds, critic_lm=critic_lm, cost=not args.quality_only)
+    except ImportError as exc:
+        raise CLIError(f"--storage {args.storage}: {exc}") from None
+    print(f"study {args.study!r} in {args.storage}: {len(result.study.trials)} trials; best:")
+    for row in result.best:
+        calls = row["lm_calls_per_input"]
+        print(f"  trial {row['trial']}: metric {row['metric']:.3f}, {calls:.2f} LM calls/input, {row['params']}")
+    if args.plots:
+        from spri_dspy.ablate import plot_study
+
+        for path in plot_study(result.study, args.plots):
+            print(f"  wrote {path}")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    """``spri ablate``: the variant grid over a dataset."""
+    import dspy
+
+    from spri_dspy import baselines
+    from spri_dspy.ablate import ablate
+    from spri_dspy.spri import SPRI
+
+    _check_settings(args)
+    examples, kind, metric = _task_data(args)
+    if kind != "response":
+        raise CLIError("spri ablate compares response programs; use --task reappraisal or instructions")
+    lm, critic_lm, adapter = _models(args)
+    loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm}
+    variants = {"spri_no_seeds": lambda: SPRI(**loop), "vanilla": baselines.Vanilla,
+                "self_refine": lambda: baselines.SelfRefine(**loop)}
+    if args.seeds:
+        seeded = {"seeds": args.seeds, "leave_one_out": args.leave_one_out}
+        variants["spri_seeds"] = lambda: SPRI(**loop, **seeded)
+        match = "goal" if args.task == "reappraisal" else args.seed_match  # reappraisal: the dimension's own seed
+        variants["seed_principles"] = lambda: baselines.SeedPrinciples(**seeded, seed_match=match, **loop)
+        if args.task == "reappraisal":
+            variants["spri_seed_per_dimension"] = lambda: SPRI(**loop, **seeded, seed_match="goal")
+    if args.task == "reappraisal":
+        variants["oracle"] = lambda: baselines.OraclePrinciples(**loop)
+    chosen = args.variants.split(",") if args.variants else list(variants)
+    unknown = sorted(set(chosen) - set(variants))
+    if unknown:
+        raise CLIError(f"--variants: unknown {unknown}; available: {', '.join(variants)}")
+    inputs = {"oracle": lambda e: {**e.inputs(), "principles": e.constitution}}
+    with dspy.context(lm=lm, adapter=adapter):
+        rows = ablate({name: variants[name]() for name in chosen}, examples, metric, args.output, inputs=inputs)
+    print((__import__("pathlib").Path(args.output) / "ablation.md").read_text().rstrip())
+    print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
+    return 0 if rows else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``spri run``: one SPRI call, printed as text or JSON."""
     import dspy
@@ -219,7 +464,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     lm, critic_lm, adapter = _models(args)
-    program = _build("response", "spri", args, critic_lm)
+    program = _program("response", args.program or "spri", args, critic_lm)
     lms = [lm] + ([critic_lm] if critic_lm is not None else [])
     calls_before = [len(m.history) for m in lms]
     started = time.perf_counter()
@@ -244,7 +489,7 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
 
     _check_settings(args)
     lm, critic_lm, adapter = _models(args)
-    program = _build(kind, args.program, args, critic_lm)
+    program = _program(kind, args.program, args, critic_lm)
     info = {"program": args.program, "lm": args.lm, "critic_lm": args.critic_lm, "threshold": args.threshold,
             "max_rounds": args.max_rounds, "keep": args.keep, "seeds": args.seeds, "seed_match": args.seed_match,
             "leave_one_out": args.leave_one_out, "fields": fields}
@@ -264,7 +509,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     fields = {"query": args.query_field}
     if args.goal_field:
         fields["goal"] = args.goal_field
-    if args.program == "oracle":
+    if _program_name(args.program) == "oracle":
         fields["principles"] = args.principles_field
     return _batch(args, "response", fields, optional=("goal",))
 
@@ -274,7 +519,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
     fields = {"instruction": args.instruction_field, "response": args.response_field}
     if args.reference_field:
         fields["reference_answer"] = args.reference_field
-    if args.program == "oracle":
+    if _program_name(args.program) == "oracle":
         fields["rubric"] = args.rubric_field
     return _batch(args, "judge", fields, optional=("reference_answer",))
 
