@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -140,6 +141,7 @@ def plot_study(study, output: str | os.PathLike) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import optuna
     import optuna.visualization.matplotlib as ov
 
     folder = Path(output)
@@ -150,10 +152,13 @@ def plot_study(study, output: str | os.PathLike) -> list[Path]:
     if len(study.directions) == 2:
         plots.append(("pareto_front.png", lambda: ov.plot_pareto_front(study, target_names=["metric", "LM calls / input"])))
     if len(complete) >= 2:
-        target = (lambda t: t.values[0]) if len(study.directions) == 2 else None
-        plots.append(("param_importances.png", lambda: ov.plot_param_importances(study, target=target, target_name="metric")))
+        # Optuna's default evaluator (PED-ANOVA) explains *low* targets; the metric is maximised, so negate it.
+        plots.append(("param_importances.png", lambda: ov.plot_param_importances(
+            study, target=lambda t: -t.values[0], target_name="metric")))
     for name, draw in plots:
-        axes = draw()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            axes = draw()
         axes.figure.set_size_inches(6, 4)
         axes.figure.tight_layout()
         axes.figure.savefig(folder / name, dpi=120)
