@@ -52,12 +52,13 @@ def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example],
     """Score one variant on every example; an example that raises counts as failed, not as a score."""
     usage = StepUsage()
     scores, failed = [], 0
-    with dspy.context(usage_tracker=usage):
-        for example in devset:
-            try:
-                scores.append(float(metric(example, program(**inputs(example)))))
-            except Exception:
-                failed += 1
+    for example in devset:
+        try:
+            with dspy.context(usage_tracker=usage):  # the program's calls, not the metric judge's
+                prediction = program(**inputs(example))
+            scores.append(float(metric(example, prediction)))
+        except Exception:
+            failed += 1
     calls = sum(c["calls"] for c in usage.by_step.values())
     tokens = sum(c["prompt_tokens"] + c["completion_tokens"] for c in usage.by_step.values())
     low, high = bootstrap_ci(scores)
@@ -158,6 +159,7 @@ def plot_study(study, output: str | os.PathLike) -> list[Path]:
     for name, draw in plots:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)  # PED-ANOVA's notes on tiny studies
             axes = draw()
         axes.figure.set_size_inches(6, 4)
         axes.figure.tight_layout()

@@ -62,13 +62,14 @@ def _objective(devset, metric, build, cost: bool, report_every: int) -> Callable
         program = build(trial)
         usage = StepUsage()
         scores = []
-        with dspy.context(usage_tracker=usage):
-            for number, example in enumerate(devset, start=1):
-                scores.append(float(metric(example, program(**example.inputs()))))
-                if not cost and number % report_every == 0:
-                    trial.report(sum(scores) / len(scores), number)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned()
+        for number, example in enumerate(devset, start=1):
+            with dspy.context(usage_tracker=usage):  # the program's calls, not the metric judge's
+                prediction = program(**example.inputs())
+            scores.append(float(metric(example, prediction)))
+            if not cost and number % report_every == 0:
+                trial.report(sum(scores) / len(scores), number)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
         quality = sum(scores) / len(scores)
         calls = sum(counter["calls"] for counter in usage.by_step.values()) / len(devset)
         trial.set_user_attr("lm_calls_per_input", calls)

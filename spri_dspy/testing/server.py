@@ -4,7 +4,8 @@ Every answer is scripted and stateless, so any number of threads or processes
 can call it: generators answer ``"<step> for: <query>"``, refiners append
 ``" (refined)"`` to the text they refine, and critics score the text under
 review with ``critic_scores[k]`` where k is how often that text was refined
-(the last score repeats). Faults are injected at the given rates: ``"500"``,
+(the last score repeats); other scores (judges, metrics) are 3 plus the number of
+refinements of their last input, at most 5. Faults are injected at the given rates: ``"500"``,
 ``"429"``, ``"timeout"`` (the answer comes after ``timeout_delay`` seconds) and
 ``"malformed"`` (a 200 with a body that is not JSON).
 
@@ -45,8 +46,8 @@ def scripted_answer(step: str, inputs: Mapping[str, str], critic_scores: Sequenc
         return {"feedback": f"improve it ({refined})", "score": critic_scores[min(refined, len(critic_scores) - 1)]}
     answer: dict[str, Any] = {}
     for name in outputs:
-        if name == "score" or name.endswith("_score"):
-            answer[name] = 3
+        if name == "score" or name.endswith("_score"):  # judges and metrics: better for refined texts
+            answer[name] = min(5, 3 + under_review.count("(refined)"))
         elif name.startswith("refined_"):
             draft = inputs.get(name.removeprefix("refined_"), inputs.get("judgement", ""))
             answer[name] = f"{draft} (refined)"

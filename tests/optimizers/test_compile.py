@@ -80,3 +80,30 @@ def test_bad_optimizer_and_empty_split():
         compile_program(Vanilla(), [dspy.Example(query="q")], [dspy.Example(query="q")], metric, optimizer="adam")
     with pytest.raises(ValueError, match="non-empty train split"):
         compile_program(Vanilla(), [], [dspy.Example(query="q")], metric)
+
+
+def test_compiled_program_behaves_the_same_in_a_fresh_process(scripted, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    engine, lm = scripted(SCRIPT, default=default)
+    trainset, devset = split()
+    with dspy.context(lm=lm):
+        compiled, _ = compile_program(SPRI(), trainset, devset, metric, optimizer="bootstrap")
+        compiled.save(tmp_path / "program.json")
+        here = compiled(query="fresh question").toDict()
+    code = (
+        "import json, dspy\n"
+        "from spri_dspy import SPRI\n"
+        "from spri_dspy.testing import ScriptedEngine, scripted_lm\n"
+        "from tests.optimizers.test_compile import SCRIPT, default\n"
+        f"program = SPRI(); program.load({str(tmp_path / 'program.json')!r})\n"
+        "with dspy.context(lm=scripted_lm(ScriptedEngine(SCRIPT, default=default))):\n"
+        "    print(json.dumps(program(query='fresh question').toDict()))\n"
+    )
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                          env={**__import__("os").environ, "PYTHONPATH": root + "/tests"}, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == json.loads(json.dumps(here))
