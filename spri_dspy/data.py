@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import datasets
+if TYPE_CHECKING:
+    import datasets
 
-TableSource = Union[str, os.PathLike, datasets.Dataset, Sequence[Mapping[str, Any]]]
+TableSource = Union[str, os.PathLike, "datasets.Dataset", Sequence[Mapping[str, Any]]]
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -20,6 +22,8 @@ class RowError(ValueError):
 def load_table(source: TableSource) -> datasets.Dataset:
     """A ``datasets.Dataset`` from a Dataset, a list of dicts, a .jsonl/.json/.csv/.parquet
     file, or a folder written by ``Dataset.save_to_disk``."""
+    import datasets  # imported when data is read, not when spri_dspy is
+
     if isinstance(source, datasets.Dataset):
         return source
     if not isinstance(source, (str, os.PathLike)):
@@ -39,6 +43,7 @@ def load_table(source: TableSource) -> datasets.Dataset:
 
 
 def _from_rows(rows: list[dict[str, Any]]) -> datasets.Dataset:
+    import datasets
     import pyarrow as pa
 
     try:
@@ -54,6 +59,19 @@ def _from_rows(rows: list[dict[str, Any]]) -> datasets.Dataset:
                     raise RowError(f"row {index}: field {field!r} is a {type(value).__name__} where earlier rows "
                                    f"hold a {expected.__name__}: {value!r:.60}") from None
         raise RowError(f"rows do not form a table: {exc}") from None
+
+
+def jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line of a JSONL file with its 1-based number: the parsed value, or the
+    ``json.JSONDecodeError`` it raised (callers decide whether that stops them)."""
+    with open(path, encoding="utf-8") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield line, json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield line, exc
 
 
 def text_field(row: Mapping[str, Any], field: str, index: int, *, optional: bool = False) -> str | None:

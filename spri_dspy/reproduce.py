@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spri_dspy.data import jsonl_lines
 from spri_dspy.metrics.agreement import agreement_by_group
 
 ALIGNMENT_FILE = "eval-1_standard_alignment.jsonl"
@@ -58,18 +59,12 @@ def _clean(value: Any) -> Any:
 
 def _read_jsonl(path: Path, row: Row) -> list[tuple[int, dict]]:
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                row.problems.append(f"{path}:{line}: not valid JSON ({exc.msg})")
-                continue
-            if not isinstance(record, dict):
-                row.problems.append(f"{path}:{line}: not a JSON object")
-                continue
+    for line, record in jsonl_lines(path):
+        if isinstance(record, json.JSONDecodeError):
+            row.problems.append(f"{path}:{line}: not valid JSON ({record.msg})")
+        elif not isinstance(record, dict):
+            row.problems.append(f"{path}:{line}: not a JSON object")
+        else:
             records.append((line, record))
     return records
 

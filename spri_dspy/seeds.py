@@ -28,6 +28,7 @@ from typing import Any, Literal, Union
 
 import dspy
 
+from spri_dspy.data import jsonl_lines
 from spri_dspy.rubric import format_rubric
 
 SeedSource = Union[str, os.PathLike, Iterable[Union[dspy.Example, Mapping[str, Any]]]]
@@ -69,14 +70,10 @@ def _read_jsonl(path: Path) -> Iterable[tuple[int, Any]]:
     if not path.is_file():
         raise SeedError(f"seeds file not found: {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                rows.append((line, json.loads(text)))
-            except json.JSONDecodeError as exc:
-                raise SeedError(f"seeds file {path} line {line}: not valid JSON ({exc.msg})") from None
+    for line, value in jsonl_lines(path):
+        if isinstance(value, json.JSONDecodeError):
+            raise SeedError(f"seeds file {path} line {line}: not valid JSON ({value.msg})")
+        rows.append((line, value))
     if not rows:
         raise SeedError(f"seeds file {path} holds no seeds")
     return rows
