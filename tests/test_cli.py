@@ -108,7 +108,7 @@ def test_non_integer_threshold_is_an_argparse_error(capsys):
     assert "argument --threshold: invalid int value: 'four'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in ("run", "generate", "judge", "reproduce", "compile", "tune", "ablate")])
 def test_help_on_every_command(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
