@@ -251,7 +251,9 @@ def run_batch(
             bar.update()
 
     try:
-        with dspy.context(disable_history=True, callbacks=[*dspy.settings.callbacks, tagger]):
+        # No LM history and no DSPy trace: both keep every call's inputs and outputs (up to 10,000
+        # of them), which a batch never reads back; memory stays flat in the number of inputs.
+        with dspy.context(disable_history=True, trace=None, callbacks=[*dspy.settings.callbacks, tagger]):
             for start in range(0, len(pending), chunk_size):
                 if summary.stopped_early:
                     break

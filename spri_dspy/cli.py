@@ -168,11 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
         "ablate",
         help="run a grid of variants and write a table and plots",
         description="Run SPRI (no seeds / seeds / per-dimension seed), the baselines and the oracle over DATA and "
-        "write ablation.csv, ablation.md, metric_by_variant.png and quality_vs_cost.png to OUTPUT.",
+        "write ablation.csv, ablation.md, metric_by_variant.png and quality_vs_cost.png to OUTPUT (with --study, "
+        "also the study's pareto_front.png and param_importances.png).",
     )
     _add_data_options(ablate)
     ablate.add_argument("--output", required=True, metavar="DIR", help="folder for the table and plots")
     ablate.add_argument("--variants", metavar="NAMES", help="comma-separated subset of the variants to run")
+    ablate.add_argument("--study", metavar="NAME", help="also plot this 'spri tune' study's Pareto front and "
+                        "parameter importances (with --storage)")
+    ablate.add_argument("--storage", default="sqlite:///study.db", metavar="URL", help="the study's Optuna storage")
     _add_lm_options(ablate)
     _add_spri_options(ablate, evaluation=True)
     ablate.set_defaults(handler=cmd_ablate)
@@ -448,6 +452,17 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         rows = ablate({name: variants[name]() for name in chosen}, examples, metric, args.output, inputs=inputs)
     print((__import__("pathlib").Path(args.output) / "ablation.md").read_text().rstrip())
     print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
+    if args.study:
+        import optuna
+
+        from spri_dspy.ablate import plot_study
+
+        try:
+            study = optuna.load_study(study_name=args.study, storage=args.storage)
+        except KeyError:
+            raise CLIError(f"--study {args.study!r} not found in {args.storage}") from None
+        for path in plot_study(study, args.output):
+            print(f"wrote {path}")
     return 0 if rows else 1
 
 

@@ -66,6 +66,12 @@ def test_tune_resumes_on_sqlite_and_plots(data, tmp_path, scripted_models, capsy
     out = capsys.readouterr().out
     assert "study 't' in sqlite:///" in out and ": 4 trials; best:" in out
     assert (tmp_path / "plots" / "pareto_front.png").exists()
+    assert cli.main(["ablate", str(data), "--output", str(tmp_path / "ab"), "--variants", "vanilla", "--study", "t",
+                     "--storage", storage]) == 0
+    assert {p.name for p in (tmp_path / "ab").glob("*.png")} == {
+        "metric_by_variant.png", "quality_vs_cost.png", "pareto_front.png", "param_importances.png"}
+    assert cli.main(["ablate", str(data), "--output", str(tmp_path / "ab"), "--variants", "vanilla", "--study", "nope",
+                     "--storage", storage]) == 2
 
 
 def test_ablate_writes_table_and_plots(data, tmp_path, scripted_models, capsys):
