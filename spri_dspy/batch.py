@@ -106,19 +106,23 @@ class ResultStore:
 
     @staticmethod
     def _load(path: Path) -> Iterator[str]:
-        """Ids already in ``results.jsonl``, after cutting off a torn last line."""
+        """Ids already in ``results.jsonl`` (read line by line), after cutting off a torn last line."""
         if not path.exists():
             return
-        data = path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
+        complete = 0  # bytes up to the end of the last whole line
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.endswith(b"\n"):
+                    break  # a torn last line: the write it belongs to never finished
+                complete += len(line)
+                try:
+                    yield json.loads(line)["id"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise ValueError(f"{path} line {number} is not a result record; move the file away to start "
+                                     "over") from None
+        if complete < path.stat().st_size:
             with path.open("r+b") as handle:
-                handle.truncate(end)
-        for number, line in enumerate(data[:end].splitlines(), start=1):
-            try:
-                yield json.loads(line)["id"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path} line {number} is not a result record; move the file away to start over") from None
+                handle.truncate(complete)
 
     def add(self, record: dict) -> bool:
         """Append a result unless its id is already done; True when written."""
@@ -337,7 +341,7 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def write_parquet(directory: str | os.PathLike, chunk_rows: int = 4096) -> Path:
+def write_parquet(directory: str | os.PathLike, chunk_rows: int = 512) -> Path:
     """``results.parquet`` from ``results.jsonl``, streamed in chunks: id, index, lm_calls, and each
     input and output field as a text column (structured values as JSON text)."""
     import pyarrow as pa
