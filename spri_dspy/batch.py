@@ -19,7 +19,6 @@ DSPy's own ``ParallelExecutor``; the steps of one input stay in order.
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
 import os
@@ -32,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import dspy
-from dspy.utils.callback import BaseCallback
 from dspy.utils.parallelizer import ParallelExecutor
 from dspy.utils.usage_tracker import UsageTracker
 
 from spri_dspy.data import RowError, TableSource, load_table
+from spri_dspy.modules import current_step, name_steps
 
 RESULTS, FAILURES, SUMMARY, PARQUET = "results.jsonl", "failures.jsonl", "summary.json", "results.parquet"
 _STAGES = (("principle", "principles"), ("respon", "response"), ("rubric", "rubric"), ("judg", "judgement"))
@@ -44,35 +43,16 @@ _STAGES = (("principle", "principles"), ("respon", "response"), ("rubric", "rubr
 
 def stage_of(step: str) -> str:
     """The SPRI stage a step belongs to: principles, response, rubric or judgement."""
-    return next((stage for prefix, stage in _STAGES if step.startswith(prefix)), step)
-
-
-_current_step: contextvars.ContextVar[str] = contextvars.ContextVar("spri_current_step", default="other")
-
-
-class StepTagger(BaseCallback):
-    """A DSPy callback that names the program step (predictor) whose LM calls are under way."""
-
-    def __init__(self, step_names: Mapping[int, str]):
-        self.step_names = step_names
-        self._tokens: dict[str, contextvars.Token] = {}
-
-    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        step = self.step_names.get(id(instance))
-        if step is not None:
-            self._tokens[call_id] = _current_step.set(step)
-
-    def on_module_end(self, call_id: str, outputs: Any | None, exception: Exception | None = None) -> None:
-        token = self._tokens.pop(call_id, None)
-        if token is not None:
-            _current_step.reset(token)
+    last = step.rsplit(".", 1)[-1]  # a step nested in a bigger program is "outer.principle_critic"
+    return next((stage for prefix, stage in _STAGES if last.startswith(prefix)), step)
 
 
 class StepUsage(UsageTracker):
     """A DSPy usage tracker that also counts calls and tokens per (step, model).
 
     DSPy calls ``add_usage`` once per LM call that reached the model (cache hits
-    are not counted); :class:`StepTagger` says which step made it.
+    are not counted); :data:`spri_dspy.modules.current_step` says which step made it
+    (steps named by :func:`spri_dspy.modules.name_steps`; others count as ``"other"``).
     """
 
     def __init__(self):
@@ -83,7 +63,7 @@ class StepUsage(UsageTracker):
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         with self._lock:
             super().add_usage(lm, usage_entry)
-            counter = self.by_step[(_current_step.get(), lm)]
+            counter = self.by_step[(current_step.get() or "other", lm)]
             counter["calls"] += 1
             for key in ("prompt_tokens", "completion_tokens"):
                 counter[key] += int(usage_entry.get(key) or 0)
@@ -223,7 +203,7 @@ def run_batch(
     store = ResultStore(output)
     summary = BatchSummary(rows=table.num_rows, info=dict(info or {}))
     pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
-    tagger = StepTagger({id(p): name.removesuffix(".predict") for name, p in program.named_predictors()})
+    name_steps(program)
     totals: dict[tuple[str, str], Counter] = defaultdict(Counter)
     lock = threading.Lock()
     bar = _progress(len(pending), progress)
@@ -257,7 +237,7 @@ def run_batch(
     try:
         # No LM history and no DSPy trace: both keep every call's inputs and outputs (up to 10,000
         # of them), which a batch never reads back; memory stays flat in the number of inputs.
-        with dspy.context(disable_history=True, trace=None, callbacks=[*dspy.settings.callbacks, tagger]):
+        with dspy.context(disable_history=True, trace=None):
             for start in range(0, len(pending), chunk_size):
                 if summary.stopped_early:
                     break

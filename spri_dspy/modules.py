@@ -7,6 +7,7 @@ as None (no ``goal``) are left out of the prompt rather than shown as "None".
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable
 
 import dspy
@@ -22,21 +23,44 @@ from spri_dspy.signatures import (
 )
 
 
+current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar("spri_current_step", default=None)
+"""The ``step_name`` of the step whose LM call is under way (see :func:`name_steps`)."""
+
+
 class Step(dspy.Module):
     """A single LM call: one ``dspy.Predict`` whose output fields are renamed for the program.
 
     ``outputs`` maps the signature's output field names to the Prediction's names.
+    While it calls its LM, :data:`current_step` holds its ``step_name``.
     """
+
+    step_name: str | None = None
 
     def __init__(self, signature: type[dspy.Signature], outputs: dict[str, str]):
         super().__init__()
         self.predict = dspy.Predict(signature)
         self.outputs = dict(outputs)
 
+    def call_predict(self, **inputs) -> dspy.Prediction:
+        """``self.predict(**inputs)`` with :data:`current_step` set to this step."""
+        token = current_step.set(self.step_name)
+        try:
+            return self.predict(**inputs)
+        finally:
+            current_step.reset(token)
+
     def forward(self, **inputs) -> dspy.Prediction:
         given = {name: value for name, value in inputs.items() if value is not None}
-        prediction = self.predict(**given)
+        prediction = self.call_predict(**given)
         return dspy.Prediction(**{ours: prediction[theirs] for theirs, ours in self.outputs.items()})
+
+
+def name_steps(program: dspy.Module) -> None:
+    """Give every :class:`Step` in ``program`` its attribute path as ``step_name`` (e.g.
+    ``"principle_critic"``), so usage can be counted per step."""
+    for name, module in program.named_sub_modules():
+        if isinstance(module, Step):
+            module.step_name = name.removeprefix("self.")
 
 
 class SeededStep(Step):
@@ -68,7 +92,7 @@ class SeededStep(Step):
                              query=inputs[self.query_field], goal=inputs.get("goal"),
                              match=self.seed_match, leave_one_out=self.leave_one_out)
         given = {name: value for name, value in inputs.items() if value is not None}
-        prediction = self.predict(**given, demos=[demos[i] for i in shown])
+        prediction = self.call_predict(**given, demos=[demos[i] for i in shown])
         return dspy.Prediction(**{self.output: prediction[self.output]}, seeds=shown)
 
 
