@@ -486,7 +486,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with dspy.context(lm=lm, adapter=adapter, track_usage=True):
         prediction = program(query=args.query, goal=args.goal)
     seconds = time.perf_counter() - started
-    calls = {m.model if m is lm else f"{m.model} (critic)": len(m.history) - before for m, before in zip(lms, calls_before)}
+    calls = {m.model if m is lm else f"{m.model} (critic)": len(m.history) - before for m, before in zip(lms, calls_before, strict=True)}
     summary = {"lm_calls": calls, "usage": prediction.get_lm_usage() or {}, "seconds": round(seconds, 2)}
     if args.json:
         print(json.dumps({"principles": prediction.principles, "response": prediction.response,

@@ -13,7 +13,6 @@ import uuid
 import dspy
 import pytest
 
-from conftest import spri_script
 from spri_dspy import SPRI, Vanilla
 from spri_dspy.batch import RESULTS, input_id, run_batch
 from spri_dspy.data import RowError

@@ -44,7 +44,7 @@ def generate_sft(program: dspy.Module, instructions: Sequence[str], num_threads:
     executor and return the SFT records as a ``datasets.Dataset``."""
     examples = [dspy.Example(query=text).with_inputs("query") for text in instructions]
     predictions = program.batch(examples, num_threads=num_threads, disable_progress_bar=True)
-    return datasets.Dataset.from_list([sft_row(text, p) for text, p in zip(instructions, predictions)])
+    return datasets.Dataset.from_list([sft_row(text, p) for text, p in zip(instructions, predictions, strict=True)])
 
 
 def save_sft(dataset: datasets.Dataset, path: str | os.PathLike) -> Path:
