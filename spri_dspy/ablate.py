@@ -59,12 +59,10 @@ def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example],
             scores.append(float(metric(example, prediction)))
         except Exception:
             failed += 1
-    calls = sum(c["calls"] for c in usage.by_step.values())
-    tokens = sum(c["prompt_tokens"] + c["completion_tokens"] for c in usage.by_step.values())
     low, high = bootstrap_ci(scores)
     n = len(devset)
     return VariantResult(name, n, failed, float(np.mean(scores)) if scores else float("nan"), low, high,
-                         calls / n, tokens / n)
+                         usage.calls / n, usage.tokens / n)
 
 
 def ablate(

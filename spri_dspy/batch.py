@@ -68,6 +68,16 @@ class StepUsage(UsageTracker):
             for key in ("prompt_tokens", "completion_tokens"):
                 counter[key] += int(usage_entry.get(key) or 0)
 
+    @property
+    def calls(self) -> int:
+        """LM calls counted so far, all steps and models together."""
+        return sum(counter["calls"] for counter in self.by_step.values())
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens counted so far."""
+        return sum(counter["prompt_tokens"] + counter["completion_tokens"] for counter in self.by_step.values())
+
     def __deepcopy__(self, memo):  # ParallelExecutor copies trackers per thread; ours is per input already
         return self
 
@@ -218,7 +228,7 @@ def run_batch(
             with dspy.context(usage_tracker=usage):
                 prediction = program(**inputs)
             store.add({"id": row_id, "index": index, "input": inputs, "output": _as_json(prediction),
-                       "lm_calls": sum(c["calls"] for c in usage.by_step.values())})
+                       "lm_calls": usage.calls})
             outcome = "done"
         except Exception as exc:
             store.fail({"id": row_id, "index": index, "input": inputs, "error": f"{type(exc).__name__}: {exc}"})
@@ -227,7 +237,7 @@ def run_batch(
             setattr(summary, outcome, getattr(summary, outcome) + 1)
             for key, counter in usage.by_step.items():
                 totals[key].update(counter)
-            summary.lm_calls += sum(c["calls"] for c in usage.by_step.values())
+            summary.lm_calls += usage.calls
             if outcome == "failed" and max_errors is not None and summary.failed >= max_errors:
                 summary.stopped_early = True
                 executor.cancel_jobs.set()

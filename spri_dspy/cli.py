@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 EMBEDDED = "embedded"
 RESPONSE_PROGRAMS = ("spri", "vanilla", "self-refine", "oracle", "seed-principles")
@@ -329,7 +330,7 @@ def save_compiled(program, path: str, kind: str, name: str, args: argparse.Names
 
 
 def _task_data(args: argparse.Namespace):
-    """(examples, kind, metric, inputs) for --task/--metric, with the metric's judge on --judge-lm."""
+    """(examples, kind, metric) for --task/--metric, with the metric's judge on --judge-lm."""
     from spri_dspy import metrics
     from spri_dspy.tasks import load_instructions, load_judgements, load_reappraisal
 
@@ -450,7 +451,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     inputs = {"oracle": lambda e: {**e.inputs(), "principles": e.constitution}}
     with dspy.context(lm=lm, adapter=adapter):
         rows = ablate({name: variants[name]() for name in chosen}, examples, metric, args.output, inputs=inputs)
-    print((__import__("pathlib").Path(args.output) / "ablation.md").read_text().rstrip())
+    print((Path(args.output) / "ablation.md").read_text().rstrip())
     print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
     if args.study:
         import optuna

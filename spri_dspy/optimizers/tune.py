@@ -71,7 +71,7 @@ def _objective(devset, metric, build, cost: bool, report_every: int) -> Callable
                 if trial.should_prune():
                     raise optuna.TrialPruned()
         quality = sum(scores) / len(scores)
-        calls = sum(counter["calls"] for counter in usage.by_step.values()) / len(devset)
+        calls = usage.calls / len(devset)
         trial.set_user_attr("lm_calls_per_input", calls)
         return (quality, calls) if cost else quality
 
