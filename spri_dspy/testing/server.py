@@ -137,10 +137,15 @@ class FakeOpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # headers and body leave in one write, flushed after each request
 
             def setup(self):
                 super().setup()
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle stall per answer
+
+            def parse_request(self):  # called as soon as the request line has arrived
+                self.deadline = time.monotonic() + server.latency
+                return super().parse_request()
 
             def log_message(self, *args):  # quiet
                 pass
@@ -153,6 +158,8 @@ class FakeOpenAIServer:
                     self._send(404, b'{"error": "not found"}')
 
             def do_POST(self):
+                # The answer leaves a fixed latency after the request arrived: the server's own work
+                # (parsing, scripting the answer) happens inside that latency, not on top of it.
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     return self._send(404, b'{"error": {"message": "not found"}}')
@@ -161,21 +168,24 @@ class FakeOpenAIServer:
                     server.counts["requests"] += 1
                     if fault:
                         server.counts[f"fault:{fault}"] += 1
-                time.sleep(server.latency)
-                if fault == "500":
-                    return self._send(500, b'{"error": {"message": "injected server error", "type": "server_error"}}')
-                if fault == "429":
-                    return self._send(429, b'{"error": {"message": "injected rate limit", "type": "rate_limit"}}',
-                                      {"Retry-After": "0"})
+                status, payload, headers = self._respond(raw, fault)
+                time.sleep(max(0.0, self.deadline - time.monotonic()))
                 if fault == "timeout":
                     time.sleep(server.timeout_delay)
+                self._send(status, payload, headers)
+
+            def _respond(self, raw: bytes, fault: str | None) -> tuple[int, bytes, Mapping[str, str] | None]:
+                if fault == "500":
+                    return 500, b'{"error": {"message": "injected server error", "type": "server_error"}}', None
+                if fault == "429":
+                    return 429, b'{"error": {"message": "injected rate limit", "type": "rate_limit"}}', {"Retry-After": "0"}
                 if fault == "malformed":
-                    return self._send(200, b'{"id": "x", "choices": [ this is not json')
+                    return 200, b'{"id": "x", "choices": [ this is not json', None
                 try:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
-                    return self._send(400, b'{"error": {"message": "request body is not JSON"}}')
-                self._send(200, json.dumps(server.answer(body)).encode())
+                    return 400, b'{"error": {"message": "request body is not JSON"}}', None
+                return 200, json.dumps(server.answer(body)).encode(), None
 
             def _send(self, status: int, payload: bytes, headers: Mapping[str, str] | None = None):
                 try:
