@@ -128,9 +128,16 @@ class CritiqueRefineProgram(dspy.Module):
 
     Holds the validated loop settings and places the critic LM: the submodules
     named in ``critics`` run on ``critic_lm`` when one is given.
+
+    A program with two stages (principles then response, rubric then judgement)
+    names their methods in ``stages``: the first takes ``forward``'s arguments and
+    returns the keyword arguments of the next, the last returns the Prediction,
+    and ``forward`` is exactly that chain. The batch runner schedules the stages of
+    different inputs separately, in order within each input.
     """
 
     critics: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, keep: Keep = "latest"):
         super().__init__()

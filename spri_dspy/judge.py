@@ -128,27 +128,31 @@ class SPRIJudge(CritiqueRefineProgram):
         self.judgement_refiner = JudgementRefiner()
         self.place_critics(critic_lm)
 
+    stages = ("write_rubric", "write_judgement")
+
     def forward(self, instruction: str, response: str, reference_answer: str | None = None) -> dspy.Prediction:
+        return self.write_judgement(**self.write_rubric(instruction, response, reference_answer))
+
+    def write_rubric(self, instruction: str, response: str, reference_answer: str | None = None) -> dict:
+        """Stage 1: a rubric for the instruction, critiqued and refined; returns stage 2's arguments."""
         context = {
             "instruction": check_text("instruction", instruction),
             "reference_answer": check_text("reference_answer", reference_answer, optional=True),
         }
         check_text("response", response)
-
         generated = self.rubric_generator(**context)
-        rubric, rubric_rounds = self.refine_loop(
+        rubric, rounds = self.refine_loop(
             "rubric",
             generated.rubric,
             critique=lambda text: self.rubric_critic(**context, rubric=text),
             refine=lambda text, feedback: self.rubric_refiner(**context, rubric=text, feedback=feedback).rubric,
         )
+        return {"context": context, "response": response, "rubric": rubric, "trace": rounds, "seeds": generated.seeds}
 
+    def write_judgement(self, context: dict, response: str, rubric: str, trace: list[Round],
+                        seeds: list[int]) -> dspy.Prediction:
+        """Stage 2: the judgement of the response under the final rubric, critiqued and refined."""
         judgement_context = {**context, "rubric": rubric, "response": response}
-        judgement, judgement_rounds = refine_judgement(self, self.judge(**judgement_context), judgement_context)
-        return dspy.Prediction(
-            rubric=rubric,
-            feedback=judgement.feedback,
-            score=judgement.score,
-            trace=rubric_rounds + judgement_rounds,
-            seeds=generated.seeds,
-        )
+        judgement, rounds = refine_judgement(self, self.judge(**judgement_context), judgement_context)
+        return dspy.Prediction(rubric=rubric, feedback=judgement.feedback, score=judgement.score,
+                               trace=trace + rounds, seeds=seeds)

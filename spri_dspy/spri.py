@@ -87,20 +87,25 @@ class SPRI(CritiqueRefineProgram):
         self.response_refiner = ResponseRefiner()
         self.place_critics(critic_lm)
 
-    def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
-        context = {"query": check_text("query", query), "goal": check_text("goal", goal, optional=True)}
+    stages = ("write_principles", "write_response")
 
+    def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
+        return self.write_response(**self.write_principles(query, goal))
+
+    def write_principles(self, query: str, goal: str | None = None) -> dict:
+        """Stage 1: principles for the input, critiqued and refined; returns stage 2's arguments."""
+        context = {"query": check_text("query", query), "goal": check_text("goal", goal, optional=True)}
         generated = self.principle_generator(**context)
-        principles = generated.principles
-        principles, principle_rounds = self.refine_loop(
+        principles, rounds = self.refine_loop(
             "principles",
-            principles,
+            generated.principles,
             critique=lambda text: self.principle_critic(**context, principles=text),
             refine=lambda text, feedback: self.principle_refiner(**context, principles=text, feedback=feedback).principles,
         )
+        return {"context": context, "principles": principles, "trace": rounds, "seeds": generated.seeds}
 
+    def write_response(self, context: dict, principles: str, trace: list[Round], seeds: list[int]) -> dspy.Prediction:
+        """Stage 2: the response under the final principles, critiqued and refined; returns the Prediction."""
         response_context = {**context, "principles": principles}
-        response, response_rounds = refine_response(self, self.responder(**response_context).response, response_context)
-        return dspy.Prediction(
-            principles=principles, response=response, trace=principle_rounds + response_rounds, seeds=generated.seeds
-        )
+        response, rounds = refine_response(self, self.responder(**response_context).response, response_context)
+        return dspy.Prediction(principles=principles, response=response, trace=trace + rounds, seeds=seeds)

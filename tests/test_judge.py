@@ -31,6 +31,19 @@ def test_both_stages_follow_algorithm_1(scripted):
     assert prediction.trace[3]["text"] == "judged v0+\nScore: 2"
 
 
+def test_stages_run_one_after_another_are_forward(scripted):
+    prediction, engine = judge(scripted, (2, 5), (1, 4), (3, 2))
+    staged_engine, lm = scripted(judge_script((2, 5), (1, 4), (3, 2)))
+    program = SPRIJudge()
+    assert program.stages == ("write_rubric", "write_judgement")
+    with dspy.context(lm=lm):
+        middle = program.write_rubric(INSTRUCTION, "Because of the ocean.")
+        assert staged_engine.steps() == ["rubric_generator", "rubric_critic", "rubric_refiner", "rubric_critic"]
+        staged = program.write_judgement(**middle)
+    assert staged_engine.steps() == engine.steps()
+    assert staged.toDict() == prediction.toDict()
+
+
 def test_judgement_steps_see_rubric_response_and_judgement(scripted):
     _, engine = judge(scripted, (5,), (1, 5), (3, 4), reference_answer="Rayleigh scattering.")
     critic, refiner = [c for c in engine.calls if c.step in ("judgement_critic", "judgement_refiner")][:2]

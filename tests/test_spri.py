@@ -47,6 +47,20 @@ def test_calls_follow_algorithm_1(scripted, scores, adapter):
     assert prediction.response == "response v0" + "+" * refinements
 
 
+def test_stages_run_one_after_another_are_forward(scripted):
+    """The batch runner runs ``stages`` separately; chained, they make forward's calls and Prediction."""
+    prediction, engine = run(scripted, (2, 5), (3, 4))
+    staged_engine, lm = scripted(spri_script((2, 5), (3, 4)))
+    program = SPRI()
+    assert program.stages == ("write_principles", "write_response")
+    with dspy.context(lm=lm):
+        middle = program.write_principles(query="My cat keeps waking me at 4am. What can I do?")
+        assert staged_engine.steps() == [P_GEN, P_CRIT, P_REF, P_CRIT]
+        staged = program.write_response(**middle)
+    assert staged_engine.steps() == engine.steps()
+    assert staged.toDict() == prediction.toDict()
+
+
 def test_stage_stops_after_max_rounds_critiques(scripted):
     prediction, engine = run(scripted, (1, 1, 1, 1, 1), (5,), max_rounds=4)
     assert engine.steps().count(P_CRIT) == 4
