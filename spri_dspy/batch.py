@@ -14,7 +14,10 @@ baseline) over every row of a table and writes to the folder OUTPUT:
 Each input has a stable id (an id column, or a hash of its inputs), so rerunning
 the same command skips finished ids and retries failed ones: however often a run
 is killed, the end state holds exactly one result per input. Inputs run on
-DSPy's own ``ParallelExecutor``; the steps of one input stay in order.
+DSPy's own ``ParallelExecutor``. A program that names its ``stages`` (SPRI:
+principles, then response) has each stage scheduled as its own task: the stages
+of one input run in order, those of different inputs interleave, so the last
+inputs of a batch spread over every thread.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import json
 import os
 import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,7 +195,6 @@ def run_batch(
     max_errors: int | None = None,
     skip_bad_rows: bool = False,
     progress: bool = True,
-    chunk_size: int = 2048,
     info: Mapping[str, Any] | None = None,
 ) -> BatchSummary:
     """Run ``program`` over every row of ``source`` into the folder ``output`` (see the module docstring).
@@ -201,11 +203,11 @@ def run_batch(
         fields: program argument -> column, e.g. ``{"query": "instruction"}``.
         optional: the arguments that may be missing or null in a row (e.g. ``goal``).
         id_field: a column holding unique ids; default: a hash of the row's inputs.
-        threads: inputs run at once (DSPy's ParallelExecutor).
+        threads: stages run at once (DSPy's ParallelExecutor); at most 1.5 x ``threads``
+            inputs are under way at a time.
         max_errors: stop early once this many inputs failed in this run.
         skip_bad_rows: record rows with a missing, empty or mistyped field as failed
             instead of stopping before any LM call.
-        chunk_size: inputs handed to the executor at a time, which bounds memory.
         info: what ran (program, settings, seeds), recorded in ``summary.json``.
     """
     started = time.perf_counter()
@@ -214,48 +216,56 @@ def run_batch(
     summary = BatchSummary(rows=table.num_rows, info=dict(info or {}))
     pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
     name_steps(program)
+    stages = [getattr(program, name) for name in getattr(program, "stages", ())] or [program]
     totals: dict[tuple[str, str], Counter] = defaultdict(Counter)
     lock = threading.Lock()
     bar = _progress(len(pending), progress)
     executor = ParallelExecutor(num_threads=threads, max_errors=10**9, disable_progress_bar=True, timeout=0)
+    queue = _StageQueue(pending, window=threads + threads // 2, stop=executor.cancel_jobs)
 
-    def process(item: tuple[int, str]) -> None:
-        index, row_id = item
-        row = table[index]
-        inputs = {arg: row[column] for arg, column in fields.items() if row.get(column) is not None}
-        usage = StepUsage()
-        try:
-            with dspy.context(usage_tracker=usage):
-                prediction = program(**inputs)
-            store.add({"id": row_id, "index": index, "input": inputs, "output": _as_json(prediction),
-                       "lm_calls": usage.calls})
-            outcome = "done"
-        except Exception as exc:
-            store.fail({"id": row_id, "index": index, "input": inputs, "error": f"{type(exc).__name__}: {exc}"})
-            outcome = "failed"
+    def finish(task: _Task, outcome: str, record: dict) -> None:
+        queue.finish()
+        if outcome == "done":
+            store.add(record | {"lm_calls": task.usage.calls})
+        else:
+            store.fail(record)
         with lock:
             setattr(summary, outcome, getattr(summary, outcome) + 1)
-            for key, counter in usage.by_step.items():
+            for key, counter in task.usage.by_step.items():
                 totals[key].update(counter)
-            summary.lm_calls += usage.calls
+            summary.lm_calls += task.usage.calls
             if outcome == "failed" and max_errors is not None and summary.failed >= max_errors:
                 summary.stopped_early = True
                 executor.cancel_jobs.set()
             bar.set_postfix(done=summary.done, failed=summary.failed, lm_calls=summary.lm_calls, refresh=False)
             bar.update()
 
+    def run_stage(task: _Task) -> None:
+        if task.stage == 0:
+            row = table[task.index]
+            task.arguments = {arg: row[column] for arg, column in fields.items() if row.get(column) is not None}
+            task.inputs = task.arguments
+        record = {"id": task.row_id, "index": task.index, "input": task.inputs}
+        try:
+            with dspy.context(usage_tracker=task.usage):
+                result = stages[task.stage](**task.arguments)
+        except Exception as exc:
+            return finish(task, "failed", record | {"error": f"{type(exc).__name__}: {exc}"})
+        task.stage += 1
+        if task.stage < len(stages):
+            task.arguments = result
+            return queue.put(task)
+        finish(task, "done", record | {"output": _as_json(result)})
+
     try:
         # No LM history and no DSPy trace: both keep every call's inputs and outputs (up to 10,000
         # of them), which a batch never reads back; memory stays flat in the number of inputs.
         with dspy.context(disable_history=True, trace=None):
-            for start in range(0, len(pending), chunk_size):
-                if summary.stopped_early:
-                    break
-                try:
-                    executor.execute(process, pending[start:start + chunk_size])
-                except Exception:
-                    if not summary.stopped_early:
-                        raise
+            # Each of the executor's threads takes stages from the queue until none is left.
+            executor.execute(lambda _: _drain(queue, run_stage), range(threads))
+    except Exception:
+        if not summary.stopped_early:
+            raise
     finally:
         bar.close()
         store.close()
@@ -264,6 +274,67 @@ def run_batch(
         _write_atomic(store.directory / SUMMARY, json.dumps(asdict(summary) | {"pending": summary.pending}, indent=2))
     write_parquet(store.directory)
     return summary
+
+
+@dataclass
+class _Task:
+    """One input on its way through the program's stages."""
+
+    index: int
+    row_id: str
+    stage: int = 0
+    inputs: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, Any] = field(default_factory=dict)  # of the stage due next
+    usage: StepUsage = field(default_factory=StepUsage)
+
+
+class _StageQueue:
+    """Which stage of which input an executor thread runs next.
+
+    A new input is started while fewer than ``window`` inputs are under way;
+    otherwise the thread takes the next stage of an input under way, oldest
+    first, or waits for one. Starting a little more than one input per thread
+    lets the stages of the last inputs spread over all threads instead of
+    leaving some idle while others finish whole inputs.
+    """
+
+    def __init__(self, items: list[tuple[int, str]], window: int, stop: threading.Event):
+        self._new = deque(items)
+        self._due: deque[_Task] = deque()
+        self._active, self._window, self._stop = 0, window, stop
+        self._changed = threading.Condition()
+
+    def take(self) -> _Task | None:
+        """The next stage to run; None once every input is finished or ``stop`` is set."""
+        with self._changed:
+            while not self._stop.is_set():
+                if self._new and self._active < self._window:
+                    self._active += 1
+                    return _Task(*self._new.popleft())
+                if self._due:
+                    return self._due.popleft()
+                if not self._active:
+                    return None
+                self._changed.wait(timeout=0.5)  # woken by put/finish; the timeout notices ``stop``
+            return None
+
+    def put(self, task: _Task) -> None:
+        """``task``'s next stage is due."""
+        with self._changed:
+            self._due.append(task)
+            self._changed.notify()
+
+    def finish(self) -> None:
+        """An input under way has finished (done or failed)."""
+        with self._changed:
+            self._active -= 1
+            self._changed.notify_all()
+
+
+
+def _drain(queue: _StageQueue, run: Callable[[_Task], None]) -> None:
+    while (task := queue.take()) is not None:
+        run(task)
 
 
 def _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary) -> list[tuple[int, str]]:

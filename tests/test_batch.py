@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -14,7 +15,7 @@ import dspy
 import pytest
 
 from spri_dspy import SPRI, Vanilla
-from spri_dspy.batch import RESULTS, input_id, run_batch
+from spri_dspy.batch import FAILURES, RESULTS, input_id, run_batch
 from spri_dspy.data import RowError
 from spri_dspy.testing import FakeOpenAIServer
 
@@ -55,6 +56,80 @@ def test_results_usage_and_summary(scripted, tmp_path):
 
     table = datasets.Dataset.from_parquet(str(tmp_path / "results.parquet"))
     assert table.num_rows == 6 and "output.response" in table.column_names
+
+
+class Staged(dspy.Module):
+    """A two-stage program that logs when each stage starts and each input ends; no LM.
+
+    With ``hold`` set, every second stage waits (up to 10 s) until the input ``hold`` has started.
+    """
+
+    stages = ("first", "second")
+
+    def __init__(self, fail=(), hold=None):
+        super().__init__()
+        self.events, self.fail, self.hold = [], set(fail), hold
+        self._lock, self._held = threading.Lock(), threading.Event()
+
+    def log(self, *event):
+        with self._lock:
+            self.events.append(event)
+
+    def forward(self, query, goal=None):
+        return self.second(**self.first(query, goal))
+
+    def first(self, query, goal=None):
+        self.log("first", query)
+        if query == self.hold:
+            self._held.set()
+        if query in self.fail:
+            raise ValueError(f"no principles for {query}")
+        return {"query": query}
+
+    def second(self, query):
+        if self.hold is not None and not self._held.wait(timeout=10):
+            raise TimeoutError(f"{self.hold} never started")
+        self.log("second", query)
+        self.log("end", query)
+        return dspy.Prediction(answer=query.upper())
+
+
+def test_one_thread_runs_each_input_stage_by_stage(tmp_path):
+    program = Staged()
+    summary = batch(program, rows(3), tmp_path, lm=None, threads=1)
+    assert summary.done == 3
+    assert program.events == [(event, f"question {i}") for i in range(3) for event in ("first", "second", "end")]
+    assert [r["output"]["answer"] for r in results(tmp_path)] == ["QUESTION 0", "QUESTION 1", "QUESTION 2"]
+
+
+def test_stages_interleave_in_order_with_a_bounded_number_under_way(tmp_path):
+    # Two threads may have 3 inputs under way: the third input starts while the first two wait to run
+    # their second stages (a runner that kept each input on one thread would stall here).
+    program = Staged(hold="question 2")
+    summary = batch(program, rows(20), tmp_path, lm=None, threads=2)
+    assert (summary.done, summary.failed) == (20, 0)
+    third = program.events.index(("first", "question 2"))
+    assert all(event != "second" for event, _ in program.events[:third])
+    for i in range(20):
+        assert [event for event, query in program.events if query == f"question {i}"] == ["first", "second", "end"]
+    under_way, most = set(), 0
+    for event, query in program.events:
+        if event == "first":
+            under_way.add(query)
+        elif event == "end":
+            under_way.discard(query)
+        most = max(most, len(under_way))
+    assert most <= 3
+    assert sorted(r["output"]["answer"] for r in results(tmp_path)) == sorted(f"QUESTION {i}" for i in range(20))
+
+
+def test_a_failed_first_stage_is_recorded_and_skips_the_second(tmp_path):
+    program = Staged(fail={"question 2"})
+    summary = batch(program, rows(4), tmp_path, lm=None, threads=2)
+    assert (summary.done, summary.failed) == (3, 1)
+    assert ("second", "question 2") not in program.events
+    failure = json.loads((tmp_path / FAILURES).read_text())
+    assert failure["index"] == 2 and failure["error"] == "ValueError: no principles for question 2"
 
 
 def test_rerun_skips_finished_ids(scripted, tmp_path):
