@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,7 +224,6 @@ def run_batch(
     queue = _StageQueue(pending, window=threads + threads // 2, stop=executor.cancel_jobs)
 
     def finish(task: _Task, outcome: str, record: dict) -> None:
-        queue.finish()
         if outcome == "done":
             store.add(record | {"lm_calls": task.usage.calls})
         else:
@@ -239,6 +238,7 @@ def run_batch(
                 executor.cancel_jobs.set()
             bar.set_postfix(done=summary.done, failed=summary.failed, lm_calls=summary.lm_calls, refresh=False)
             bar.update()
+        queue.finish()
 
     def run_stage(task: _Task) -> None:
         if task.stage == 0:
@@ -257,13 +257,26 @@ def run_batch(
             return queue.put(task)
         finish(task, "done", record | {"output": _as_json(result)})
 
+    broken: list[BaseException] = []
+
+    def drain(_thread: int) -> None:
+        """One executor thread: take stages from the queue until none is left."""
+        try:
+            while (task := queue.take()) is not None:
+                run_stage(task)
+        except BaseException as exc:  # e.g. a full disk: stop every thread rather than leave them waiting
+            broken.append(exc)
+            executor.cancel_jobs.set()
+            raise
+
     try:
         # No LM history and no DSPy trace: both keep every call's inputs and outputs (up to 10,000
         # of them), which a batch never reads back; memory stays flat in the number of inputs.
         with dspy.context(disable_history=True, trace=None):
-            # Each of the executor's threads takes stages from the queue until none is left.
-            executor.execute(lambda _: _drain(queue, run_stage), range(threads))
+            executor.execute(drain, range(threads))
     except Exception:
+        if broken:
+            raise broken[0] from None
         if not summary.stopped_early:
             raise
     finally:
@@ -329,12 +342,6 @@ class _StageQueue:
         with self._changed:
             self._active -= 1
             self._changed.notify_all()
-
-
-
-def _drain(queue: _StageQueue, run: Callable[[_Task], None]) -> None:
-    while (task := queue.take()) is not None:
-        run(task)
 
 
 def _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary) -> list[tuple[int, str]]:

@@ -15,7 +15,7 @@ import dspy
 import pytest
 
 from spri_dspy import SPRI, Vanilla
-from spri_dspy.batch import FAILURES, RESULTS, input_id, run_batch
+from spri_dspy.batch import FAILURES, RESULTS, ResultStore, input_id, run_batch
 from spri_dspy.data import RowError
 from spri_dspy.testing import FakeOpenAIServer
 
@@ -130,6 +130,22 @@ def test_a_failed_first_stage_is_recorded_and_skips_the_second(tmp_path):
     assert ("second", "question 2") not in program.events
     failure = json.loads((tmp_path / FAILURES).read_text())
     assert failure["index"] == 2 and failure["error"] == "ValueError: no principles for question 2"
+
+
+def test_a_broken_results_file_stops_every_thread_with_its_error(tmp_path, monkeypatch):
+    written = []
+
+    def add(self, record):
+        if len(written) == 2:
+            raise OSError("No space left on device")
+        written.append(record)
+        return True
+
+    monkeypatch.setattr(ResultStore, "add", add)
+    started = time.monotonic()
+    with pytest.raises(OSError, match="No space left on device"):
+        batch(Staged(), rows(30), tmp_path, lm=None, threads=4)
+    assert len(written) == 2 and time.monotonic() - started < 5  # no thread left waiting for work
 
 
 def test_rerun_skips_finished_ids(scripted, tmp_path):
