@@ -17,7 +17,8 @@ is killed, the end state holds exactly one result per input. Inputs run on
 DSPy's own ``ParallelExecutor``. A program that names its ``stages`` (SPRI:
 principles, then response) has each stage scheduled as its own task: the stages
 of one input run in order, those of different inputs interleave, so the last
-inputs of a batch spread over every thread.
+inputs of a batch spread over every thread. At most 1.5 x ``threads`` inputs are
+under way at once, which bounds the work a kill throws away.
 """
 
 from __future__ import annotations
@@ -250,12 +251,14 @@ def run_batch(
             with dspy.context(usage_tracker=task.usage):
                 result = stages[task.stage](**task.arguments)
         except Exception as exc:
-            return finish(task, "failed", record | {"error": f"{type(exc).__name__}: {exc}"})
+            finish(task, "failed", record | {"error": f"{type(exc).__name__}: {exc}"})
+            return
         task.stage += 1
         if task.stage < len(stages):
             task.arguments = result
-            return queue.put(task)
-        finish(task, "done", record | {"output": _as_json(result)})
+            queue.put(task)
+        else:
+            finish(task, "done", record | {"output": _as_json(result)})
 
     broken: list[BaseException] = []
 

@@ -51,7 +51,8 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", metavar="OUTPUT", help="results folder (created; rerun to resume)")
     group = parser.add_argument_group("batch")
     group.add_argument("--id-field", metavar="COLUMN", help="column of unique ids (default: a hash of the inputs)")
-    group.add_argument("--threads", type=int, default=8, metavar="N", help="threads, each running one input's stage at a time (default 8)")
+    group.add_argument("--threads", type=int, default=8, metavar="N",
+                       help="threads, each running one input's stage at a time (default 8)")
     group.add_argument("--max-errors", type=int, metavar="N", help="stop early once N inputs failed")
     group.add_argument("--skip-bad-rows", action="store_true",
                        help="record rows with a missing/empty/mistyped field as failed instead of stopping")

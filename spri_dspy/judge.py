@@ -106,6 +106,7 @@ class SPRIJudge(CritiqueRefineProgram):
     """
 
     critics = ("rubric_critic", "judgement_critic")
+    stages = ("write_rubric", "write_judgement")
 
     def __init__(
         self,
@@ -127,8 +128,6 @@ class SPRIJudge(CritiqueRefineProgram):
         self.judgement_critic = JudgementCritic()
         self.judgement_refiner = JudgementRefiner()
         self.place_critics(critic_lm)
-
-    stages = ("write_rubric", "write_judgement")
 
     def forward(self, instruction: str, response: str, reference_answer: str | None = None) -> dspy.Prediction:
         return self.write_judgement(**self.write_rubric(instruction, response, reference_answer))

@@ -65,6 +65,7 @@ class SPRI(CritiqueRefineProgram):
     """
 
     critics = ("principle_critic", "response_critic")
+    stages = ("write_principles", "write_response")
 
     def __init__(
         self,
@@ -86,8 +87,6 @@ class SPRI(CritiqueRefineProgram):
         self.response_critic = ResponseCritic()
         self.response_refiner = ResponseRefiner()
         self.place_critics(critic_lm)
-
-    stages = ("write_principles", "write_response")
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
         return self.write_response(**self.write_principles(query, goal))
