@@ -224,7 +224,8 @@ def run_batch(
     executor = ParallelExecutor(num_threads=threads, max_errors=10**9, disable_progress_bar=True, timeout=0)
     queue = _StageQueue(pending, window=threads + threads // 2, stop=executor.cancel_jobs)
 
-    def finish(task: _Task, outcome: str, record: dict) -> None:
+    def finish(task: _Task, outcome: str, result: dict) -> None:
+        record = {"id": task.row_id, "index": task.index, "input": task.inputs, **result}
         if outcome == "done":
             store.add(record | {"lm_calls": task.usage.calls})
         else:
@@ -246,19 +247,18 @@ def run_batch(
             row = table[task.index]
             task.arguments = {arg: row[column] for arg, column in fields.items() if row.get(column) is not None}
             task.inputs = task.arguments
-        record = {"id": task.row_id, "index": task.index, "input": task.inputs}
         try:
             with dspy.context(usage_tracker=task.usage):
                 result = stages[task.stage](**task.arguments)
         except Exception as exc:
-            finish(task, "failed", record | {"error": f"{type(exc).__name__}: {exc}"})
+            finish(task, "failed", {"error": f"{type(exc).__name__}: {exc}"})
             return
         task.stage += 1
         if task.stage < len(stages):
             task.arguments = result
             queue.put(task)
         else:
-            finish(task, "done", record | {"output": _as_json(result)})
+            finish(task, "done", {"output": _as_json(result)})
 
     broken: list[BaseException] = []
 
