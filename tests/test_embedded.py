@@ -7,9 +7,11 @@ import json
 import dspy
 import pytest
 
-from spri_dspy import SPRI, embedded_lm
-from spri_dspy.embedded import LlamaCppEngine, default_model_path, schema_grammar
+from spri_dspy import SPRI, CompactJSONAdapter, embedded
+from spri_dspy import embedded_lm
+from spri_dspy.embedded import LlamaCppEngine, default_model_path, load_llama, schema_grammar
 from spri_dspy.signatures import CritiquePrinciples
+from spri_dspy.testing.quality import degenerate_reason
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +30,102 @@ def test_grammar_caps_free_text_and_keeps_the_score_enum():
     schema = {"type": "object", "properties": {"feedback": {"type": "string"}, "score": {"enum": [1, 2, 3, 4, 5], "type": "integer"}},
               "required": ["feedback", "score"]}
     gbnf = schema_grammar(schema, 300)
-    assert 'string ::= "\\"" char{0,300} "\\"" space' in gbnf
+    assert 'string ::= "\\"" text-start char{0,299} "\\"" space' in gbnf
     assert 'score ::= "1" | "2" | "3" | "4" | "5"' in gbnf
+
+
+def test_grammar_texts_are_never_empty_nor_start_as_json():
+    from llama_cpp import LlamaGrammar
+
+    schema = {"type": "object", "properties": {"response": {"type": "string"}}, "required": ["response"]}
+    gbnf = schema_grammar(schema, 50)
+    assert 'text-start ::= [^"\\\\{}\\[\\] \\t\\n\\r]' in gbnf
+    LlamaGrammar.from_string(gbnf, verbose=False)  # llama.cpp accepts it
+
+
+def test_models_load_without_extra_weight_buffers():
+    """The AMX fix: llama.cpp's extra (repacked) buffers, where its AMX kernels live, are off,
+    and llama-cpp-python's own defaults are left as they were."""
+    import llama_cpp
+
+    llama = load_llama(default_model_path(), n_ctx=256, n_threads=1)
+    try:
+        assert llama.model_params.use_extra_bufts is False
+    finally:
+        llama.close()
+    assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is True
+
+
+def test_engine_loads_through_the_portable_loader(monkeypatch):
+    loaded = []
+    monkeypatch.setattr(embedded, "check_native_library", lambda path: loaded.append(("checked", str(path))))
+    monkeypatch.setattr(embedded, "load_llama", lambda path, **options: loaded.append(("loaded", str(path))) or
+                        type("FakeLlama", (), {"set_cache": lambda self, cache: loaded.append(("cache", cache.capacity_bytes))})())
+    LlamaCppEngine(state_cache_mb=8).llama
+    path = str(default_model_path())
+    assert loaded == [("checked", path), ("loaded", path), ("cache", 8 << 20)]
+
+
+@pytest.mark.parametrize("returncode, reason", [(-11, "crashed with SIGSEGV"), (-4, "crashed with SIGILL"),
+                                                 (1, "failed (OSError: cannot load library)")])
+def test_a_native_library_that_cannot_run_is_a_one_line_error(monkeypatch, tmp_path, returncode, reason):
+    import subprocess
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(embedded, "_CHECKED", set())
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, returncode, "", "Traceback ...\nOSError: cannot load library"))
+    with pytest.raises(RuntimeError) as error:
+        embedded.check_native_library(default_model_path())
+    message = str(error.value)
+    assert "\n" not in message and reason in message
+    assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir llama-cpp-python' in message
+    assert not list(tmp_path.rglob("native-ok-*"))
+
+
+def test_the_native_check_runs_once_per_machine(monkeypatch, tmp_path):
+    import subprocess
+
+    runs = []
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(embedded, "_CHECKED", set())
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: runs.append(a) or subprocess.CompletedProcess(a, 0, "", ""))
+    embedded.check_native_library(default_model_path())
+    monkeypatch.setattr(embedded, "_CHECKED", set())  # a new process: the marker file remembers
+    embedded.check_native_library(default_model_path())
+    assert len(runs) == 1 and len(list(tmp_path.rglob("native-ok-*"))) == 1
+
+
+@pytest.mark.embedded
+def test_the_native_check_really_runs_a_100_token_prompt(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(embedded, "_CHECKED", set())
+    embedded.check_native_library(default_model_path())
+    llama = load_llama(default_model_path(), n_ctx=512, n_threads=1)
+    try:
+        assert len(llama.tokenize(embedded._CHECK_PROMPT.encode())) >= 100
+    finally:
+        llama.close()
+    assert len(list(tmp_path.rglob("native-ok-*"))) == 1
+
+
+@pytest.mark.embedded
+def test_engine_answers_a_prompt_of_more_than_100_tokens(lm):
+    """The AMX kernels crashed only past a few dozen prompt tokens; one-token prompts never reached them."""
+    query = ("I moved to a new city for work three months ago and I still do not know anyone here. My colleagues "
+             "are friendly but they all have families and leave right after work. I tried a running club once but "
+             "felt awkward and did not go back. Weekends are the hardest part because the flat is so quiet. "
+             "What could I realistically do this month to start building a social life?")
+    before = lm.engine.stats["prompt_tokens"]
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        verdict = dspy.Predict(CritiquePrinciples)(query=query, principles="1. Be kind.\n2. Be specific.")
+    assert verdict.score in (1, 2, 3, 4, 5)
+    assert lm.engine.stats["prompt_tokens"] - before >= 100
 
 
 @pytest.mark.embedded
 def test_spri_runs_end_to_end_and_every_call_parses(lm):
-    with dspy.context(lm=lm, adapter=dspy.JSONAdapter(), track_usage=True):
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter(), track_usage=True):
         prediction = SPRI(max_rounds=2)(query="How do I keep a basil plant alive indoors?")
     trace = prediction.trace
     assert {r["stage"] for r in trace} == {"principles", "response"}
@@ -48,6 +139,8 @@ def test_spri_runs_end_to_end_and_every_call_parses(lm):
         assert r["score"] in (1, 2, 3, 4, 5) and isinstance(r["feedback"], str) and isinstance(r["text"], str)
         assert r["accepted"] == (r["score"] >= 4)
     assert isinstance(prediction.principles, str) and isinstance(prediction.response, str)
+    assert degenerate_reason(prediction.principles) is None, prediction.principles
+    assert degenerate_reason(prediction.response) is None, prediction.response
     json.dumps(trace)
     usage = prediction.get_lm_usage()["embedded/smollm2-135m-instruct"]
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
@@ -56,7 +149,7 @@ def test_spri_runs_end_to_end_and_every_call_parses(lm):
 @pytest.mark.embedded
 def test_critic_calls_always_parse_to_a_valid_score(lm):
     critic = dspy.Predict(CritiquePrinciples)
-    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
         for query in ["I lost my job today.", "Explain recursion.", "Is coffee bad for me?", "Write a haiku.", "Hi"]:
             verdict = critic(query=query, principles="1. Be kind.\n2. Be specific.")
             assert verdict.score in (1, 2, 3, 4, 5)
@@ -67,7 +160,7 @@ def test_critic_calls_always_parse_to_a_valid_score(lm):
 def test_query_longer_than_the_context_is_rejected_clearly():
     small = dspy.LM("embedded/smollm2-135m-instruct", engine=LlamaCppEngine(n_ctx=512), max_tokens=64, cache=False,
                     num_retries=0)
-    with dspy.context(lm=small, adapter=dspy.JSONAdapter()), pytest.raises(Exception) as error:
+    with dspy.context(lm=small, adapter=CompactJSONAdapter()), pytest.raises(Exception) as error:
         SPRI()(query="please read this " * 400)
     assert "context window is 512 tokens; shorten the input" in str(error.value)
     small.engine.close()
@@ -77,3 +170,94 @@ def test_engine_state_round_trips_without_weights():
     engine = LlamaCppEngine(n_ctx=1024, seed=7)
     assert LlamaCppEngine.load_state(engine.dump_state()).dump_state() == engine.dump_state()
     assert json.dumps(engine.dump_state())
+
+
+@pytest.mark.embedded
+def test_state_reuse_and_memo_change_no_output_at_temperature_0():
+    """The same calls on an engine with neither prompt-state reuse nor memo, and on the default one:
+    identical answers, and the default engine evaluates far fewer prompt tokens."""
+    plain = embedded_lm(max_tokens=64, cache=False, state_cache_mb=0, memo_size=0)
+    reusing = embedded_lm(max_tokens=64, cache=False)
+    answers = {}
+    for name, model in (("plain", plain), ("reusing", reusing)):
+        with dspy.context(lm=model, adapter=CompactJSONAdapter()):
+            out = []
+            for query in ["I lost my job today.", "Explain recursion.", "I lost my job today."]:
+                for principles in ("1. Be kind.", "1. Be specific.\n2. Give one example."):
+                    verdict = dspy.Predict(CritiquePrinciples)(query=query, principles=principles)
+                    out.append((verdict.score, verdict.feedback))
+        answers[name] = out
+        model.engine.close()
+    assert answers["plain"] == answers["reusing"]
+    assert reusing.engine.stats["memo_hits"] == 2 and plain.engine.stats["memo_hits"] == 0
+    assert reusing.engine.stats["prompt_tokens_evaluated"] < 0.6 * plain.engine.stats["prompt_tokens_evaluated"]
+
+
+def _fake_llama_engine(monkeypatch, **options):
+    engine = LlamaCppEngine(**options)
+    calls = []
+
+    def complete(messages, options, schema):
+        calls.append((options["temperature"], messages[-1]["content"]))
+        return json.dumps({"feedback": f"answer {len(calls)}", "score": 4}), "stop", 10, 5
+
+    monkeypatch.setattr(engine, "_complete", complete)
+    return engine, calls
+
+
+def test_memo_answers_an_identical_temperature_0_request_once(monkeypatch):
+    engine, calls = _fake_llama_engine(monkeypatch)
+    lm = dspy.LM("embedded/test", engine=engine, cache=False, max_tokens=64, temperature=0.0)
+    critic = dspy.Predict(CritiquePrinciples)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        first = critic(query="Hi", principles="1. Be kind.")
+        again = critic(query="Hi", principles="1. Be kind.")
+        other = critic(query="Hi", principles="1. Be brief.")
+    assert [first.feedback, again.feedback, other.feedback] == ["answer 1", "answer 1", "answer 2"]
+    assert len(calls) == 2
+    assert engine.stats == {"requests": 3, "memo_hits": 1, "prompt_tokens": 20, "prompt_tokens_evaluated": 0}
+    # the memo's answer reports the tokens the request needed, as the first answer did
+    assert lm.history[1]["usage"]["prompt_tokens"] == 10
+
+
+def test_memo_never_answers_sampled_requests(monkeypatch):
+    engine, calls = _fake_llama_engine(monkeypatch)
+    lm = dspy.LM("embedded/test", engine=engine, cache=False, max_tokens=64, temperature=0.7)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        for _ in range(2):
+            dspy.Predict(CritiquePrinciples)(query="Hi", principles="1. Be kind.")
+    assert len(calls) == 2 and engine.stats["memo_hits"] == 0
+
+
+def test_memo_is_bounded_and_can_be_turned_off(monkeypatch):
+    engine, calls = _fake_llama_engine(monkeypatch, memo_size=2)
+    lm = dspy.LM("embedded/test", engine=engine, cache=False, max_tokens=64, temperature=0.0)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        for principles in ["a", "b", "c", "a"]:  # "a" was pushed out by "c"
+            dspy.Predict(CritiquePrinciples)(query="Hi", principles=principles)
+    assert len(calls) == 4 and len(engine._memo) == 2
+    engine, calls = _fake_llama_engine(monkeypatch, memo_size=0)
+    lm = dspy.LM("embedded/test", engine=engine, cache=False, max_tokens=64, temperature=0.0)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        for _ in range(2):
+            dspy.Predict(CritiquePrinciples)(query="Hi", principles="a")
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty"), ("   ", "empty"), (None, "empty"),
+    ("{refined_response}", "JSON fragment"), ("Thanks, {response} here", "placeholder"),
+    ('"feedback": "good",', "JSON fragment"),
+    ("1.2; 3; 4; 5;\n```\nYour output fields are:\n[", "format text"),
+    ("Respond with a JSON object in the following order of keys: `refined_principles`", "format text"),
+    ("RefinedFeedbackText: RefinedFeedbackText:", "field name"),
+    ("Use refined_principles here", "field name"),
+    ("Refined the principles so that they address the critic's feedback.", "instruction echo"),
+    ("Refine the response to follow the principles, using the critic's feedback.", "instruction echo"),
+    ("1.0; note: the value you produce must exactly match one of: 1; 2; 3; 4; 5", "format text"),
+    ("2.5, 3.75, 4.98", "no words"), ("{#1.0} #2.0", "JSON fragment"),
+    ("1. Praise the dog when it stays quiet.\n2. Practise with a friend posing as the mailman.", None),
+    ("Take slow breaths before you go in, and remember they invited you for a reason.", None),
+])
+def test_degenerate_reason(text, reason):
+    assert degenerate_reason(text) == reason

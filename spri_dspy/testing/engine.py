@@ -1,8 +1,9 @@
 """A scripted, deterministic engine for testing SPRI programs without a real model.
 
 It recognises which step a request is for from what DSPy's adapters announce in
-the system message (the signature's input and output field names); the same
-recognition serves :mod:`spri_dspy.testing.server`.
+the system message (the signature's input and output field names), or, for
+:class:`spri_dspy.CompactJSONAdapter`, from the input headings and answer keys
+of the user message; the same recognition serves :mod:`spri_dspy.testing.server`.
 
 ``ScriptedEngine`` plugs into ``dspy.LM(model, engine=...)`` like any engine, so
 programs under test go through DSPy's real adapters, parsing, history and usage
@@ -19,6 +20,7 @@ import itertools
 import json
 import re
 import threading
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -27,6 +29,7 @@ import dspy
 from dspy.lm15 import Message, Response, Usage, response_to_events
 
 from spri_dspy import signatures
+from spri_dspy.adapters import TASK_HEADING
 from spri_dspy.signatures.metrics import (
     JudgeEmpathy,
     JudgePrincipleUsefulness,
@@ -67,6 +70,9 @@ Script = Union[Callable[["Call"], Answer], Iterable[Answer]]
 _FIELD_LIST = re.compile(r"^Your (input|output) fields are:\n(.*?)(?=\n\n|\nYour |\Z)", re.S | re.M)
 _FIELD_NAME = re.compile(r"^\d+\. `(\w+)`", re.M)
 _MARKER = re.compile(r"\[\[ ## (\w+) ## \]\]\n")
+_HEADING = re.compile(r"^## (\w+)\n", re.M)
+_ANSWER_KEYS = re.compile(r"Keys of your answer: (.*)\.\Z", re.S)
+_KEY = re.compile(r'"(\w+)" \(')
 
 
 @dataclass
@@ -130,10 +136,18 @@ class ScriptedEngine:
 
     def recognise(self, system: str, user_texts: list[str], model: str, schema_requested: bool) -> Call:
         """The :class:`Call` a request makes: its step, inputs, format and number of demos."""
+        last = user_texts[-1] if user_texts else ""
         fields = {kind: _FIELD_NAME.findall(names) for kind, names in _FIELD_LIST.findall(system)}
+        if not fields and _ANSWER_KEYS.search(last):  # CompactJSONAdapter: inputs as headings, keys at the end
+            inputs = _compact_inputs(last)
+            task = inputs.pop(TASK_HEADING, "")
+            fields = {"input": list(inputs), "output": _KEY.findall(_ANSWER_KEYS.search(last).group(1))}
+            return Call(step=self._step(fields["input"], fields["output"]), model=model, inputs=inputs,
+                        json_mode=True, demos=max(0, len(user_texts) - 1), outputs=fields["output"],
+                        instructions=system + "\n" + task)
         json_mode = schema_requested or "Outputs will be a JSON object" in system
         return Call(step=self._step(fields.get("input", []), fields.get("output", [])), model=model,
-                    inputs=_inputs(user_texts[-1] if user_texts else ""), json_mode=json_mode,
+                    inputs=_inputs(last), json_mode=json_mode,
                     demos=max(0, len(user_texts) - 1), outputs=fields.get("output", []), instructions=system)
 
     def stream(self, request):
@@ -145,6 +159,11 @@ class ScriptedEngine:
     def _step(self, inputs: list[str], outputs: list[str]) -> str:
         for name, signature in self.signatures.items():
             if list(signature.input_fields) == inputs and list(signature.output_fields) == outputs:
+                return name
+        for name, signature in self.signatures.items():  # a compact prompt leaves absent optional inputs out
+            required = [f for f, info in signature.input_fields.items() if not _optional(info.annotation)]
+            if (list(signature.output_fields) == outputs and set(inputs) <= set(signature.input_fields)
+                    and set(required) <= set(inputs)):
                 return name
         return "unknown:" + ",".join(outputs)
 
@@ -174,6 +193,15 @@ def _placeholder(call: Call) -> Answer:
 def _inputs(text: str) -> dict[str, str]:
     text = text.split("\n\nRespond with ")[0]  # the adapter's closing output reminder
     parts = _MARKER.split(text)
+    return {name: value.strip() for name, value in zip(parts[1::2], parts[2::2])}
+
+
+def _optional(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+def _compact_inputs(text: str) -> dict[str, str]:
+    parts = _HEADING.split(text)
     return {name: value.strip() for name, value in zip(parts[1::2], parts[2::2])}
 
 

@@ -1,0 +1,194 @@
+"""P3: the embedded model (SmolLM2-135M through llama.cpp) as users run it.
+
+    python benchmarks/embedded.py                 # about 6 minutes on 2 cores
+    python benchmarks/embedded.py --compare       # also DSPy's JSONAdapter with no state reuse (+10 min)
+
+Everything is measured in this run, on this machine:
+
+- raw: one llama.cpp completion of a 1,000-token prompt with 64 generated tokens, same model file,
+  in a fresh process (the unit the other figures are divided by);
+- run: ``spri run QUERY --no-cache --json`` as a subprocess (the whole process: start-up, model load,
+  16 LM calls at most), its LM calls, prompt tokens sent and evaluated, peak RSS, and its wall time
+  as a multiple of the raw call;
+- replay: the same llama.cpp calls that run made, replayed straight on llama-cpp-python with the
+  same grammar and state cache, against SPRI in-process; the overhead of DSPy and spri-dspy on top;
+- degenerate texts: final principles and responses over 10 queries that are empty, echo format
+  text, field names or instructions, or are placeholders/JSON fragments
+  (``spri_dspy.testing.quality.degenerate_reason``);
+- generate: seconds per input of ``spri generate`` over 4 inputs with ``--no-cache``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXAMPLE = "I have a job interview tomorrow and I can't stop shaking. How do I calm down?"
+QUERIES = [
+    "My dog keeps barking at the mailman every morning. How can I train him to stop?",
+    "I failed my driving test for the second time and feel like giving up.",
+    "What should I consider before switching from a salaried job to freelancing?",
+    "Can you explain how compound interest works with a simple example?",
+    "My elderly father refuses to stop driving even though his eyesight is poor. What do I do?",
+    "I want to start running but I get bored after ten minutes. Any tips?",
+    "How do I apologise to a friend whose birthday I forgot?",
+    "Is it safe to eat rice that was left out overnight?",
+    "My manager takes credit for my work in meetings. How should I handle it?",
+    "How can I help my teenage son who spends all night playing video games?",
+]
+SPRI = [sys.executable, "-m", "spri_dspy.cli"]
+
+RAW = """
+import sys, time
+from spri_dspy.embedded import default_model_path, load_llama
+llama = load_llama(default_model_path(), n_ctx=2048, n_threads=None)
+words = ("The history of the small town by the river is long. Farmers, traders and teachers lived there, "
+         "and every spring the river rose over the low fields. ").split()
+text = " ".join(words[i % len(words)] for i in range(2000))
+tokens = llama.tokenize(text.encode())[:1000]
+prompt = llama.detokenize(tokens).decode(errors="ignore")
+started = time.perf_counter()
+out = llama.create_completion(prompt, max_tokens=64, temperature=0.0, logit_bias={llama.token_eos(): -100.0})
+seconds = time.perf_counter() - started
+print(seconds, out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"])
+"""
+
+
+def raw_call() -> tuple[float, int, int]:
+    """One raw 1,000-token llama.cpp completion (64 tokens out), timed inside a fresh process."""
+    done = subprocess.run([sys.executable, "-c", RAW], capture_output=True, text=True, check=True)
+    seconds, prompt, completion = done.stdout.split()
+    return float(seconds), int(prompt), int(completion)
+
+
+def cli_run(query: str) -> dict:
+    """``spri run QUERY --no-cache --json`` in a child process: its JSON plus wall time and peak RSS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run([*SPRI, "run", query, "--no-cache", "--json"], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"spri run failed: {done.stderr.strip()[-500:]}")
+    data = json.loads(done.stdout)
+    data["wall"] = seconds
+    data["rss_mb"] = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return data
+
+
+def replay_overhead(query: str) -> tuple[float, float, int]:
+    """SPRI in-process, then the llama.cpp calls it made replayed directly: (spri s, replay s, calls)."""
+    import dspy
+
+    import spri_dspy
+    from spri_dspy import embedded
+
+    recorded = []
+    generate = embedded.LlamaCppEngine._generate
+
+    def recording(llama, messages, options):
+        recorded.append((messages, {k: v for k, v in options.items() if k != "grammar"}, options.get("grammar")))
+        return generate(llama, messages, options)
+
+    lm = spri_dspy.embedded_lm(cache=False)
+    lm.engine.llama  # load before the clock, as the replay's model is
+    embedded.LlamaCppEngine._generate = staticmethod(recording)
+    try:
+        started = time.perf_counter()
+        with dspy.context(lm=lm, adapter=spri_dspy.CompactJSONAdapter()):
+            spri_dspy.SPRI()(query=query)
+        spri_seconds = time.perf_counter() - started
+    finally:
+        embedded.LlamaCppEngine._generate = staticmethod(generate)
+    lm.engine.close()
+
+    from llama_cpp import LlamaGrammar
+
+    llama = embedded.load_llama(embedded.default_model_path(), n_ctx=8192, n_threads=os.cpu_count(),
+                                n_threads_batch=os.cpu_count(), seed=0)
+    llama.set_cache(embedded._PromptStateCache(256 << 20))
+    grammars = [None if g is None else LlamaGrammar.from_string(g._grammar, verbose=False) for _, _, g in recorded]
+    started = time.perf_counter()
+    for (messages, options, _), grammar in zip(recorded, grammars, strict=True):
+        llama.create_chat_completion(messages=messages, **options, **({"grammar": grammar} if grammar else {}))
+    replay_seconds = time.perf_counter() - started
+    llama.close()
+    return spri_seconds, replay_seconds, len(recorded)
+
+
+def degenerate(queries: list[str], adapter: str, reuse: bool) -> tuple[int, int, list[str], float, int]:
+    """Run SPRI in-process over ``queries``: degenerate texts, texts, examples, mean seconds, mean evaluated."""
+    import dspy
+
+    import spri_dspy
+    from spri_dspy.testing.quality import degenerate_reason
+
+    options = {} if reuse else {"state_cache_mb": 0, "memo_size": 0}
+    lm = spri_dspy.embedded_lm(cache=False, **options)
+    chosen = spri_dspy.CompactJSONAdapter() if adapter == "compact" else dspy.JSONAdapter()
+    bad, texts, examples, seconds = 0, 0, [], []
+    for query in queries:
+        started = time.perf_counter()
+        with dspy.context(lm=lm, adapter=chosen):
+            prediction = spri_dspy.SPRI()(query=query)
+        seconds.append(time.perf_counter() - started)
+        for name in ("principles", "response"):
+            texts += 1
+            reason = degenerate_reason(prediction[name])
+            if reason:
+                bad += 1
+                examples.append(f"{reason}: {prediction[name][:70]!r}")
+    evaluated = lm.engine.stats["prompt_tokens_evaluated"] // len(queries)
+    lm.engine.close()
+    return bad, texts, examples, statistics.mean(seconds), evaluated
+
+
+def generate_per_input(n: int = 4) -> float:
+    """Seconds per input of ``spri generate`` over ``n`` queries (``--no-cache``, 2 threads)."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "in.jsonl"
+        data.write_text("".join(json.dumps({"query": q}) + "\n" for q in QUERIES[:n]))
+        started = time.perf_counter()
+        subprocess.run([*SPRI, "generate", str(data), str(Path(folder) / "out"), "--no-cache", "--threads", "2",
+                        "--no-progress"], capture_output=True, check=True)
+        return (time.perf_counter() - started) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--queries", type=int, default=10, help="queries for the degenerate-text count (default 10)")
+    parser.add_argument("--compare", action="store_true", help="also DSPy's JSONAdapter with no state reuse or memo")
+    args = parser.parse_args()
+
+    raw, raw_prompt, raw_completion = raw_call()
+    print(f"P3  raw llama.cpp call: {raw_prompt} prompt + {raw_completion} generated tokens in {raw:.2f} s")
+    run = cli_run(EXAMPLE)
+    calls = sum(run["lm_calls"].values())
+    engine = run.get("engine", {})
+    print(f"    spri run (README example, --no-cache): {run['wall']:.1f} s = {run['wall'] / raw:.2f} x raw "
+          f"(target <= 3); {calls} LM calls, {engine.get('memo_hits', 0)} answered by the memo; prompt tokens "
+          f"{engine.get('prompt_tokens', 0)} sent, {engine.get('prompt_tokens_evaluated', 0)} evaluated "
+          f"(target <= 2500); peak RSS {run['rss_mb']:.0f} MB")
+    spri_seconds, replay_seconds, replayed = replay_overhead(QUERIES[0])
+    print(f"    replay of the same {replayed} llama.cpp calls: {replay_seconds:.2f} s; SPRI in-process "
+          f"{spri_seconds:.2f} s; overhead {100 * (spri_seconds / replay_seconds - 1):+.1f}% (target <= 5%)")
+    configs = [("compact", True)] + ([("json", False)] if args.compare else [])
+    for adapter, reuse in configs:
+        bad, texts, examples, mean, evaluated = degenerate(QUERIES[: args.queries], adapter, reuse)
+        label = ("CompactJSONAdapter, state reuse + memo" if reuse else "DSPy JSONAdapter, no reuse or memo")
+        print(f"    {label}: degenerate texts {bad} of {texts} (target 0); {mean:.1f} s and "
+              f"{evaluated} evaluated prompt tokens per query")
+        for example in examples[:6]:
+            print(f"      {example}")
+    print(f"    spri generate --no-cache: {generate_per_input():.1f} s per input (4 inputs, 2 threads)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Is a generated text real content, or an echo of the prompt's machinery?
+
+A small model can answer with its format instructions ("Respond with a JSON
+object ..."), a field name (``refined_principles``), a template placeholder
+(``{response}``), a JSON fragment or a copy of its own instruction. This module
+names which, so benchmarks and tests can count degenerate texts.
+"""
+
+from __future__ import annotations
+
+import re
+
+from spri_dspy.adapters import SYSTEM
+from spri_dspy.testing.engine import STEPS
+
+_FORMAT_PHRASES = (
+    "json object", "output fields", "input fields", "[[ ##", "respond with", "order of keys", "order of fields",
+    "following fields", "fields are:", "answer with a json", "keys of your answer", "## task", "not supplied for this",
+    "must exactly match one of", "formatted as a valid python",
+)
+_PLACEHOLDER = re.compile(r"\{\s*[A-Za-z_]\w*\s*\}")
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def _field_names() -> set[str]:
+    names = set()
+    for signature in STEPS.values():
+        names.update(name for name in signature.fields if "_" in name)
+    return names
+
+
+def _instruction_texts() -> list[str]:
+    texts = [SYSTEM]
+    for signature in STEPS.values():
+        texts.append(signature.instructions)
+        texts += [(field.json_schema_extra or {}).get("desc", "") for field in signature.fields.values()]
+    return texts
+
+
+_FIELDS = _field_names()
+_SQUASHED_FIELDS = {name.replace("_", "") for name in _FIELDS}
+_SHINGLE = 6
+_SHINGLES = {
+    tuple(words[i : i + _SHINGLE])
+    for text in _instruction_texts()
+    for words in [_WORD.findall(text.lower())]
+    for i in range(len(words) - _SHINGLE + 1)
+}
+
+
+def degenerate_reason(text: object) -> str | None:
+    """Why ``text`` is not real content (``"empty"``, ``"JSON fragment"``, ``"format text"``,
+    ``"placeholder"``, ``"field name"``, ``"no words"``, ``"instruction echo"``), or None when it is."""
+    if not isinstance(text, str) or not text.strip():
+        return "empty"
+    stripped = text.strip()
+    lower = stripped.lower()
+    if stripped[0] in "{[" or stripped.startswith('"') and stripped.rstrip().endswith(('",', '"}')):
+        return "JSON fragment"
+    if any(phrase in lower for phrase in _FORMAT_PHRASES):
+        return "format text"
+    if _PLACEHOLDER.search(stripped):
+        return "placeholder"
+    tokens = re.findall(r"[A-Za-z_]+", stripped)
+    if any(token in _FIELDS for token in tokens) or any(
+        squashed in token.lower() for token in tokens for squashed in _SQUASHED_FIELDS
+    ):
+        return "field name"
+    if len(re.findall(r"[A-Za-z]{2,}", stripped)) < 3:
+        return "no words"
+    words = _WORD.findall(lower)
+    if any(tuple(words[i : i + _SHINGLE]) in _SHINGLES for i in range(len(words) - _SHINGLE + 1)):
+        return "instruction echo"
+    return None
