@@ -49,7 +49,8 @@ SPRI = [sys.executable, "-m", "spri_dspy.cli"]
 RAW = """
 import sys, time
 from spri_dspy.embedded import default_model_path, load_llama
-llama = load_llama(default_model_path(), n_ctx=2048, n_threads=None)
+import os
+llama = load_llama(default_model_path(), n_ctx=2048, n_threads=os.cpu_count(), n_threads_batch=os.cpu_count())
 words = ("The history of the small town by the river is long. Farmers, traders and teachers lived there, "
          "and every spring the river rose over the low fields. ").split()
 text = " ".join(words[i % len(words)] for i in range(2000))

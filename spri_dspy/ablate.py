@@ -21,6 +21,7 @@ import dspy
 import numpy as np
 
 from spri_dspy.batch import StepUsage
+from spri_dspy.secrets import redact
 
 Inputs = Callable[[dspy.Example], dict[str, Any]]
 
@@ -37,6 +38,8 @@ class VariantResult:
     ci_high: float
     lm_calls_per_input: float
     tokens_per_input: float
+    first_error: str = ""
+    """The first failure's reason (empty when none failed)."""
 
 
 def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -51,18 +54,19 @@ def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) 
 def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example], metric, inputs: Inputs) -> VariantResult:
     """Score one variant on every example; an example that raises counts as failed, not as a score."""
     usage = StepUsage()
-    scores, failed = [], 0
+    scores, failed, first_error = [], 0, ""
     for example in devset:
         try:
             with dspy.context(usage_tracker=usage):  # the program's calls, not the metric judge's
                 prediction = program(**inputs(example))
             scores.append(float(metric(example, prediction)))
-        except Exception:
+        except Exception as exc:
             failed += 1
+            first_error = first_error or redact(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
     low, high = bootstrap_ci(scores)
     n = len(devset)
     return VariantResult(name, n, failed, float(np.mean(scores)) if scores else float("nan"), low, high,
-                         usage.calls / n, usage.tokens / n)
+                         usage.calls / n, usage.tokens / n, first_error)
 
 
 def ablate(

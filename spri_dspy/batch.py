@@ -40,6 +40,8 @@ from dspy.utils.usage_tracker import UsageTracker
 
 from spri_dspy.data import RowError, TableSource, load_table
 from spri_dspy.modules import current_step, name_steps
+from spri_dspy.rubric import format_rubric
+from spri_dspy.secrets import redact
 
 RESULTS, FAILURES, SUMMARY, PARQUET = "results.jsonl", "failures.jsonl", "summary.json", "results.parquet"
 _STAGES = (("principle", "principles"), ("respon", "response"), ("rubric", "rubric"), ("judg", "judgement"))
@@ -120,7 +122,7 @@ class ResultStore:
 
     def add(self, record: dict) -> bool:
         """Append a result unless its id is already done; True when written."""
-        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+        line = (redact(json.dumps(record, ensure_ascii=False, default=str)) + "\n").encode()
         with self._lock:
             if record["id"] in self.done:
                 return False
@@ -132,8 +134,8 @@ class ResultStore:
         return True
 
     def fail(self, record: dict) -> None:
-        """Log a failed input."""
-        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+        """Log a failed input (secrets in its error redacted)."""
+        line = (redact(json.dumps(record, ensure_ascii=False, default=str)) + "\n").encode()
         with self._lock:
             _write_all(self._failures, line)
 
@@ -244,8 +246,7 @@ def run_batch(
 
     def run_stage(task: _Task) -> None:
         if task.stage == 0:
-            row = table[task.index]
-            task.arguments = {arg: row[column] for arg, column in fields.items() if row.get(column) is not None}
+            task.arguments = _validated(table[task.index], task.index, fields, optional)
             task.inputs = task.arguments
         try:
             with dspy.context(usage_tracker=task.usage):
@@ -374,6 +375,11 @@ def _validated(row: Mapping[str, Any], index: int, fields: Mapping[str, str], op
             continue
         if column not in row:
             raise RowError(f"row {index}: missing field {column!r}")
+        if arg == "rubric" and isinstance(value, Mapping):  # BiGGen's gold rubrics are objects
+            try:
+                value = format_rubric(value)
+            except ValueError as exc:
+                raise RowError(f"row {index}: field {column!r}: {exc}") from None
         if not isinstance(value, str) or not value.strip():
             raise RowError(f"row {index}: field {column!r} must be a non-empty string, got {value!r:.60}")
         inputs[arg] = value

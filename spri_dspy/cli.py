@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("dir", metavar="DIR", help="folder with reappraisal/ and/or biggen-judgements/")
     reproduce.add_argument("--json", action="store_true", help="print every figure, per capability too, as JSON")
     reproduce.set_defaults(handler=cmd_reproduce)
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="also show the libraries' own logs and progress bars (DSPy, LiteLLM, datasets, Optuna)")
     return parser
 
 
@@ -232,10 +235,33 @@ def _check_model_name(model: str, api_base: str | None) -> None:
 def _check_settings(args: argparse.Namespace) -> None:
     if not 1 <= args.threshold <= 5:
         raise CLIError(f"--threshold must be from 1 to 5, got {args.threshold}")
-    for name in ("max_rounds", "max_tokens", "threads", "max_errors"):
+    for name in ("max_rounds", "max_tokens", "threads", "max_errors", "n_trials", "limit", "max_demos", "trials",
+                 "budget"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if getattr(args, "timeout", None) is not None and args.timeout <= 0:
+        raise CLIError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if getattr(args, "seed_match", None) == "goal":
+        if not getattr(args, "seeds", None):
+            raise CLIError("--seed-match goal selects seeds by goal; give --seeds FILE")
+        has_goal = {"run": lambda: args.goal, "generate": lambda: args.goal_field,
+                    "judge": lambda: None}.get(args.command, lambda: getattr(args, "task", None) == "reappraisal")()
+        if not has_goal:
+            where = {"run": "--goal TEXT", "generate": "--goal-field COLUMN"}.get(args.command, "--task reappraisal")
+            raise CLIError(f"--seed-match goal shows only seeds with the input's goal, and these inputs have none: "
+                           f"give {where} or use --seed-match all")
+
+
+def _check_writable(option: str, path: str) -> None:
+    """Fail before any LM call when ``path`` cannot be written (its folder is missing or read-only)."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise CLIError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{option} {path}: the folder {folder} is not writable")
+    if Path(path).is_dir():
+        raise CLIError(f"{option} {path}: is a folder; give a file name")
 
 
 def _models(args: argparse.Namespace):
@@ -312,9 +338,16 @@ def _program(kind: str, value: str, args: argparse.Namespace, critic_lm):
     metadata = _saved_metadata(value)
     if metadata["kind"] != kind:
         raise CLIError(f"--program {value}: a compiled {metadata['kind']} program cannot run here")
+    names = RESPONSE_PROGRAMS if kind == "response" else JUDGE_PROGRAMS
+    if metadata["program"] not in names:
+        raise CLIError(f"--program {value}: its metadata names an unknown {kind} program {metadata['program']!r} "
+                       f"(known: {', '.join(names)})")
     saved = argparse.Namespace(**{**vars(args), **metadata.get("settings", {})})
     program = _build(kind, metadata["program"], saved, critic_lm)
-    program.load(value)
+    try:
+        program.load(value)
+    except (ValueError, KeyError) as exc:
+        raise CLIError(f"--program {value}: {exc}") from None
     return program
 
 
@@ -326,8 +359,10 @@ def save_compiled(program, path: str, kind: str, name: str, args: argparse.Names
     settings = {key: getattr(args, key) for key in ("threshold", "max_rounds", "keep", "seeds", "seed_match",
                                                      "leave_one_out") if hasattr(args, key)}
     state[SAVED_KEY] = {"kind": kind, "program": name, "settings": settings}
+    from spri_dspy.secrets import redact
+
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(state, handle, indent=2)
+        handle.write(redact(json.dumps(state, indent=2)))
 
 
 def _task_data(args: argparse.Namespace):
@@ -376,6 +411,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from spri_dspy.optimizers import compile_program
 
     _check_settings(args)
+    _check_writable("--save", args.save)
     examples, kind, metric = _task_data(args)
     trainset, devset = _split(examples, args.dev_fraction)
     lm, critic_lm, adapter = _models(args)
@@ -384,9 +420,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
         compiled, report = compile_program(program, trainset, devset, metric, optimizer=args.optimizer,
                                            max_demos=args.max_demos, num_trials=args.trials,
                                            max_metric_calls=args.budget)
+    if report.failed_before == report.failed_after == report.dev_size:
+        print(f"spri: error: every dev example failed before and after compiling, so nothing was measured and "
+              f"{args.save} was not written; the first error: {report.first_error}", file=sys.stderr)
+        return 1
     save_compiled(compiled, args.save, kind, _program_name(args.program), args)
     print(f"{args.optimizer}: metric on {report.dev_size} dev examples {report.before:.3f} -> {report.after:.3f} "
           f"(trained on {report.train_size}, {report.seconds:.1f} s); saved {args.save}")
+    if report.failed_before or report.failed_after:
+        print(f"  failed dev examples: {report.failed_before} before, {report.failed_after} after (scored 0); "
+              f"the first error: {report.first_error}")
     return 0
 
 
@@ -450,21 +493,27 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if unknown:
         raise CLIError(f"--variants: unknown {unknown}; available: {', '.join(variants)}")
     inputs = {"oracle": lambda e: {**e.inputs(), "principles": e.constitution}}
-    with dspy.context(lm=lm, adapter=adapter):
-        rows = ablate({name: variants[name]() for name in chosen}, examples, metric, args.output, inputs=inputs)
-    print((Path(args.output) / "ablation.md").read_text().rstrip())
-    print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
-    if args.study:
+    study = None
+    if args.study:  # checked before the grid spends any LM call
         import optuna
-
-        from spri_dspy.ablate import plot_study
 
         try:
             study = optuna.load_study(study_name=args.study, storage=args.storage)
         except KeyError:
             raise CLIError(f"--study {args.study!r} not found in {args.storage}") from None
+    with dspy.context(lm=lm, adapter=adapter):
+        rows = ablate({name: variants[name]() for name in chosen}, examples, metric, args.output, inputs=inputs)
+    print((Path(args.output) / "ablation.md").read_text().rstrip())
+    print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
+    if study is not None:
+        from spri_dspy.ablate import plot_study
+
         for path in plot_study(study, args.output):
             print(f"wrote {path}")
+    if rows and all(row.failed == row.n for row in rows):
+        print(f"spri: error: every input of every variant failed; the first error: {rows[0].first_error}",
+              file=sys.stderr)
+        return 1
     return 0 if rows else 1
 
 
@@ -595,10 +644,61 @@ def render(prediction, summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _quiet(verbose: bool) -> None:
+    """Keep the libraries' own chatter (DSPy's warnings, the datasets library's bars, Optuna's
+    trial lines, LiteLLM's banners) off the screen unless ``--verbose``."""
+    import logging
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of prices at start
+    if verbose:
+        logging.basicConfig(level=logging.INFO)
+        return
+    for name in ("dspy", "LiteLLM", "litellm", "httpx", "datasets", "optuna", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("LITELLM_LOG", "ERROR")
+    import warnings
+
+    warnings.filterwarnings("ignore", module="dspy")
+    warnings.filterwarnings("ignore", module="optuna")
+    if "litellm" in sys.modules:
+        sys.modules["litellm"].suppress_debug_info = True
+
+
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Arguments that are not valid UTF-8 (the shell passed raw bytes) are named, not crashed on."""
+    for name, value in vars(args).items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                label = name.upper() if name in ("query", "input", "output", "data", "dir") else "--" + name.replace("_", "-")
+                raise CLIError(f"{label} is not valid UTF-8 text") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``spri`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``spri`` console script; returns the exit status.
+
+    Everything it prints passes through :func:`spri_dspy.secrets.redact`, so API keys
+    echoed by a provider's error or held in a URL never reach the screen or a log.
+    """
+    from spri_dspy.secrets import RedactingStream
+
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
     try:
+        return _main(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet(args.verbose)
+    try:
+        _check_text_arguments(args)
         return args.handler(args)
     except CLIError as exc:
         print(f"spri: error: {exc}", file=sys.stderr)

@@ -145,6 +145,16 @@ class CritiqueRefineProgram(dspy.Module):
         self.max_rounds = check_max_rounds(max_rounds)
         self.keep = check_keep(keep)
 
+    def load_state(self, state: dict, **options) -> CritiqueRefineProgram:
+        """DSPy's ``load_state``, with a clear error when the state was saved from another program."""
+        expected = [name for name, _ in self.named_parameters()]
+        missing = [name for name in expected if name not in state]
+        if missing:
+            saved = sorted(key for key in state if key not in ("metadata", "spri_dspy"))
+            raise ValueError(f"cannot load into {type(self).__name__}: the saved state lacks its steps {missing} "
+                             f"(it holds {saved}); it was saved from a different program")
+        return super().load_state(state, **options)
+
     def place_critics(self, critic_lm: dspy.BaseLM | None) -> None:
         """Run every critic submodule on ``critic_lm`` (None leaves them on the configured LM)."""
         if critic_lm is None:

@@ -39,7 +39,42 @@ def load_table(source: TableSource) -> datasets.Dataset:
     builder = _BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise ValueError(f"cannot read {path}: use .jsonl, .json, .csv, .parquet or a saved dataset folder")
-    return datasets.load_dataset(builder, data_files=str(path), split="train")
+    if builder != "parquet":
+        _check_text_file(path, jsonl=path.suffix.lower() == ".jsonl")
+    try:
+        table = datasets.load_dataset(builder, data_files=str(path), split="train")
+    except Exception as exc:  # datasets wraps parser errors in its own types; name the file, keep one line
+        message = " ".join(str(exc).split())[:300]
+        raise ValueError(f"cannot read {path} as {path.suffix.lower()[1:]}: {type(exc).__name__}: {message}") from None
+    if table.num_rows == 0:
+        raise ValueError(f"{path} has no rows")
+    return table
+
+
+def _check_text_file(path: Path, *, jsonl: bool) -> None:
+    """Fail with the line number on text that is not UTF-8, on a JSONL line that is not a JSON
+    object (a torn last line too), or on a file with no rows."""
+    rows = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RowError(f"{path} line {number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                               f"{exc.start + 1}); convert the file to UTF-8") from None
+            if not text.strip():
+                continue
+            rows += 1
+            if jsonl:
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    torn = "" if raw.endswith(b"\n") else " (the last line is cut off)"
+                    raise RowError(f"{path} line {number}: not valid JSON{torn}: {exc.msg}") from None
+                if not isinstance(value, dict):
+                    raise RowError(f"{path} line {number}: a JSON object per line is needed, got {type(value).__name__}")
+    if rows == 0:
+        raise ValueError(f"{path} has no rows (the file is empty or blank)")
 
 
 def _from_rows(rows: list[dict[str, Any]]) -> datasets.Dataset:

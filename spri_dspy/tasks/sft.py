@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,8 @@ import datasets
 import dspy
 
 from spri_dspy.data import TableSource, load_table, text_field
+
+logger = logging.getLogger(__name__)
 
 
 def load_instructions(source: TableSource, field: str = "instruction") -> list[str]:
@@ -41,10 +44,24 @@ def sft_row(instruction: str, prediction: dspy.Prediction) -> dict:
 
 def generate_sft(program: dspy.Module, instructions: Sequence[str], num_threads: int = 1) -> datasets.Dataset:
     """Run ``program`` (SPRI or a baseline) over ``instructions`` with DSPy's parallel
-    executor and return the SFT records as a ``datasets.Dataset``."""
+    executor and return the SFT records as a ``datasets.Dataset``.
+
+    Every instruction must be a non-empty string (ValueError naming the first that is
+    not, before any LM call). Inputs whose run fails (after DSPy's retries) are left out
+    of the dataset and counted in a warning; if every input fails, RuntimeError.
+    """
+    for index, text in enumerate(instructions):
+        text_field({"instruction": text}, "instruction", index)
     examples = [dspy.Example(query=text).with_inputs("query") for text in instructions]
-    predictions = program.batch(examples, num_threads=num_threads, disable_progress_bar=True)
-    return datasets.Dataset.from_list([sft_row(text, p) for text, p in zip(instructions, predictions, strict=True)])
+    predictions, _, errors = program.batch(examples, num_threads=num_threads, disable_progress_bar=True,
+                                           max_errors=len(examples) + 1, return_failed_examples=True,
+                                           provide_traceback=False)
+    rows = [sft_row(text, p) for text, p in zip(instructions, predictions, strict=True) if p is not None]
+    if errors and not rows:
+        raise RuntimeError(f"all {len(examples)} inputs failed; the first error: {type(errors[0]).__name__}: {errors[0]}")
+    if errors:
+        logger.warning("generate_sft: %d of %d inputs failed and are left out", len(errors), len(examples))
+    return datasets.Dataset.from_list(rows)
 
 
 def save_sft(dataset: datasets.Dataset, path: str | os.PathLike) -> Path:

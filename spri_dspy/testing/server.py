@@ -31,7 +31,7 @@ from typing import Any
 
 from spri_dspy.testing.engine import STEPS, ScriptedEngine, render_answer
 
-FAULTS = ("500", "429", "timeout", "malformed")
+FAULTS = ("500", "429", "timeout", "malformed", "401")
 
 
 def scripted_answer(step: str, inputs: Mapping[str, str], critic_scores: Sequence[int]) -> dict[str, Any] | str:
@@ -63,7 +63,8 @@ class FakeOpenAIServer:
     Args:
         latency: seconds to wait before each answer.
         critic_scores: critic score by number of refinements of the text under review.
-        faults: fault name (``"500"``, ``"429"``, ``"timeout"``, ``"malformed"``) to rate in [0, 1].
+        faults: fault name (``"500"``, ``"429"``, ``"timeout"``, ``"malformed"``, ``"401"``) to rate in [0, 1].
+            ``"401"`` answers as a provider does to a wrong key: echoing the key it was sent.
         timeout_delay: how long a ``"timeout"`` fault holds its answer.
         seed: seed of the fault draws.
         port: 0 picks a free port.
@@ -181,6 +182,10 @@ class FakeOpenAIServer:
                     return 429, b'{"error": {"message": "injected rate limit", "type": "rate_limit"}}', {"Retry-After": "0"}
                 if fault == "malformed":
                     return 200, b'{"id": "x", "choices": [ this is not json', None
+                if fault == "401":
+                    key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    message = {"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}}
+                    return 401, json.dumps(message).encode(), None
                 try:
                     body = json.loads(raw)
                 except json.JSONDecodeError:

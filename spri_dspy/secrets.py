@@ -1,0 +1,61 @@
+"""Keeping API keys out of everything spri-dspy prints or writes.
+
+Providers echo a wrong key in their error messages ("Incorrect API key provided:
+sk-..."), and a key can sit in a URL (``http://user:key@host``). :func:`redact`
+replaces both: the value of every environment variable whose name says it holds
+a secret (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``, ...), and the
+credentials part of any URL. The CLI passes everything it prints through it;
+results, failure logs, saved programs and reports are redacted as they are written.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from typing import TextIO
+
+MASK = "***"
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.I)
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
+_MIN_LENGTH = 6  # shorter values ("unused", "1") are placeholders, and masking them would mangle text
+
+
+def known_secrets() -> list[str]:
+    """Values of the environment variables that hold secrets, longest first."""
+    values = {value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= _MIN_LENGTH}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret and every URL's credentials replaced by ``***``."""
+    if not text:
+        return text
+    for secret in known_secrets():
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return _URL_CREDENTIALS.sub(MASK + "@", text)
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that redacts what is written before passing it on (for ``sys.stdout``/``sys.stderr``)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
