@@ -265,6 +265,9 @@ def _check_writable(option: str, path: str) -> None:
 
 
 def _models(args: argparse.Namespace):
+    from spri_dspy.secrets import register_url
+
+    register_url(args.api_base)
     lm = make_lm(args.lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache)
     critic = (make_lm(args.critic_lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache)
               if args.critic_lm else None)
@@ -653,8 +656,11 @@ def _quiet(verbose: bool) -> None:
     if verbose:
         logging.basicConfig(level=logging.INFO)
         return
-    for name in ("dspy", "LiteLLM", "litellm", "httpx", "datasets", "optuna", "urllib3"):
+    for name in ("LiteLLM", "litellm", "httpx", "datasets", "optuna", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # DSPy logs each failed example of a parallel run or an evaluation as a screen-long ERROR; the commands
+    # report failures themselves (failures.jsonl, the compile and ablation reports).
+    logging.getLogger("dspy").setLevel(logging.CRITICAL)
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("LITELLM_LOG", "ERROR")
     import warnings

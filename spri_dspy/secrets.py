@@ -19,12 +19,26 @@ MASK = "***"
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.I)
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 _MIN_LENGTH = 6  # shorter values ("unused", "1") are placeholders, and masking them would mangle text
+_REGISTERED: set[str] = set()
+
+
+def register_url(url: str | None) -> None:
+    """Treat the credentials inside ``url`` (``http://user:key@host``) as secrets from now on,
+    wherever they appear (error messages quote them without the scheme)."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return
+    parts = urlsplit(url)
+    for value in (parts.password, f"{parts.username}:{parts.password}" if parts.password else None):
+        if value:
+            _REGISTERED.add(value)
 
 
 def known_secrets() -> list[str]:
-    """Values of the environment variables that hold secrets, longest first."""
+    """Values of the environment variables that hold secrets, and registered ones, longest first."""
     values = {value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= _MIN_LENGTH}
-    return sorted(values, key=len, reverse=True)
+    return sorted(values | _REGISTERED, key=len, reverse=True)
 
 
 def redact(text: str) -> str:

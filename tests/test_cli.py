@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import spri_script
+from conftest import SHARED, spri_script
 from spri_dspy import cli
 
 
@@ -121,3 +121,79 @@ def test_console_script_errors_without_traceback():
     assert done.returncode == 2
     assert done.stderr == "spri: error: QUERY must not be empty\n"
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "{path} has no rows (the file is empty or blank)"),
+    (b"\n  \n\n", "{path} has no rows (the file is empty or blank)"),
+    (b'{"query": "a"}\n{"query": "b', "{path} line 2: not valid JSON (the last line is cut off): Unterminated string starting at"),
+    (b'{"query": "a"}\n{"query": "caf\xe9"}\n', "{path} line 2: not UTF-8 text (byte 0xe9 at column 15); convert the file to UTF-8"),
+    (b'{"query": "a"}\n[1, 2]\n', "{path} line 2: a JSON object per line is needed, got list"),
+])
+def test_generate_on_a_bad_table_names_the_line(scripted_cli, capsys, tmp_path, content, message):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(content)
+    status, engines = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress")
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith(f"spri: error: {path}: {message.format(path=path)}") and err.count("\n") == 1
+    assert not engines or not engines["embedded"].calls
+
+
+def test_a_non_utf8_query_is_named(scripted_cli, capsys):
+    status, _ = scripted_cli("run", b"caf\xe9".decode("utf-8", "surrogateescape"))
+    assert status == 2 and capsys.readouterr().err == "spri: error: QUERY is not valid UTF-8 text\n"
+
+
+def test_seed_match_goal_needs_a_goal(scripted_cli, capsys, shared_paper):
+    seeds = str(shared_paper / "seeds" / "seed-principles-6.jsonl")
+    status, _ = scripted_cli("run", "hi", "--seeds", seeds, "--seed-match", "goal")
+    assert status == 2 and capsys.readouterr().err == (
+        "spri: error: --seed-match goal shows only seeds with the input's goal, and these inputs have none: "
+        "give --goal TEXT or use --seed-match all\n")
+
+
+def test_normal_runs_print_no_library_chatter(scripted_cli, capsys, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"query": "a"}\n')
+    status, _ = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress")
+    out, err = capsys.readouterr()
+    assert status == 0 and err == ""
+    assert "Generating train split" not in out and out.startswith(f"{tmp_path / 'out'}: 1 done, 0 failed")
+
+
+def test_api_keys_never_reach_the_screen_or_the_failure_log(capsys, tmp_path, monkeypatch):
+    """A server that echoes the key it was sent (as providers do for a wrong key), and a key inside --api-base."""
+    from spri_dspy.testing import FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET-0123456789")
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"query": "a"}\n')
+    with FakeOpenAIServer(faults={"401": 1.0}) as server:
+        status = cli.main(["run", "hi", "--lm", "openai/gpt-4o-mini", "--api-base", server.url, "--no-cache"])
+        out, err = capsys.readouterr()
+        assert status == 1 and "Incorrect API key provided: ***" in err and "SECRET" not in out + err
+        status = cli.main(["generate", str(path), str(tmp_path / "out"), "--lm", "openai/gpt-4o-mini", "--api-base",
+                           server.url, "--no-cache", "--no-progress"])
+        out, err = capsys.readouterr()
+    failures = (tmp_path / "out" / "failures.jsonl").read_text()
+    assert status == 1 and "Incorrect API key provided: ***" in failures
+    assert "SECRET" not in out + err + failures
+    with_credentials = "http://someone:hunter2-password@127.0.0.1:9/v1"
+    assert cli.main(["run", "hi", "--lm", "openai/gpt-4o-mini", "--api-base", with_credentials, "--no-cache"]) == 1
+    out, err = capsys.readouterr()
+    assert "hunter2" not in out + err
+
+
+def test_judge_oracle_reads_biggen_rubric_objects(scripted_cli, capsys, tmp_path):
+    source = SHARED / "benchmarks" / "biggen-bench" / "instances.jsonl"
+    if not source.is_file():
+        pytest.skip("../shared/benchmarks/biggen-bench is not beside this checkout")
+    path = tmp_path / "three.jsonl"
+    path.write_text("".join(source.read_text().splitlines(keepends=True)[:3]))
+    status, engines = scripted_cli("judge", str(path), str(tmp_path / "out"), "--program", "oracle", "--instruction-field",
+                                   "input", "--response-field", "reference_answer", "--rubric-field", "score_rubric",
+                                   "--id-field", "id", "--no-progress")
+    assert status == 0, capsys.readouterr().err
+    rubric = json.loads(source.read_text().splitlines()[0])["score_rubric"]
+    seen = engines["embedded"].calls[0].inputs["rubric"]
+    assert seen.startswith(f"Criteria: {rubric['criteria']}\nScore 1: {rubric['score1_description']}")

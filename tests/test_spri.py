@@ -266,3 +266,17 @@ def test_bad_inputs_name_the_field_and_make_no_call(scripted, kwargs, error, mes
         SPRI()(**kwargs)
     assert str(raised.value) == message
     assert engine.calls == []
+
+
+def test_loading_another_programs_state_is_a_clear_error(tmp_path):
+    import pytest
+
+    from spri_dspy import SPRIJudge
+
+    path = tmp_path / "judge.json"
+    SPRIJudge().save(str(path))
+    with pytest.raises(ValueError) as error:
+        SPRI().load(str(path))
+    message = str(error.value)
+    assert message.startswith("cannot load into SPRI: the saved state lacks its steps ['principle_generator.predict'")
+    assert "'rubric_generator.predict'" in message and message.endswith("it was saved from a different program")

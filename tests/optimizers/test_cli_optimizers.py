@@ -91,3 +91,64 @@ def test_ablate_writes_table_and_plots(data, tmp_path, scripted_models, capsys):
 def test_metric_must_fit_the_task(data, scripted_models, capsys):
     assert cli.main(["ablate", str(data), "--output", "x", "--metric", "agreement"]) == 2
     assert "--metric agreement does not fit --task reappraisal" in capsys.readouterr().err
+
+
+@pytest.fixture
+def failing_models(monkeypatch):
+    """Every LM a command makes is a fake OpenAI server answering 401 with the key it was sent."""
+    import dspy
+
+    from spri_dspy.testing import FakeOpenAIServer
+
+    server = FakeOpenAIServer(faults={"401": 1.0}).start()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET-0123456789")
+    monkeypatch.setattr(cli, "make_lm", lambda model, **options: dspy.LM(
+        "openai/gpt-4o-mini", api_base=server.url, cache=False, num_retries=0))
+    yield server
+    server.stop()
+
+
+def test_compile_with_every_call_failing_exits_1_saves_nothing_and_hides_the_key(data, tmp_path, failing_models, capsys):
+    saved = tmp_path / "c.json"
+    status = cli.main(["compile", str(data), "--save", str(saved), "--limit", "4"])
+    out, err = capsys.readouterr()
+    assert status == 1 and not saved.exists()
+    assert err.splitlines()[-1].startswith("spri: error: every dev example failed before and after compiling")
+    assert "Incorrect API key provided: ***" in err
+    assert "SECRET" not in out + err
+
+
+def test_ablate_with_every_row_failing_exits_1(data, tmp_path, failing_models, capsys):
+    status = cli.main(["ablate", str(data), "--output", str(tmp_path / "abl"), "--variants", "vanilla"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert "every input of every variant failed; the first error:" in err and "SECRET" not in out + err
+    assert "SECRET" not in (tmp_path / "abl" / "ablation.csv").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compile", "{data}", "--save", "{tmp}/nodir/c.json"], "--save {tmp}/nodir/c.json: the folder {tmp}/nodir does not exist"),
+    (["compile", "{data}", "--save", "{tmp}/c.json", "--limit", "0"], "--limit must be at least 1, got 0"),
+    (["tune", "{data}", "--n-trials", "0"], "--n-trials must be at least 1, got 0"),
+    (["tune", "{data}", "--n-trials", "-3"], "--n-trials must be at least 1, got -3"),
+    (["tune", "{data}", "--timeout", "-1"], "--timeout must be a positive number of seconds, got -1.0"),
+    (["ablate", "{data}", "--output", "{tmp}/a", "--study", "nosuch", "--storage", "sqlite:///{tmp}/s.db"],
+     "--study 'nosuch' not found in sqlite:///{tmp}/s.db"),
+    (["compile", "{data}", "--save", "{tmp}/c.json", "--task", "instructions", "--field", "Reddit Post",
+      "--seeds", "{data}", "--seed-match", "goal"],
+     "--seed-match goal shows only seeds with the input's goal, and these inputs have none: give --task reappraisal "
+     "or use --seed-match all"),
+])
+def test_bad_settings_fail_before_any_lm_call(data, tmp_path, scripted_models, capsys, argv, message):
+    fill = {"data": str(data), "tmp": str(tmp_path)}
+    assert cli.main([a.format(**fill) for a in argv]) == 2
+    assert capsys.readouterr().err == f"spri: error: {message.format(**fill)}\n"
+    assert all(not engine.calls for engine in scripted_models.values())
+
+
+def test_program_file_naming_an_unknown_program(tmp_path, scripted_models, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"spri_dspy": {"kind": "response", "program": "nonexistent", "settings": {}}}))
+    assert cli.main(["run", "hi", "--program", str(bad)]) == 2
+    assert capsys.readouterr().err == (f"spri: error: --program {bad}: its metadata names an unknown response program "
+                                       "'nonexistent' (known: spri, vanilla, self-refine, oracle, seed-principles)\n")

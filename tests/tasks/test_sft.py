@@ -41,3 +41,22 @@ def test_load_instructions(shared_paper):
     assert len(load_instructions(benchmarks / "dolly" / "sample.jsonl")) == 7
     mt_bench = load_instructions(benchmarks / "mt-bench" / "question.jsonl", field="turns")
     assert len(mt_bench) == 80 and all(isinstance(t, str) and t for t in mt_bench)
+
+
+def test_bad_instructions_fail_before_any_call(scripted):
+    import pytest
+
+    engine, lm = scripted(spri_script())
+    with dspy.context(lm=lm), pytest.raises(Exception) as error:
+        generate_sft(SPRI(), ["ok", "", None])
+    assert str(error.value) == "row 1: field 'instruction' must be a non-empty string, got ''"
+    assert engine.calls == []
+
+
+def test_failed_inputs_are_left_out_and_counted(scripted, caplog):
+    script = {"direct_responder": lambda call: "garbage" if "fails" in call.inputs["query"] else {"response": "fine"}}
+    engine, lm = scripted(script)
+    with dspy.context(lm=lm):
+        data = generate_sft(Vanilla(), ["This one works.", "This one fails.", "Works too."])
+    assert data["instruction"] == ["This one works.", "Works too."] and data["response"] == ["fine", "fine"]
+    assert "1 of 3 inputs failed and are left out" in caplog.text
