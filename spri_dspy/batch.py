@@ -94,6 +94,7 @@ class ResultStore:
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock_folder(self.directory)
         self.done: set[str] = set(self._load(self.directory / RESULTS))
         self._results = os.open(self.directory / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._failures = os.open(self.directory / FAILURES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -140,10 +141,41 @@ class ResultStore:
             _write_all(self._failures, line)
 
     def close(self) -> None:
-        """Sync and close both files."""
+        """Sync and close both files (the folder stays locked until :meth:`unlock`)."""
         for fd in (self._results, self._failures):
             os.fsync(fd)
             os.close(fd)
+
+    def unlock(self) -> None:
+        """Let another process write to the folder."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+class OutputBusyError(RuntimeError):
+    """Another process is writing to the same OUTPUT folder."""
+
+
+def _lock_folder(directory: Path) -> int:
+    """Take the folder's exclusive lock (``OUTPUT/.lock``), or raise :class:`OutputBusyError`.
+
+    The lock is the operating system's (``flock``): a process killed even with kill -9
+    leaves none behind, so a resumed run is never refused by a dead one.
+    """
+    import fcntl
+
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise OutputBusyError(f"{directory} is being written by another spri process (pid {holder}); wait for it to "
+                              "finish or use another OUTPUT folder") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -216,8 +248,21 @@ def run_batch(
     started = time.perf_counter()
     table = load_table(source)
     store = ResultStore(output)
+    try:
+        return _run(program, table, store, started, fields=fields, optional=optional, id_field=id_field,
+                    threads=threads, max_errors=max_errors, skip_bad_rows=skip_bad_rows, progress=progress, info=info)
+    finally:
+        store.unlock()
+
+
+def _run(program, table, store: ResultStore, started: float, *, fields, optional, id_field, threads, max_errors,
+         skip_bad_rows, progress, info) -> BatchSummary:
     summary = BatchSummary(rows=table.num_rows, info=dict(info or {}))
-    pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
+    try:
+        pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
+    except BaseException:
+        store.close()
+        raise
     name_steps(program)
     stages = [getattr(program, name) for name in getattr(program, "stages", ())] or [program]
     totals: dict[tuple[str, str], Counter] = defaultdict(Counter)

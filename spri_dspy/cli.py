@@ -556,7 +556,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional: tuple[str, ...]) -> int:
     import dspy
 
-    from spri_dspy.batch import run_batch
+    from spri_dspy.batch import OutputBusyError, run_batch
     from spri_dspy.data import RowError
 
     _check_settings(args)
@@ -570,6 +570,8 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
             summary = run_batch(program, args.input, args.output, fields=fields, optional=optional,
                                 id_field=args.id_field, threads=args.threads, max_errors=args.max_errors,
                                 skip_bad_rows=args.skip_bad_rows, progress=not args.no_progress, info=info)
+    except OutputBusyError as exc:
+        raise CLIError(str(exc)) from None
     except (RowError, FileNotFoundError, ValueError) as exc:
         raise CLIError(f"{args.input}: {exc}") from None
     print(render_batch(summary, args.output))

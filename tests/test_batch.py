@@ -302,3 +302,47 @@ def test_kill_minus_9_at_several_points_ends_exactly_once(tmp_path):
     ids = [json.loads(line)["id"] for line in lines]
     assert sorted(ids) == sorted(f"q{i}" for i in range(n))  # no loss, no duplicates, no torn lines
     print(f"kill -9 test: {time.perf_counter() - started:.1f} s")
+
+
+def test_a_second_process_on_the_same_output_is_refused_and_rows_stay_unique(tmp_path):
+    """Two `spri generate` on one OUTPUT started together: one runs, the other is refused at start
+    (before any LM call); the results hold each id once. A third run after both resumes normally."""
+    n = 8  # 64 calls of 0.25 s on 2 threads: the first run lasts about 8 s, longer than the second's start-up
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"q{i}", "query": f"two writers {i}"}) + "\n" for i in range(n)))
+    output = tmp_path / "out"
+    env = {**os.environ, "OPENAI_API_KEY": "unused", "DSPY_CACHEDIR": str(tmp_path / "cache")}
+    with FakeOpenAIServer(latency=0.25, critic_scores=(2, 5)) as server:
+        command = [sys.executable, "-m", "spri_dspy.cli", "generate", str(source), str(output), "--id-field", "id",
+                   "--lm", "openai/gpt-4o-mini", "--api-base", server.url, "--threads", "2", "--no-progress",
+                   "--no-cache"]
+        first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not (output / ".lock").exists() or not (output / ".lock").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert first.poll() is None  # the refusal came while the first run was still writing
+        assert first.wait(timeout=120) == 0, first.stderr.read()
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2
+    assert second.stderr == (f"spri: error: {output} is being written by another spri process (pid {first.pid}); "
+                             "wait for it to finish or use another OUTPUT folder\n")
+    ids = [json.loads(line)["id"] for line in (output / RESULTS).read_text().splitlines()]
+    assert sorted(ids) == sorted(f"q{i}" for i in range(n))
+    assert rerun.returncode == 0 and f"0 done, 0 failed, {n} already done" in rerun.stdout
+
+
+def test_the_folder_lock_is_released_after_a_run_and_after_bad_rows(scripted, tmp_path):
+    from spri_dspy.batch import OutputBusyError, _lock_folder
+
+    engine, lm = scripted({"principle_critic": lambda call: {"feedback": "f", "score": 5},
+                           "response_critic": lambda call: {"feedback": "f", "score": 5}})
+    with pytest.raises(RowError):
+        batch(SPRI(), [{"query": ""}], tmp_path / "out", lm)
+    held = _lock_folder(tmp_path / "out")  # free again after the error
+    with pytest.raises(OutputBusyError):
+        batch(SPRI(), rows(1), tmp_path / "out", lm)
+    os.close(held)
+    assert batch(SPRI(), rows(1), tmp_path / "out", lm).done == 1
+    os.close(_lock_folder(tmp_path / "out"))  # and after a finished run
