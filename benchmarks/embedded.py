@@ -15,7 +15,9 @@ Everything is measured in this run, on this machine:
 - degenerate texts: final principles and responses over 10 queries that are empty, echo format
   text, field names or instructions, or are placeholders/JSON fragments
   (``spri_dspy.testing.quality.degenerate_reason``);
-- generate: seconds per input of ``spri generate`` over 4 inputs with ``--no-cache``.
+- generate: seconds per input of ``spri generate`` over 4 inputs with ``--no-cache``;
+- prompt tokens per call of SPRI's six steps as CompactJSONAdapter, DSPy's JSONAdapter, ChatAdapter
+  and XMLAdapter format them (the model's tokenizer and chat template, no generation).
 """
 
 from __future__ import annotations
@@ -151,6 +153,34 @@ def degenerate(queries: list[str], adapter: str, reuse: bool) -> tuple[int, int,
     return bad, texts, examples, statistics.mean(seconds), evaluated
 
 
+def prompt_tokens_by_adapter() -> dict[str, float]:
+    """Mean prompt tokens per call of SPRI's six steps (the README example, a 60-word principles and response
+    text), as each adapter formats them, counted with the model's tokenizer and chat template."""
+    import dspy
+
+    import spri_dspy
+    from spri_dspy import signatures as s
+    from spri_dspy.embedded import default_model_path, load_llama
+
+    text = " ".join(["Stay calm and take slow breaths before you go in."] * 6)
+    values = {"query": EXAMPLE, "principles": text, "response": text, "feedback": text}
+    steps = [s.GeneratePrinciples, s.CritiquePrinciples, s.RefinePrinciples, s.Respond, s.CritiqueResponse,
+             s.RefineResponse]
+    llama = load_llama(default_model_path(), n_ctx=512, n_threads=1, vocab_only=True)
+    adapters = {"CompactJSONAdapter": spri_dspy.CompactJSONAdapter(), "JSONAdapter": dspy.JSONAdapter(),
+                "ChatAdapter": dspy.ChatAdapter(), "XMLAdapter": dspy.XMLAdapter()}
+    counts = {}
+    for name, adapter in adapters.items():
+        tokens = []
+        for signature in steps:
+            messages = adapter.format(signature, [], {k: v for k, v in values.items() if k in signature.input_fields})
+            chat = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+            tokens.append(len(llama.tokenize((chat + "<|im_start|>assistant\n").encode(), special=True)))
+        counts[name] = statistics.mean(tokens)
+    llama.close()
+    return counts
+
+
 def generate_per_input(n: int = 4) -> float:
     """Seconds per input of ``spri generate`` over ``n`` queries (``--no-cache``, 2 threads)."""
     with tempfile.TemporaryDirectory() as folder:
@@ -168,8 +198,11 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="also DSPy's JSONAdapter with no state reuse or memo")
     args = parser.parse_args()
 
+    tokens = prompt_tokens_by_adapter()
+    print("P3  prompt tokens per call, mean of SPRI's six steps: " + ", ".join(
+        f"{name} {count:.0f}" for name, count in tokens.items()))
     raw, raw_prompt, raw_completion = raw_call()
-    print(f"P3  raw llama.cpp call: {raw_prompt} prompt + {raw_completion} generated tokens in {raw:.2f} s")
+    print(f"    raw llama.cpp call: {raw_prompt} prompt + {raw_completion} generated tokens in {raw:.2f} s")
     run = cli_run(EXAMPLE)
     calls = sum(run["lm_calls"].values())
     engine = run.get("engine", {})
