@@ -222,7 +222,13 @@ def _check_model_name(model: str, api_base: str | None) -> None:
     except Exception:
         pass
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of prices at start
+    import logging
+
+    import litellm
     from litellm import get_llm_provider
+
+    if not logging.getLogger("LiteLLM").isEnabledFor(logging.INFO):  # quiet (no --verbose): no banners
+        litellm.suppress_debug_info = True
 
     try:
         get_llm_provider(model, api_base=api_base)

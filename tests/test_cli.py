@@ -96,7 +96,9 @@ def test_malformed_and_unknown_seed_files(scripted_cli, capsys, tmp_path):
 
 def test_unknown_model_is_rejected_before_any_call(capsys):
     assert cli.main(["run", "hi", "--lm", "nosuchprovider/some-model"]) == 2
-    assert capsys.readouterr().err == (
+    out, err = capsys.readouterr()
+    assert out == ""  # no LiteLLM "Provider List" banner
+    assert err == (
         "spri: error: unknown model 'nosuchprovider/some-model': use 'embedded' or a DSPy/LiteLLM model string "
         "such as openai/gpt-4o-mini\n")
 

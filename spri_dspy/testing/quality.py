@@ -1,7 +1,8 @@
 """Is a generated text real content, or an echo of the prompt's machinery?
 
 A small model can answer with its format instructions ("Respond with a JSON
-object ..."), a field name (``refined_principles``), a template placeholder
+object ..."), a field name (``refined_principles``, or a text about refining that
+opens with the key's word: "Refine your approach ..."), a template placeholder
 (``{response}``), a JSON fragment or a copy of its own instruction. This module
 names which, so benchmarks and tests can count degenerate texts.
 """
@@ -38,6 +39,7 @@ def _instruction_texts() -> list[str]:
 
 
 _FIELDS = _field_names()
+_REFINED_STEM = "refin"
 _SQUASHED_FIELDS = {name.replace("_", "") for name in _FIELDS}
 _SHINGLE = 6
 _SHINGLES = {
@@ -65,6 +67,8 @@ def degenerate_reason(text: object) -> str | None:
     if any(token in _FIELDS for token in tokens) or any(
         squashed in token.lower() for token in tokens for squashed in _SQUASHED_FIELDS
     ):
+        return "field name"
+    if tokens and tokens[0].lower().startswith(_REFINED_STEM):  # the refiners' "refined_*" key, talked about
         return "field name"
     if len(re.findall(r"[A-Za-z]{2,}", stripped)) < 3:
         return "no words"
