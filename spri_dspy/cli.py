@@ -389,7 +389,8 @@ def _task_data(args: argparse.Namespace):
         else:
             examples = load_judgements(args.data)
     except (ValueError, FileNotFoundError) as exc:
-        raise CLIError(f"{args.data}: {exc}") from None
+        message = str(exc)
+        raise CLIError(message if message.startswith(str(args.data)) else f"{args.data}: {message}") from None
     examples = examples[: args.limit] if args.limit else examples
     if len(examples) < 2:
         raise CLIError(f"{args.data}: needs at least 2 examples, found {len(examples)}")
@@ -579,7 +580,8 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
     except OutputBusyError as exc:
         raise CLIError(str(exc)) from None
     except (RowError, FileNotFoundError, ValueError) as exc:
-        raise CLIError(f"{args.input}: {exc}") from None
+        message = str(exc)
+        raise CLIError(message if message.startswith(str(args.input)) else f"{args.input}: {message}") from None
     print(render_batch(summary, args.output))
     return 1 if summary.failed or summary.stopped_early else 0
 

@@ -137,7 +137,7 @@ def test_generate_on_a_bad_table_names_the_line(scripted_cli, capsys, tmp_path, 
     path.write_bytes(content)
     status, engines = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress")
     err = capsys.readouterr().err
-    assert status == 2 and err.startswith(f"spri: error: {path}: {message.format(path=path)}") and err.count("\n") == 1
+    assert status == 2 and err.startswith(f"spri: error: {message.format(path=path)}") and err.count("\n") == 1
     assert not engines or not engines["embedded"].calls
 
 
