@@ -351,7 +351,16 @@ def _program(kind: str, value: str, args: argparse.Namespace, critic_lm):
     if metadata["program"] not in names:
         raise CLIError(f"--program {value}: its metadata names an unknown {kind} program {metadata['program']!r} "
                        f"(known: {', '.join(names)})")
-    saved = argparse.Namespace(**{**vars(args), **metadata.get("settings", {})})
+    settings = dict(metadata.get("settings", {}))
+    for key in sorted(set(settings) & getattr(args, "given", set())):  # an explicit flag wins, and says so
+        if getattr(args, key) != settings[key]:
+            print(f"spri: --{key.replace('_', '-')} {getattr(args, key)} overrides {settings[key]!r} saved in {value}",
+                  file=sys.stderr)
+            args.overrides = {**getattr(args, "overrides", {}), key: {"saved": settings[key], "used": getattr(args, key)}}
+        settings[key] = getattr(args, key)
+    saved = argparse.Namespace(**{**vars(args), **settings})
+    for key, used in settings.items():  # what really runs, for summaries
+        setattr(args, key, used)
     program = _build(kind, metadata["program"], saved, critic_lm)
     try:
         program.load(value)
@@ -571,7 +580,7 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
     program = _program(kind, args.program, args, critic_lm)
     info = {"program": args.program, "lm": args.lm, "critic_lm": args.critic_lm, "threshold": args.threshold,
             "max_rounds": args.max_rounds, "keep": args.keep, "seeds": args.seeds, "seed_match": args.seed_match,
-            "leave_one_out": args.leave_one_out, "fields": fields}
+            "leave_one_out": args.leave_one_out, "fields": fields, "overrides": getattr(args, "overrides", {})}
     try:
         with dspy.context(lm=lm, adapter=adapter):
             summary = run_batch(program, args.input, args.output, fields=fields, optional=optional,
@@ -713,8 +722,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout, sys.stderr = stdout, stderr
 
 
+_UNSET = object()
+
+
+def _given_options(argv: Sequence[str] | None) -> set[str]:
+    """The options given on the command line (abbreviations too), as argument names."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in commands.choices.values():
+        for action in command._actions:
+            if action.option_strings:
+                action.default = _UNSET
+    return {name for name, value in vars(parser.parse_args(argv)).items() if value is not _UNSET}
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    args.given = _given_options(argv)
     _quiet(args.verbose)
     try:
         _check_text_arguments(args)

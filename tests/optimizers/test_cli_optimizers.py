@@ -152,3 +152,36 @@ def test_program_file_naming_an_unknown_program(tmp_path, scripted_models, capsy
     assert cli.main(["run", "hi", "--program", str(bad)]) == 2
     assert capsys.readouterr().err == (f"spri: error: --program {bad}: its metadata names an unknown response program "
                                        "'nonexistent' (known: spri, vanilla, self-refine, oracle, seed-principles)\n")
+
+
+def test_an_explicit_flag_wins_over_a_compiled_files_setting_and_says_so(data, tmp_path, scripted_models, capsys):
+    saved = tmp_path / "compiled.json"
+    assert cli.main(["compile", str(data), "--save", str(saved), "--max-rounds", "2"]) == 0
+    capsys.readouterr()
+    common = ["--program", str(saved), "--query-field", "Reddit Post", "--no-progress"]
+    assert cli.main(["generate", str(data), str(tmp_path / "a"), *common]) == 0
+    assert capsys.readouterr().err == ""
+    info = json.loads((tmp_path / "a" / "summary.json").read_text())["info"]
+    assert (info["max_rounds"], info["threshold"], info["overrides"]) == (2, 4, {})  # the file's settings, as run
+    assert cli.main(["generate", str(data), str(tmp_path / "b"), *common, "--max-rounds", "1", "--thresh", "5"]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"spri: --max-rounds 1 overrides 2 saved in {saved}\n"
+                   f"spri: --threshold 5 overrides 4 saved in {saved}\n")
+    info = json.loads((tmp_path / "b" / "summary.json").read_text())["info"]
+    assert (info["max_rounds"], info["threshold"]) == (1, 5)
+    assert info["overrides"] == {"max_rounds": {"saved": 2, "used": 1}, "threshold": {"saved": 4, "used": 5}}
+
+
+def test_the_overriding_flag_is_what_runs(data, tmp_path, scripted_models, monkeypatch, capsys):
+    saved = tmp_path / "compiled.json"
+    assert cli.main(["compile", str(data), "--save", str(saved), "--max-rounds", "3"]) == 0
+    low = {"principle_critic": lambda call: {"feedback": "no", "score": 1},
+           "response_critic": lambda call: {"feedback": "no", "score": 1}}
+    from spri_dspy.testing import ScriptedEngine, scripted_lm
+
+    monkeypatch.setattr(cli, "make_lm", lambda model, **options: scripted_lm(ScriptedEngine(low)))
+    capsys.readouterr()
+    for flags, rounds in (([], 3), (["--max-rounds", "1"], 1)):
+        assert cli.main(["run", "post 0", "--program", str(saved), "--json", *flags]) == 0
+        trace = json.loads(capsys.readouterr().out)["trace"]
+        assert [r["round"] for r in trace if r["stage"] == "principles"] == list(range(1, rounds + 1))
