@@ -116,7 +116,7 @@ def replay_overhead(query: str) -> tuple[float, float, int]:
 
     llama = embedded.load_llama(embedded.default_model_path(), n_ctx=8192, n_threads=os.cpu_count(),
                                 n_threads_batch=os.cpu_count(), seed=0)
-    llama.set_cache(embedded._PromptStateCache(256 << 20))
+    llama.set_cache(embedded.prompt_state_cache(256 << 20))
     grammars = [None if g is None else LlamaGrammar.from_string(g._grammar, verbose=False) for _, _, g in recorded]
     started = time.perf_counter()
     for (messages, options, _), grammar in zip(recorded, grammars, strict=True):

@@ -227,8 +227,8 @@ def _check_model_name(model: str, api_base: str | None) -> None:
     import litellm
     from litellm import get_llm_provider
 
-    if not logging.getLogger("LiteLLM").isEnabledFor(logging.INFO):  # quiet (no --verbose): no banners
-        litellm.suppress_debug_info = True
+    # LiteLLM prints a "Provider List" banner on unknown providers; only with --verbose (its logger at INFO).
+    litellm.suppress_debug_info = not logging.getLogger("LiteLLM").isEnabledFor(logging.INFO)
 
     try:
         get_llm_provider(model, api_base=api_base)
@@ -251,12 +251,17 @@ def _check_settings(args: argparse.Namespace) -> None:
     if getattr(args, "seed_match", None) == "goal":
         if not getattr(args, "seeds", None):
             raise CLIError("--seed-match goal selects seeds by goal; give --seeds FILE")
-        has_goal = {"run": lambda: args.goal, "generate": lambda: args.goal_field,
-                    "judge": lambda: None}.get(args.command, lambda: getattr(args, "task", None) == "reappraisal")()
+        if args.command == "run":
+            has_goal, remedy = bool(args.goal), "give --goal TEXT or use --seed-match all"
+        elif args.command == "generate":
+            has_goal, remedy = bool(args.goal_field), "give --goal-field COLUMN or use --seed-match all"
+        elif args.command == "judge":
+            has_goal, remedy = False, "use --seed-match all"
+        else:
+            has_goal, remedy = args.task == "reappraisal", "give --task reappraisal or use --seed-match all"
         if not has_goal:
-            where = {"run": "--goal TEXT", "generate": "--goal-field COLUMN"}.get(args.command, "--task reappraisal")
             raise CLIError(f"--seed-match goal shows only seeds with the input's goal, and these inputs have none: "
-                           f"give {where} or use --seed-match all")
+                           f"{remedy}")
 
 
 def _check_writable(option: str, path: str) -> None:
@@ -351,17 +356,14 @@ def _program(kind: str, value: str, args: argparse.Namespace, critic_lm):
     if metadata["program"] not in names:
         raise CLIError(f"--program {value}: its metadata names an unknown {kind} program {metadata['program']!r} "
                        f"(known: {', '.join(names)})")
-    settings = dict(metadata.get("settings", {}))
-    for key in sorted(set(settings) & getattr(args, "given", set())):  # an explicit flag wins, and says so
-        if getattr(args, key) != settings[key]:
-            print(f"spri: --{key.replace('_', '-')} {getattr(args, key)} overrides {settings[key]!r} saved in {value}",
+    for key, saved in sorted(metadata.get("settings", {}).items()):  # args end up holding what really runs
+        if key not in getattr(args, "given", set()):
+            setattr(args, key, saved)
+        elif getattr(args, key) != saved:  # an explicit flag wins, and says so
+            print(f"spri: --{key.replace('_', '-')} {getattr(args, key)} overrides {saved!r} saved in {value}",
                   file=sys.stderr)
-            args.overrides = {**getattr(args, "overrides", {}), key: {"saved": settings[key], "used": getattr(args, key)}}
-        settings[key] = getattr(args, key)
-    saved = argparse.Namespace(**{**vars(args), **settings})
-    for key, used in settings.items():  # what really runs, for summaries
-        setattr(args, key, used)
-    program = _build(kind, metadata["program"], saved, critic_lm)
+            args.overrides = {**getattr(args, "overrides", {}), key: {"saved": saved, "used": getattr(args, key)}}
+    program = _build(kind, metadata["program"], args, critic_lm)
     try:
         program.load(value)
     except (ValueError, KeyError) as exc:
@@ -671,7 +673,6 @@ def _quiet(verbose: bool) -> None:
     trial lines, LiteLLM's banners) off the screen unless ``--verbose``."""
     import logging
 
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of prices at start
     if "datasets" in sys.modules:  # already imported (in-process use): its switch; otherwise its variable below
         bars = sys.modules["datasets"].utils.logging
         bars.enable_progress_bar() if verbose else bars.disable_progress_bar()
@@ -689,8 +690,6 @@ def _quiet(verbose: bool) -> None:
 
     warnings.filterwarnings("ignore", module="dspy")
     warnings.filterwarnings("ignore", module="optuna")
-    if "litellm" in sys.modules:
-        sys.modules["litellm"].suppress_debug_info = True
 
 
 def _check_text_arguments(args: argparse.Namespace) -> None:

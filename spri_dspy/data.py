@@ -39,7 +39,7 @@ def load_table(source: TableSource) -> datasets.Dataset:
     builder = _BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise ValueError(f"cannot read {path}: use .jsonl, .json, .csv, .parquet or a saved dataset folder")
-    if builder != "parquet":
+    if builder != "parquet":  # a pass of our own first: datasets' errors name no line, and it logs them loudly
         _check_text_file(path, jsonl=path.suffix.lower() == ".jsonl")
     try:
         table = datasets.load_dataset(builder, data_files=str(path), split="train")

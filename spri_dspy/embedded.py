@@ -176,7 +176,7 @@ def check_native_library(model_path: str | os.PathLike) -> None:
         marker.touch()
 
 
-class _PromptStateCache:
+def prompt_state_cache(capacity_bytes: int):
     """A bounded ``LlamaRAMCache`` of llama.cpp states, keyed by the tokens they hold.
 
     llama-cpp-python saves a state after every completion and restores the one
@@ -185,20 +185,18 @@ class _PromptStateCache:
     that a model without ``logits_all`` never reads back, so only its last row is
     kept, and the capacity counts every byte held.
     """
+    from llama_cpp import LlamaRAMCache
 
-    def __new__(cls, capacity_bytes: int):
-        from llama_cpp import LlamaRAMCache
+    class PromptStateCache(LlamaRAMCache):
+        @property
+        def cache_size(self) -> int:
+            return sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in self.cache_state.values())
 
-        class Cache(LlamaRAMCache):
-            @property
-            def cache_size(self) -> int:
-                return sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in self.cache_state.values())
+        def __setitem__(self, key, value) -> None:
+            value.scores = value.scores[-1:].copy()  # broadcast back over the rows on load; never read
+            super().__setitem__(key, value)
 
-            def __setitem__(self, key, value) -> None:
-                value.scores = value.scores[-1:].copy()  # broadcast back over the rows on load; never read
-                super().__setitem__(key, value)
-
-        return Cache(capacity_bytes)
+    return PromptStateCache(capacity_bytes)
 
 
 class LlamaCppEngine:
@@ -267,7 +265,7 @@ class LlamaCppEngine:
             self._llama = load_llama(path, n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count(),
                                      n_threads_batch=self.n_threads or os.cpu_count(), seed=self.seed)
             if self.state_cache_mb > 0:
-                self._llama.set_cache(_PromptStateCache(self.state_cache_mb << 20))
+                self._llama.set_cache(prompt_state_cache(self.state_cache_mb << 20))
         return self._llama
 
     def complete(self, request) -> Response:

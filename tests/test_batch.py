@@ -274,18 +274,23 @@ def test_dspy_cache_makes_no_calls_for_finished_work(tmp_path, monkeypatch):
     assert outputs(tmp_path / "a") == outputs(tmp_path / "b")
 
 
+def generate_command(tmp_path, n, text, url, threads):
+    """A ``spri generate`` run of ``n`` id'd inputs against the fake server ``url``: (command, env, output)."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"q{i}", "query": f"{text} {i}"}) + "\n" for i in range(n)))
+    output = tmp_path / "out"
+    env = {**os.environ, "OPENAI_API_KEY": "unused", "DSPY_CACHEDIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "spri_dspy.cli", "generate", str(source), str(output), "--id-field", "id",
+               "--lm", "openai/gpt-4o-mini", "--api-base", url, "--threads", str(threads), "--no-progress",
+               "--no-cache"]
+    return command, env, output
+
+
 def test_kill_minus_9_at_several_points_ends_exactly_once(tmp_path):
     started = time.perf_counter()
     n = 24
-    source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"id": f"q{i}", "query": f"kill test {tmp_path.name} {i}"}) + "\n"
-                              for i in range(n)))
-    output = tmp_path / "out"
-    env = {**os.environ, "OPENAI_API_KEY": "unused", "DSPY_CACHEDIR": str(tmp_path / "cache")}
     with FakeOpenAIServer(latency=0.01, critic_scores=(2, 5)) as server:
-        command = [sys.executable, "-m", "spri_dspy.cli", "generate", str(source), str(output), "--id-field", "id",
-                   "--lm", "openai/gpt-4o-mini", "--api-base", server.url, "--threads", "4", "--no-progress",
-                   "--no-cache"]
+        command, env, output = generate_command(tmp_path, n, f"kill test {tmp_path.name}", server.url, threads=4)
         for kill_after in (0, 4, 11):
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + 60
@@ -308,14 +313,8 @@ def test_a_second_process_on_the_same_output_is_refused_and_rows_stay_unique(tmp
     """Two `spri generate` on one OUTPUT started together: one runs, the other is refused at start
     (before any LM call); the results hold each id once. A third run after both resumes normally."""
     n = 8  # 64 calls of 0.25 s on 2 threads: the first run lasts about 8 s, longer than the second's start-up
-    source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"id": f"q{i}", "query": f"two writers {i}"}) + "\n" for i in range(n)))
-    output = tmp_path / "out"
-    env = {**os.environ, "OPENAI_API_KEY": "unused", "DSPY_CACHEDIR": str(tmp_path / "cache")}
     with FakeOpenAIServer(latency=0.25, critic_scores=(2, 5)) as server:
-        command = [sys.executable, "-m", "spri_dspy.cli", "generate", str(source), str(output), "--id-field", "id",
-                   "--lm", "openai/gpt-4o-mini", "--api-base", server.url, "--threads", "2", "--no-progress",
-                   "--no-cache"]
+        command, env, output = generate_command(tmp_path, n, "two writers", server.url, threads=2)
         first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while not (output / ".lock").exists() or not (output / ".lock").read_text():

@@ -199,3 +199,12 @@ def test_judge_oracle_reads_biggen_rubric_objects(scripted_cli, capsys, tmp_path
     rubric = json.loads(source.read_text().splitlines()[0])["score_rubric"]
     seen = engines["embedded"].calls[0].inputs["rubric"]
     assert seen.startswith(f"Criteria: {rubric['criteria']}\nScore 1: {rubric['score1_description']}")
+
+
+def test_seed_match_goal_on_judge_inputs_says_they_have_no_goal(scripted_cli, capsys, shared_paper, tmp_path):
+    seeds = str(shared_paper / "seeds" / "seed-principles-6.jsonl")
+    status, engines = scripted_cli("judge", str(tmp_path / "in.jsonl"), str(tmp_path / "out"), "--seeds", seeds,
+                                   "--seed-match", "goal")
+    assert status == 2 and capsys.readouterr().err == (
+        "spri: error: --seed-match goal shows only seeds with the input's goal, and these inputs have none: "
+        "use --seed-match all\n")
