@@ -560,9 +560,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     calls = {m.model if m is lm else f"{m.model} (critic)": len(m.history) - before for m, before in zip(lms, calls_before, strict=True)}
     summary = {"lm_calls": calls, "usage": prediction.get_lm_usage() or {}, "seconds": round(seconds, 2)}
-    engines = {id(m.engine): m.engine for m in lms if hasattr(getattr(m, "engine", None), "stats")}
-    if engines:  # the embedded engine: requests answered by its memo, prompt tokens actually evaluated
-        summary["engine"] = {key: sum(e.stats[key] for e in engines.values()) for key in next(iter(engines.values())).stats}
+    embedded = [(m, before) for m, before in zip(lms, calls_before, strict=True)
+                if hasattr(getattr(m, "engine", None), "stats")]
+    if embedded:  # the embedded engine: calls that reached it, answered by its memo, prompt tokens evaluated
+        engines = {id(m.engine): m.engine for m, _ in embedded}.values()
+        summary["engine"] = {key: sum(e.stats[key] for e in engines) for key in next(iter(engines)).stats}
+        summary["engine"]["lm_calls"] = sum(len(m.history) - before for m, before in embedded)
     if args.json:
         print(json.dumps({"principles": prediction.principles, "response": prediction.response,
                           "trace": prediction.trace, "seeds": prediction.seeds, **summary}, indent=2, ensure_ascii=False))
@@ -662,9 +665,12 @@ def render(prediction, summary: dict) -> str:
                   f"time: {summary['seconds']:.1f} s"]
     if "engine" in summary:
         engine = summary["engine"]
-        lines.append(f"embedded model: {engine['memo_hits']} of {engine['requests']} calls repeated an earlier one "
-                     f"(answered from memory); {engine['prompt_tokens_evaluated']} of {engine['prompt_tokens']} "
-                     "prompt tokens evaluated (the rest reused from earlier calls)")
+        cached = engine["lm_calls"] - engine["requests"]
+        lines.append(f"embedded model: {engine['requests']} of its {engine['lm_calls']} calls reached it"
+                     + (f" ({cached} answered by DSPy's cache)" if cached else "")
+                     + f", {engine['memo_hits']} of those repeated an earlier one (answered from memory); "
+                     f"{engine['prompt_tokens_evaluated']} of {engine['prompt_tokens']} prompt tokens evaluated "
+                     "(the rest reused from earlier calls)")
     return "\n".join(lines)
 
 

@@ -208,3 +208,18 @@ def test_seed_match_goal_on_judge_inputs_says_they_have_no_goal(scripted_cli, ca
     assert status == 2 and capsys.readouterr().err == (
         "spri: error: --seed-match goal shows only seeds with the input's goal, and these inputs have none: "
         "use --seed-match all\n")
+
+
+def test_the_embedded_engine_line_says_what_reached_the_model():
+    import dspy
+
+    prediction = dspy.Prediction(principles="p", response="r", trace=[])
+    summary = {"lm_calls": {"embedded/smollm2-135m-instruct": 8}, "usage": {}, "seconds": 1.0,
+               "engine": {"requests": 7, "memo_hits": 2, "prompt_tokens": 1198, "prompt_tokens_evaluated": 824,
+                          "lm_calls": 8}}
+    assert cli.render(prediction, summary).splitlines()[-1] == (
+        "embedded model: 7 of its 8 calls reached it (1 answered by DSPy's cache), 2 of those repeated an earlier "
+        "one (answered from memory); 824 of 1198 prompt tokens evaluated (the rest reused from earlier calls)")
+    summary["engine"].update(requests=0, memo_hits=0, prompt_tokens=0, prompt_tokens_evaluated=0)
+    assert cli.render(prediction, summary).splitlines()[-1].startswith(
+        "embedded model: 0 of its 8 calls reached it (8 answered by DSPy's cache), 0 of those")
