@@ -144,7 +144,7 @@ def degenerate(queries: list[str], adapter: str, reuse: bool) -> tuple[int, int,
         seconds.append(time.perf_counter() - started)
         for name in ("principles", "response"):
             texts += 1
-            reason = degenerate_reason(prediction[name])
+            reason = degenerate_reason(prediction[name], (query,))
             if reason:
                 bad += 1
                 examples.append(f"{reason}: {prediction[name][:70]!r}")

@@ -10,8 +10,10 @@ own parsing, fallbacks and demos) and changes only the text the model reads:
 
 - one fixed system sentence, the same for every step;
 - the inputs, each under a ``## name`` heading;
-- last, the step's instruction and one line naming the answer's keys (no word on
-  JSON, which a small model copies back; the schema asks for it).
+- last, the step's instruction and one line naming the answer's keys and their
+  types. No word on JSON and no output field descriptions: a small model copied
+  both back as its answers ("A short numbered list of principles ..."); the
+  schema still asks for JSON, and the instruction says what each key holds.
 
 Every step's prompt therefore starts with the same tokens and with the input
 text, so a model that reuses the prompt state of earlier calls (the embedded
@@ -78,8 +80,5 @@ class CompactJSONAdapter(dspy.JSONAdapter):
 
     def format_task(self, signature: type[dspy.Signature]) -> str:
         """The closing section: the signature's instruction and the keys of the JSON answer."""
-        keys = "; ".join(
-            f'"{name}" ({_kind(field.annotation)}): {(field.json_schema_extra or {}).get("desc", "").rstrip(".")}'.rstrip(": ")
-            for name, field in signature.output_fields.items()
-        )
+        keys = "; ".join(f'"{name}" ({_kind(field.annotation)})' for name, field in signature.output_fields.items())
         return f"## {TASK_HEADING}\n{signature.instructions.strip()}\nKeys of your answer: {keys}."

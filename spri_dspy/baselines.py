@@ -20,7 +20,7 @@ from __future__ import annotations
 import dspy
 
 from spri_dspy.critique import CritiqueRefineProgram, Keep
-from spri_dspy.judge import Judge, refine_judgement
+from spri_dspy.judge import Judge, check_use_reference, judge_context, refine_judgement
 from spri_dspy.modules import Responder, ResponseCritic, ResponseRefiner, Step
 from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds, select_seeds
 from spri_dspy.signatures import (
@@ -31,6 +31,7 @@ from spri_dspy.signatures import (
     RefineJudgementDirectly,
     RespondDirectly,
 )
+from spri_dspy.signatures.limits import MAX_WORDS, check_max_words, word_limited
 from spri_dspy.spri import check_text, refine_response
 
 MT_BENCH_RUBRIC = """Criteria: How helpful is the response overall: relevant to the instruction, accurate, deep enough, \
@@ -52,11 +53,12 @@ Score 5: Excellent on every skill the instruction depends on: correct, complete,
 
 
 class Vanilla(dspy.Module):
-    """Baseline: respond directly, with no principles and no critique."""
+    """Baseline: respond directly, with no principles and no critique (within ``max_words``, like SPRI)."""
 
-    def __init__(self):
+    def __init__(self, max_words: int | None = MAX_WORDS):
         super().__init__()
-        self.responder = Step(RespondDirectly, {"response": "response"})
+        self.max_words = check_max_words(max_words)
+        self.responder = Step(word_limited(RespondDirectly, max_words, "writer"), {"response": "response"})
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
         query, goal = check_text("query", query), check_text("goal", goal, optional=True)
@@ -70,11 +72,13 @@ class SelfRefine(CritiqueRefineProgram):
     critics = ("response_critic",)
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
-                 keep: Keep = "latest"):
+                 keep: Keep = "latest", max_words: int | None = MAX_WORDS):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
-        self.responder = Step(RespondDirectly, {"response": "response"})
-        self.response_critic = Step(CritiqueDirectly, {"score": "score", "feedback": "feedback"})
-        self.response_refiner = Step(RefineDirectly, {"refined_response": "response"})
+        self.max_words = check_max_words(max_words)
+        self.responder = Step(word_limited(RespondDirectly, max_words, "writer"), {"response": "response"})
+        self.response_critic = Step(word_limited(CritiqueDirectly, max_words, "critic"),
+                                    {"score": "score", "feedback": "feedback"})
+        self.response_refiner = Step(word_limited(RefineDirectly, max_words, "writer"), {"response": "response"})
         self.place_critics(critic_lm)
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
@@ -92,11 +96,12 @@ class OraclePrinciples(CritiqueRefineProgram):
     critics = ("response_critic",)
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
-                 keep: Keep = "latest"):
+                 keep: Keep = "latest", max_words: int | None = MAX_WORDS):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
-        self.responder = Responder()
-        self.response_critic = ResponseCritic()
-        self.response_refiner = ResponseRefiner()
+        self.max_words = check_max_words(max_words)
+        self.responder = Responder(max_words)
+        self.response_critic = ResponseCritic(max_words)
+        self.response_refiner = ResponseRefiner(max_words)
         self.place_critics(critic_lm)
 
     def forward(self, query: str, principles: str, goal: str | None = None, seeds: list[int] | None = None) -> dspy.Prediction:
@@ -126,14 +131,19 @@ class SeedPrinciples(OraclePrinciples):
 
 
 class VanillaJudge(dspy.Module):
-    """Baseline judge: feedback and a 1..5 score with no rubric and no critique."""
+    """Baseline judge: feedback and a 1..5 score with no rubric and no critique.
 
-    def __init__(self):
+    Called like :class:`spri_dspy.SPRIJudge`; ``system_prompt`` and ``capability`` are accepted and unused.
+    """
+
+    def __init__(self, use_reference: bool = True):
         super().__init__()
+        self.use_reference = check_use_reference(use_reference)
         self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"})
 
-    def forward(self, instruction: str, response: str, reference_answer: str | None = None) -> dspy.Prediction:
-        context = _judge_context(instruction, response, reference_answer)
+    def forward(self, instruction: str, response: str, reference_answer: str | None = None,
+                system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
+        context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
         judgement = self.judge(**context)
         return dspy.Prediction(rubric=None, feedback=judgement.feedback, score=judgement.score, trace=[])
 
@@ -144,15 +154,17 @@ class SelfRefineJudge(CritiqueRefineProgram):
     critics = ("judgement_critic",)
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
-                 keep: Keep = "latest"):
+                 keep: Keep = "latest", use_reference: bool = True):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
+        self.use_reference = check_use_reference(use_reference)
         self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"})
         self.judgement_critic = Step(CritiqueJudgementDirectly, {"score": "score", "feedback": "feedback"})
         self.judgement_refiner = Step(RefineJudgementDirectly, {"refined_feedback": "feedback", "refined_score": "score"})
         self.place_critics(critic_lm)
 
-    def forward(self, instruction: str, response: str, reference_answer: str | None = None) -> dspy.Prediction:
-        context = _judge_context(instruction, response, reference_answer)
+    def forward(self, instruction: str, response: str, reference_answer: str | None = None,
+                system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
+        context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
         judgement, rounds = refine_judgement(self, self.judge(**context), context)
         return dspy.Prediction(rubric=None, feedback=judgement.feedback, score=judgement.score, trace=rounds)
 
@@ -163,30 +175,31 @@ class RubricJudge(dspy.Module):
     The rubric is, in order of precedence: the ``rubric`` given with the call
     (the oracle gold rubric), the fixed ``rubric`` given here (e.g.
     :data:`MT_BENCH_RUBRIC` or :data:`FLASK_RUBRIC`), or the seed rubrics
-    selected for the instruction.
+    selected for the instruction (``seed_match="capability"``: those of the input's capability).
     """
 
-    def __init__(self, rubric: str | None = None, seeds: SeedSource | None = None, leave_one_out: bool = False):
+    def __init__(self, rubric: str | None = None, seeds: SeedSource | None = None, leave_one_out: bool = False,
+                 use_reference: bool = True, seed_match: SeedMatch = "all"):
         super().__init__()
         self.rubric = check_text("rubric", rubric, optional=True)
         self.seeds = load_seeds(seeds) if seeds is not None else []
-        self.leave_one_out = leave_one_out
+        select_seeds([], query="", match=seed_match)  # validates seed_match
+        self.leave_one_out, self.seed_match = leave_one_out, seed_match
+        self.use_reference = check_use_reference(use_reference)
         self.judge = Judge()
 
     def forward(self, instruction: str, response: str, reference_answer: str | None = None,
-                rubric: str | None = None) -> dspy.Prediction:
-        context = _judge_context(instruction, response, reference_answer)
+                rubric: str | None = None, system_prompt: str | None = None,
+                capability: str | None = None) -> dspy.Prediction:
+        context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
         rubric = check_text("rubric", rubric, optional=True) or self.rubric
         shown: list[int] = []
         if rubric is None:
-            shown = select_seeds(self.seeds, query=instruction, leave_one_out=self.leave_one_out)
+            shown = select_seeds(self.seeds, query=instruction, capability=capability, match=self.seed_match,
+                                 leave_one_out=self.leave_one_out)
             if not shown:
-                raise ValueError("rubric is required: pass rubric= to the call, a fixed rubric, or seeds")
+                raise ValueError("rubric is required: pass rubric= to the call, a fixed rubric, or seeds "
+                                 "(none matched this input)")
             rubric = "\n\n".join(self.seeds[i].principles for i in shown)
         judgement = self.judge(**context, rubric=rubric)
         return dspy.Prediction(rubric=rubric, feedback=judgement.feedback, score=judgement.score, trace=[], seeds=shown)
-
-
-def _judge_context(instruction: object, response: object, reference_answer: object) -> dict:
-    return {"instruction": check_text("instruction", instruction), "response": check_text("response", response),
-            "reference_answer": check_text("reference_answer", reference_answer, optional=True)}

@@ -39,11 +39,29 @@ def _add_spri_options(parser: argparse.ArgumentParser, *, evaluation: bool) -> N
     group.add_argument("--keep", choices=("latest", "best"), default="latest",
                        help="which text a stage keeps: the latest (paper) or the best-scored")
     group.add_argument("--seeds", metavar="FILE", help="JSONL seed examples (our format or any of the paper's three)")
-    group.add_argument("--seed-match", choices=("all", "goal"), default="all",
-                       help="show all seeds, or only those whose goal is the input's (per appraisal dimension)")
+    group.add_argument("--seed-match", choices=("all", "goal", "capability"), default="all",
+                       help="show all seeds, only those whose goal is the input's (per appraisal dimension), or "
+                            "only those of the input's capability (judging)")
+    group.add_argument("--max-words", type=_max_words, default=128, metavar="N|none",
+                       help="word limit stated to every writer and refiner and checked by the critics "
+                            "(default 128, the paper's; 'none' for no limit; judges have none)")
+    group.add_argument("--no-reference", dest="use_reference", action="store_false",
+                       help="judges: never show a reference answer (the paper's SPRI condition)")
     group.add_argument("--leave-one-out", action=argparse.BooleanOptionalAction, default=evaluation,
                        help="never show a seed whose input is the current input "
                             f"(default: {'on' if evaluation else 'off'})")
+
+
+def _max_words(value: str) -> int | None:
+    if value.strip().lower() == "none":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of words or 'none', got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (or 'none' for no limit), got {number}")
+    return number
 
 
 def _add_batch_options(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--reference-field", metavar="COLUMN", help="column of reference answers (optional)")
     fields.add_argument("--rubric-field", default="rubric", metavar="COLUMN",
                         help="column of gold rubrics, for --program oracle (default rubric)")
+    fields.add_argument("--system-prompt-field", metavar="COLUMN",
+                        help="column of the system prompts the answering model had; the rubric writer sees them")
+    fields.add_argument("--capability-field", metavar="COLUMN",
+                        help="column of capabilities, for --seed-match capability")
     _add_lm_options(judge)
     _add_spri_options(judge, evaluation=True)
     judge.set_defaults(handler=cmd_judge)
@@ -248,6 +270,13 @@ def _check_settings(args: argparse.Namespace) -> None:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if getattr(args, "timeout", None) is not None and args.timeout <= 0:
         raise CLIError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if getattr(args, "seed_match", None) == "capability":
+        if not getattr(args, "seeds", None):
+            raise CLIError("--seed-match capability selects seed rubrics by capability; give --seeds FILE")
+        if args.command == "judge" and not args.capability_field:
+            raise CLIError("--seed-match capability needs each input's capability: give --capability-field COLUMN")
+        if args.command in ("run", "generate") or getattr(args, "task", "judgements") != "judgements":
+            raise CLIError("--seed-match capability is for judges; use --seed-match all or goal")
     if getattr(args, "seed_match", None) == "goal":
         if not getattr(args, "seeds", None):
             raise CLIError("--seed-match goal selects seeds by goal; give --seeds FILE")
@@ -298,22 +327,25 @@ def _build(kind: str, name: str, args: argparse.Namespace, critic_lm):
 
     loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm}
     seeded = {"seeds": args.seeds, "seed_match": args.seed_match, "leave_one_out": args.leave_one_out}
+    words = {"max_words": args.max_words}
+    reference = {"use_reference": args.use_reference}
     needs_seeds = name in ("seed-principles", "seed-rubrics")
     if needs_seeds and not args.seeds:
         raise CLIError(f"--program {name} needs --seeds FILE")
     factories = {
-        ("response", "spri"): lambda: SPRI(**loop, **seeded),
-        ("response", "vanilla"): baselines.Vanilla,
-        ("response", "self-refine"): lambda: baselines.SelfRefine(**loop),
-        ("response", "oracle"): lambda: baselines.OraclePrinciples(**loop),
-        ("response", "seed-principles"): lambda: baselines.SeedPrinciples(**seeded, **loop),
-        ("judge", "spri"): lambda: SPRIJudge(**loop, **seeded),
-        ("judge", "vanilla"): baselines.VanillaJudge,
-        ("judge", "self-refine"): lambda: baselines.SelfRefineJudge(**loop),
-        ("judge", "mt-bench"): lambda: baselines.RubricJudge(rubric=baselines.MT_BENCH_RUBRIC),
-        ("judge", "flask"): lambda: baselines.RubricJudge(rubric=baselines.FLASK_RUBRIC),
-        ("judge", "oracle"): baselines.RubricJudge,
-        ("judge", "seed-rubrics"): lambda: baselines.RubricJudge(seeds=args.seeds, leave_one_out=args.leave_one_out),
+        ("response", "spri"): lambda: SPRI(**loop, **seeded, **words),
+        ("response", "vanilla"): lambda: baselines.Vanilla(**words),
+        ("response", "self-refine"): lambda: baselines.SelfRefine(**loop, **words),
+        ("response", "oracle"): lambda: baselines.OraclePrinciples(**loop, **words),
+        ("response", "seed-principles"): lambda: baselines.SeedPrinciples(**seeded, **loop, **words),
+        ("judge", "spri"): lambda: SPRIJudge(**loop, **seeded, **reference),
+        ("judge", "vanilla"): lambda: baselines.VanillaJudge(**reference),
+        ("judge", "self-refine"): lambda: baselines.SelfRefineJudge(**loop, **reference),
+        ("judge", "mt-bench"): lambda: baselines.RubricJudge(rubric=baselines.MT_BENCH_RUBRIC, **reference),
+        ("judge", "flask"): lambda: baselines.RubricJudge(rubric=baselines.FLASK_RUBRIC, **reference),
+        ("judge", "oracle"): lambda: baselines.RubricJudge(**reference),
+        ("judge", "seed-rubrics"): lambda: baselines.RubricJudge(seeds=args.seeds, leave_one_out=args.leave_one_out,
+                                                                 seed_match=args.seed_match, **reference),
     }
     try:
         return factories[(kind, name)]()
@@ -377,7 +409,8 @@ def save_compiled(program, path: str, kind: str, name: str, args: argparse.Names
     with open(path, encoding="utf-8") as handle:
         state = json.load(handle)
     settings = {key: getattr(args, key) for key in ("threshold", "max_rounds", "keep", "seeds", "seed_match",
-                                                     "leave_one_out") if hasattr(args, key)}
+                                                     "leave_one_out", "max_words", "use_reference")
+                if hasattr(args, key)}
     state[SAVED_KEY] = {"kind": kind, "program": name, "settings": settings}
     from spri_dspy.secrets import redact
 
@@ -497,9 +530,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if kind != "response":
         raise CLIError("spri ablate compares response programs; use --task reappraisal or instructions")
     lm, critic_lm, adapter = _models(args)
-    loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm}
-    variants = {"spri_no_seeds": lambda: SPRI(**loop), "vanilla": baselines.Vanilla,
+    loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm,
+            "max_words": args.max_words}
+    variants = {"spri_no_seeds": lambda: SPRI(**loop), "vanilla": lambda: baselines.Vanilla(max_words=args.max_words),
                 "self_refine": lambda: baselines.SelfRefine(**loop)}
+    if args.max_words is not None:  # the paper's word limit, and the same program without it
+        variants["spri_no_word_limit"] = lambda: SPRI(**{**loop, "max_words": None})
     if args.seeds:
         seeded = {"seeds": args.seeds, "leave_one_out": args.leave_one_out}
         variants["spri_seeds"] = lambda: SPRI(**loop, **seeded)
@@ -585,7 +621,8 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
     program = _program(kind, args.program, args, critic_lm)
     info = {"program": args.program, "lm": args.lm, "critic_lm": args.critic_lm, "threshold": args.threshold,
             "max_rounds": args.max_rounds, "keep": args.keep, "seeds": args.seeds, "seed_match": args.seed_match,
-            "leave_one_out": args.leave_one_out, "fields": fields, "overrides": getattr(args, "overrides", {})}
+            "leave_one_out": args.leave_one_out, "max_words": args.max_words, "use_reference": args.use_reference,
+            "fields": fields, "overrides": getattr(args, "overrides", {})}
     try:
         with dspy.context(lm=lm, adapter=adapter):
             summary = run_batch(program, args.input, args.output, fields=fields, optional=optional,
@@ -617,7 +654,11 @@ def cmd_judge(args: argparse.Namespace) -> int:
         fields["reference_answer"] = args.reference_field
     if _program_name(args.program) == "oracle":
         fields["rubric"] = args.rubric_field
-    return _batch(args, "judge", fields, optional=("reference_answer",))
+    if args.system_prompt_field:
+        fields["system_prompt"] = args.system_prompt_field
+    if args.capability_field:
+        fields["capability"] = args.capability_field
+    return _batch(args, "judge", fields, optional=("reference_answer", "system_prompt"))
 
 
 def render_batch(summary, output: str) -> str:

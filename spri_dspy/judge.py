@@ -67,7 +67,7 @@ class RubricRefiner(Step):
     """Rewrites a rubric to address the critic's feedback."""
 
     def __init__(self):
-        super().__init__(RefineRubric, {"refined_rubric": "rubric"})
+        super().__init__(RefineRubric, {"rubric": "rubric"})
 
 
 class Judge(Step):
@@ -94,15 +94,19 @@ class JudgementRefiner(Step):
 class SPRIJudge(CritiqueRefineProgram):
     """SPRI for LLM-as-a-judge: situated rubrics instead of situated principles.
 
-    Stage 1 writes a rubric for the instruction (optionally seeing a reference
-    answer), critiqued and refined like SPRI's principles; stage 2 judges the
-    response with it (feedback and a 1..5 score), and a critic checks that the
-    judgement follows the rubric, refining it below ``threshold``. The loop,
-    settings and LM placement (``critic_lm``) are those of :class:`spri_dspy.SPRI`.
+    Stage 1 writes a rubric for the instruction, critiqued and refined like
+    SPRI's principles; stage 2 judges the response with it (feedback and a 1..5
+    score), and a critic checks that the judgement follows the rubric, refining
+    it below ``threshold``. The loop, settings and LM placement (``critic_lm``)
+    are those of :class:`spri_dspy.SPRI`.
 
-    Calling it with ``(instruction=..., response=..., reference_answer=None)`` returns a
-    Prediction with ``rubric``, ``feedback``, ``score``, ``trace`` (stages
-    ``"rubric"`` and ``"judgement"``) and ``seeds``.
+    Calling it with ``(instruction=..., response=..., reference_answer=None,
+    system_prompt=None, capability=None)`` returns a Prediction with ``rubric``,
+    ``feedback``, ``score``, ``trace`` (stages ``"rubric"`` and ``"judgement"``)
+    and ``seeds``. The rubric stage sees the instance's ``system_prompt``;
+    ``seed_match="capability"`` shows only the seed rubrics of the input's
+    ``capability`` (the paper's three per capability). ``use_reference=False``
+    never shows a reference answer to any step: the paper's SPRI condition.
     """
 
     critics = ("rubric_critic", "judgement_critic")
@@ -117,8 +121,10 @@ class SPRIJudge(CritiqueRefineProgram):
         keep: Keep = "latest",
         seed_match: SeedMatch = "all",
         leave_one_out: bool = False,
+        use_reference: bool = True,
     ):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
+        self.use_reference = check_use_reference(use_reference)
         self.rubric_generator = RubricGenerator(
             load_seeds(seeds) if seeds is not None else (), seed_match=seed_match, leave_one_out=leave_one_out
         )
@@ -129,22 +135,25 @@ class SPRIJudge(CritiqueRefineProgram):
         self.judgement_refiner = JudgementRefiner()
         self.place_critics(critic_lm)
 
-    def forward(self, instruction: str, response: str, reference_answer: str | None = None) -> dspy.Prediction:
-        return self.write_judgement(**self.write_rubric(instruction, response, reference_answer))
+    def forward(self, instruction: str, response: str, reference_answer: str | None = None,
+                system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
+        return self.write_judgement(**self.write_rubric(instruction, response, reference_answer, system_prompt,
+                                                        capability))
 
-    def write_rubric(self, instruction: str, response: str, reference_answer: str | None = None) -> dict:
+    def write_rubric(self, instruction: str, response: str, reference_answer: str | None = None,
+                     system_prompt: str | None = None, capability: str | None = None) -> dict:
         """Stage 1: a rubric for the instruction, critiqued and refined; returns stage 2's arguments."""
-        context = {
-            "instruction": check_text("instruction", instruction),
-            "reference_answer": check_text("reference_answer", reference_answer, optional=True),
-        }
-        check_text("response", response)
-        generated = self.rubric_generator(**context)
+        context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
+        response = context.pop("response")
+        rubric_context = {**context, "system_prompt": check_text("system_prompt", system_prompt, optional=True)}
+        generated = self.rubric_generator(**rubric_context, capability=check_text("capability", capability,
+                                                                                 optional=True))
         rubric, rounds = self.refine_loop(
             "rubric",
             generated.rubric,
-            critique=lambda text: self.rubric_critic(**context, rubric=text),
-            refine=lambda text, feedback: self.rubric_refiner(**context, rubric=text, feedback=feedback).rubric,
+            critique=lambda text: self.rubric_critic(**rubric_context, rubric=text),
+            refine=lambda text, feedback: self.rubric_refiner(**rubric_context, draft_rubric=text,
+                                                              feedback=feedback).rubric,
         )
         return {"context": context, "response": response, "rubric": rubric, "trace": rounds, "seeds": generated.seeds}
 
@@ -155,3 +164,17 @@ class SPRIJudge(CritiqueRefineProgram):
         judgement, rounds = refine_judgement(self, self.judge(**judgement_context), judgement_context)
         return dspy.Prediction(rubric=rubric, feedback=judgement.feedback, score=judgement.score,
                                trace=trace + rounds, seeds=seeds)
+
+
+def check_use_reference(use_reference: object) -> bool:
+    """Validate ``use_reference``: a bool (False is the paper's SPRI condition: no reference answer)."""
+    if not isinstance(use_reference, bool):
+        raise TypeError(f"use_reference must be True or False, got {use_reference!r}")
+    return use_reference
+
+
+def judge_context(instruction: object, response: object, reference_answer: object, *, use_reference: bool) -> dict:
+    """The validated inputs every judge step shares; the reference answer only when ``use_reference``."""
+    return {"instruction": check_text("instruction", instruction), "response": check_text("response", response),
+            "reference_answer": check_text("reference_answer", reference_answer, optional=True)
+            if use_reference else None}

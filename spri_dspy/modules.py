@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import dspy
 
 from spri_dspy.seeds import SeedMatch, select_seeds
+from spri_dspy.signatures.limits import MAX_WORDS, word_limited
 from spri_dspy.signatures import (
     CritiquePrinciples,
     CritiqueResponse,
@@ -70,7 +71,8 @@ class SeededStep(Step):
     an optimizer may replace them), renamed to the signature's fields: a seed's
     ``query`` becomes ``query_field`` and its ``principles`` ``output``. For each
     input :func:`spri_dspy.seeds.select_seeds` picks the demos to show
-    (``seed_match``, ``leave_one_out``); the Prediction's ``seeds`` lists their indexes.
+    (``seed_match``, ``leave_one_out``; ``capability``, when given, is read only
+    for that choice); the Prediction's ``seeds`` lists their indexes.
     """
 
     def __init__(self, signature, output: str, seeds: Iterable[dspy.Example] = (), *, query_field: str = "query",
@@ -86,10 +88,11 @@ class SeededStep(Step):
         fields.update({self.query_field: seed.query, self.output: seed.principles})
         return dspy.Example(**fields).with_inputs(*(k for k in (self.query_field, "goal") if k in fields))
 
-    def forward(self, **inputs) -> dspy.Prediction:
+    def forward(self, capability: str | None = None, **inputs) -> dspy.Prediction:
         demos = self.predict.demos
-        shown = select_seeds([dspy.Example(query=d.get(self.query_field), goal=d.get("goal")) for d in demos],
-                             query=inputs[self.query_field], goal=inputs.get("goal"),
+        shown = select_seeds([dspy.Example(query=d.get(self.query_field), goal=d.get("goal"),
+                                           capability=d.get("capability")) for d in demos],
+                             query=inputs[self.query_field], goal=inputs.get("goal"), capability=capability,
                              match=self.seed_match, leave_one_out=self.leave_one_out)
         given = {name: value for name, value in inputs.items() if value is not None}
         prediction = self.call_predict(**given, demos=[demos[i] for i in shown])
@@ -99,40 +102,42 @@ class SeededStep(Step):
 class PrincipleGenerator(SeededStep):
     """Writes principles for an input, few-shot from seed examples (see :class:`SeededStep`)."""
 
-    def __init__(self, seeds: Iterable[dspy.Example] = (), seed_match: SeedMatch = "all", leave_one_out: bool = False):
-        super().__init__(GeneratePrinciples, "principles", seeds, seed_match=seed_match, leave_one_out=leave_one_out)
+    def __init__(self, seeds: Iterable[dspy.Example] = (), seed_match: SeedMatch = "all", leave_one_out: bool = False,
+                 max_words: int | None = MAX_WORDS):
+        super().__init__(word_limited(GeneratePrinciples, max_words, "writer"), "principles", seeds,
+                         seed_match=seed_match, leave_one_out=leave_one_out)
 
 
 class PrincipleCritic(Step):
     """Scores principles 1..5 for their usefulness to the input, with feedback."""
 
-    def __init__(self):
-        super().__init__(CritiquePrinciples, {"score": "score", "feedback": "feedback"})
+    def __init__(self, max_words: int | None = MAX_WORDS):
+        super().__init__(word_limited(CritiquePrinciples, max_words, "critic"), {"score": "score", "feedback": "feedback"})
 
 
 class PrincipleRefiner(Step):
     """Rewrites principles to address the critic's feedback."""
 
-    def __init__(self):
-        super().__init__(RefinePrinciples, {"refined_principles": "principles"})
+    def __init__(self, max_words: int | None = MAX_WORDS):
+        super().__init__(word_limited(RefinePrinciples, max_words, "writer"), {"principles": "principles"})
 
 
 class Responder(Step):
     """Writes the response to the input, guided by the principles."""
 
-    def __init__(self):
-        super().__init__(Respond, {"response": "response"})
+    def __init__(self, max_words: int | None = MAX_WORDS):
+        super().__init__(word_limited(Respond, max_words, "writer"), {"response": "response"})
 
 
 class ResponseCritic(Step):
     """Scores 1..5 how well a response adheres to the principles, with feedback."""
 
-    def __init__(self):
-        super().__init__(CritiqueResponse, {"score": "score", "feedback": "feedback"})
+    def __init__(self, max_words: int | None = MAX_WORDS):
+        super().__init__(word_limited(CritiqueResponse, max_words, "critic"), {"score": "score", "feedback": "feedback"})
 
 
 class ResponseRefiner(Step):
     """Revises a response to follow the principles, using the critic's feedback."""
 
-    def __init__(self):
-        super().__init__(RefineResponse, {"refined_response": "response"})
+    def __init__(self, max_words: int | None = MAX_WORDS):
+        super().__init__(word_limited(RefineResponse, max_words, "writer"), {"response": "response"})

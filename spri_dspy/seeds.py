@@ -107,7 +107,7 @@ def _seed(row: Any, where: str) -> dspy.Example:
     return dspy.Example(**fields).with_inputs(*inputs)
 
 
-SeedMatch = Literal["all", "goal"]
+SeedMatch = Literal["all", "goal", "capability"]
 
 
 def _normalised(text: object) -> str | None:
@@ -119,6 +119,7 @@ def select_seeds(
     *,
     query: str,
     goal: str | None = None,
+    capability: str | None = None,
     match: SeedMatch = "all",
     leave_one_out: bool = False,
 ) -> list[int]:
@@ -126,19 +127,23 @@ def select_seeds(
 
     ``match="goal"`` keeps only seeds whose goal equals the input's (for
     reappraisal the goal is the appraisal dimension's aim, so this picks the
-    seed of the input's dimension, the paper's best condition).
+    seed of the input's dimension, the paper's best condition); ``match="capability"``
+    keeps the seeds whose ``capability`` equals the input's (for judging: the
+    paper's seed rubrics of the input's capability).
     ``leave_one_out`` drops any seed whose query equals the input's, so a seed
     taken from a test set never shows the model its own answer. Texts are
     compared with whitespace normalised.
     """
-    if match not in ("all", "goal"):
-        raise ValueError(f"seed_match must be 'all' or 'goal', got {match!r}")
-    own_query, own_goal = _normalised(query), _normalised(goal)
+    if match not in ("all", "goal", "capability"):
+        raise ValueError(f"seed_match must be 'all', 'goal' or 'capability', got {match!r}")
+    own_query, own_goal, own_capability = _normalised(query), _normalised(goal), _normalised(capability)
     chosen = []
     for index, seed in enumerate(seeds):
         if leave_one_out and _normalised(seed.get("query")) == own_query:
             continue
         if match == "goal" and _normalised(seed.get("goal")) != own_goal:
+            continue
+        if match == "capability" and _normalised(seed.get("capability")) != own_capability:
             continue
         chosen.append(index)
     return chosen

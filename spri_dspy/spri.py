@@ -14,6 +14,7 @@ from spri_dspy.modules import (
     ResponseRefiner,
 )
 from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds
+from spri_dspy.signatures.limits import MAX_WORDS, check_max_words
 
 
 def check_text(name: str, value: object, *, optional: bool = False) -> str | None:
@@ -37,7 +38,7 @@ def refine_response(program: CritiqueRefineProgram, response: str, context: dict
         "response",
         response,
         critique=lambda text: program.response_critic(**context, response=text),
-        refine=lambda text, feedback: program.response_refiner(**context, response=text, feedback=feedback).response,
+        refine=lambda text, feedback: program.response_refiner(**context, draft_response=text, feedback=feedback).response,
     )
 
 
@@ -58,6 +59,8 @@ class SPRI(CritiqueRefineProgram):
     Calling ``program(query=..., goal=None)`` returns a Prediction with
     ``principles``, ``response``, ``trace`` (a JSON-serialisable list of
     :class:`spri_dspy.Round`) and ``seeds`` (indexes of the seeds shown).
+    ``max_words`` (the paper's 128; None for none) is the word limit stated to
+    every writer and refiner and checked by both critics.
     ``keep="latest"`` (the paper) keeps each stage's last text; ``keep="best"``
     keeps its highest-scored one. ``seed_match="goal"`` shows only seeds with
     the input's goal (for reappraisal: the seed of the same appraisal
@@ -76,16 +79,19 @@ class SPRI(CritiqueRefineProgram):
         keep: Keep = "latest",
         seed_match: SeedMatch = "all",
         leave_one_out: bool = False,
+        max_words: int | None = MAX_WORDS,
     ):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
+        self.max_words = check_max_words(max_words)
         self.principle_generator = PrincipleGenerator(
-            load_seeds(seeds) if seeds is not None else (), seed_match=seed_match, leave_one_out=leave_one_out
+            load_seeds(seeds) if seeds is not None else (), seed_match=seed_match, leave_one_out=leave_one_out,
+            max_words=max_words,
         )
-        self.principle_critic = PrincipleCritic()
-        self.principle_refiner = PrincipleRefiner()
-        self.responder = Responder()
-        self.response_critic = ResponseCritic()
-        self.response_refiner = ResponseRefiner()
+        self.principle_critic = PrincipleCritic(max_words)
+        self.principle_refiner = PrincipleRefiner(max_words)
+        self.responder = Responder(max_words)
+        self.response_critic = ResponseCritic(max_words)
+        self.response_refiner = ResponseRefiner(max_words)
         self.place_critics(critic_lm)
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
@@ -99,7 +105,8 @@ class SPRI(CritiqueRefineProgram):
             "principles",
             generated.principles,
             critique=lambda text: self.principle_critic(**context, principles=text),
-            refine=lambda text, feedback: self.principle_refiner(**context, principles=text, feedback=feedback).principles,
+            refine=lambda text, feedback: self.principle_refiner(**context, draft_principles=text,
+                                                                  feedback=feedback).principles,
         )
         return {"context": context, "principles": principles, "trace": rounds, "seeds": generated.seeds}
 

@@ -33,10 +33,10 @@ def spri_script(principle_scores=(5,), response_scores=(5,)):
     """A full script: versioned texts and the given critic score sequences."""
     return {
         "principle_generator": numbered("principles", "principles"),
-        "principle_refiner": lambda call: {"refined_principles": f"{call.inputs['principles']}+"},
+        "principle_refiner": lambda call: {"principles": f"{call.inputs['draft_principles']}+"},
         "principle_critic": critic_answers(principle_scores, "principles"),
         "responder": numbered("response", "response"),
-        "response_refiner": lambda call: {"refined_response": f"{call.inputs['response']}+"},
+        "response_refiner": lambda call: {"response": f"{call.inputs['draft_response']}+"},
         "response_critic": critic_answers(response_scores, "response"),
     }
 
@@ -65,7 +65,7 @@ def judge_script(rubric_scores=(5,), judgement_scores=(5,), judged=(3,)):
     judged = iter(judged)
     return {
         "rubric_generator": numbered("rubric", "rubric"),
-        "rubric_refiner": lambda call: {"refined_rubric": f"{call.inputs['rubric']}+"},
+        "rubric_refiner": lambda call: {"rubric": f"{call.inputs['draft_rubric']}+"},
         "rubric_critic": critic_answers(rubric_scores, "rubric"),
         "judge": lambda call: {"feedback": "judged v0", "score": next(judged)},
         "judgement_refiner": lambda call: {"refined_feedback": call.inputs["judgement"].split("\n")[0] + "+",

@@ -21,11 +21,11 @@ from spri_dspy import (
 def direct_script():
     return {
         "direct_responder": numbered("direct", "response"),
-        "direct_refiner": lambda call: {"refined_response": call.inputs["response"] + "+"},
+        "direct_refiner": lambda call: {"response": call.inputs["draft_response"] + "+"},
         "direct_judge": lambda call: {"feedback": "direct judgement", "score": 2},
         "direct_judgement_refiner": lambda call: {"refined_feedback": "refined judgement", "refined_score": 4},
         "responder": numbered("response", "response"),
-        "response_refiner": lambda call: {"refined_response": call.inputs["response"] + "+"},
+        "response_refiner": lambda call: {"response": call.inputs["draft_response"] + "+"},
         "judge": lambda call: {"feedback": f"graded with {call.inputs['rubric'][:12]}", "score": 3},
     }
 

@@ -123,7 +123,7 @@ def test_refiners_receive_the_critics_feedback_and_current_text(scripted):
     _, engine = run(scripted, (2, 5), (5,))
     refine = next(c for c in engine.calls if c.step == P_REF)
     assert refine.inputs["feedback"] == "principles feedback 1"
-    assert refine.inputs["principles"] == "principles v0"
+    assert refine.inputs["draft_principles"] == "principles v0"
     critic = [c for c in engine.calls if c.step == P_CRIT]
     assert [c.inputs["principles"] for c in critic] == ["principles v0", "principles v0+"]
 

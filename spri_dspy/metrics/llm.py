@@ -45,7 +45,8 @@ class JudgeMetric:
     def score(self, example, prediction) -> int:
         """The judge's raw score for one prediction."""
         with dspy.context(lm=self.lm) if self.lm is not None else contextlib.nullcontext():
-            return int(self.judge(**self.inputs(example, prediction)).score)
+            inputs = {name: value for name, value in self.inputs(example, prediction).items() if value is not None}
+            return int(self.judge(**inputs).score)
 
     def __call__(self, example, prediction, trace=None) -> float | bool:
         raw = self.score(example, prediction)
@@ -55,9 +56,11 @@ class JudgeMetric:
 
 
 def reappraisal_alignment(lm: dspy.BaseLM | None = None) -> JudgeMetric:
-    """Alignment of ``prediction.response`` with ``example.standards`` for ``example.query`` (1-10, the paper's first judge)."""
+    """Alignment of ``prediction.response`` with ``example.standards`` for ``example.query`` under the aim
+    ``example.goal`` (1-10, the paper's first judge)."""
     return JudgeMetric(JudgeReappraisalAlignment,
-                       lambda e, p: {"post": e.query, "standards": e.standards, "response": p.response}, 10, lm)
+                       lambda e, p: {"post": e.query, "goal": e.get("goal"), "standards": e.standards,
+                                     "response": p.response}, 10, lm)
 
 
 def empathy(lm: dspy.BaseLM | None = None) -> JudgeMetric:

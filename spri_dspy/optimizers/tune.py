@@ -1,7 +1,7 @@
 """Tuning SPRI's settings with an Optuna study: quality against LM calls per input.
 
 The search space: ``threshold`` (3-5), ``max_rounds`` (1-4), ``keep`` (latest/best),
-the number of seeds shown and how they are matched (when seeds are given), a
+``max_words`` (64, 128 (the paper's), 256 or no limit), the number of seeds shown and how they are matched (when seeds are given), a
 sampling temperature per kind of step (generators, critics, refiners, responder),
 and whether the critics run on ``critic_lm`` (when one is given).
 
@@ -27,6 +27,8 @@ from spri_dspy.batch import StepUsage
 from spri_dspy.seeds import SeedSource, load_seeds
 from spri_dspy.spri import SPRI
 
+WORD_LIMITS = (64, 128, 256, None)
+"""The word limits a study tries; None is no limit."""
 STEP_KINDS = {"generator": ("principle_generator", "responder"), "critic": ("principle_critic", "response_critic"),
               "refiner": ("principle_refiner", "response_refiner")}
 
@@ -45,6 +47,7 @@ def suggest_spri(trial: optuna.Trial, seeds: Sequence[dspy.Example] = (), critic
         threshold=trial.suggest_int("threshold", 3, 5),
         max_rounds=trial.suggest_int("max_rounds", 1, 4),
         keep=trial.suggest_categorical("keep", ["latest", "best"]),
+        max_words=trial.suggest_categorical("max_words", WORD_LIMITS),
         seeds=list(seeds[: trial.suggest_int("n_seeds", 0, len(seeds))]) if seeds else None,
         seed_match=trial.suggest_categorical("seed_match", ["all", "goal"]) if seeds else "all",
         critic_lm=critic_lm if critic_lm is not None and trial.suggest_categorical("separate_critic", [True, False])

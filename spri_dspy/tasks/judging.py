@@ -16,6 +16,7 @@ JUDGEMENT_COLUMNS = {
     "reference_answer": "reference_answer",
     "rubric": "rubric",
     "capability": "capability",
+    "system_prompt": "system_prompt",
     "human_score": "human_score",
 }
 
@@ -46,15 +47,16 @@ def load_biggen(source: TableSource) -> list[dspy.Example]:
 
 def load_judgements(source: TableSource, columns: Mapping[str, str] | None = None) -> list[dspy.Example]:
     """Responses to judge with their human scores: inputs ``instruction``, ``response`` and
-    (optional) ``reference_answer``; labels ``human_score`` (a number), optional
-    ``capability`` and ``rubric``. ``columns`` maps these names to other columns."""
+    (optional) ``reference_answer``, ``system_prompt`` and ``capability`` (which
+    ``seed_match="capability"`` reads); labels ``human_score`` (a number) and
+    optional ``rubric``. ``columns`` maps these names to other columns."""
     mapping = {**JUDGEMENT_COLUMNS, **(columns or {})}
     examples = []
     for index, row in enumerate(load_table(source)):
         fields = {}
         for name in ("instruction", "response"):
             fields[name] = text_field(row, mapping[name], index)
-        for name in ("reference_answer", "rubric", "capability"):
+        for name in ("reference_answer", "rubric", "capability", "system_prompt"):
             value = text_field(row, mapping[name], index, optional=True)
             if value is not None:
                 fields[name] = value
@@ -62,6 +64,7 @@ def load_judgements(source: TableSource, columns: Mapping[str, str] | None = Non
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise RowError(f"row {index}: field {mapping['human_score']!r} must be a number, got {score!r:.60}")
         fields["human_score"] = score
-        inputs = [name for name in ("instruction", "response", "reference_answer") if name in fields]
+        inputs = [name for name in ("instruction", "response", "reference_answer", "system_prompt", "capability")
+                  if name in fields]
         examples.append(dspy.Example(**fields).with_inputs(*inputs))
     return examples

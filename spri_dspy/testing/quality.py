@@ -19,8 +19,9 @@ _FORMAT_PHRASES = (
     "following fields", "fields are:", "answer with a json", "keys of your answer", "## task", "not supplied for this",
     "must exactly match one of", "formatted as a valid python",
 )
-_PLACEHOLDER = re.compile(r"\{\s*[A-Za-z_]\w*\s*\}")
+_PLACEHOLDER = re.compile(r"\{\s*['\"]?[A-Za-z_]\w*['\"]?\s*\}")
 _WORD = re.compile(r"[a-z0-9']+")
+_HEADING = re.compile(r"^## \w+", re.M)  # CompactJSONAdapter's input headings
 
 
 def _field_names() -> set[str]:
@@ -42,6 +43,13 @@ _FIELDS = _field_names()
 _REFINED_STEM = "refin"
 _SQUASHED_FIELDS = {name.replace("_", "") for name in _FIELDS}
 _SHINGLE = 6
+_DESCRIPTIONS = {  # a field description of four words or more, copied whole ("The reply to the user")
+    " ".join(words)
+    for signature in STEPS.values()
+    for field in signature.fields.values()
+    for words in [_WORD.findall(((field.json_schema_extra or {}).get("desc") or "").lower())]
+    if len(words) >= 4
+}
 _SHINGLES = {
     tuple(words[i : i + _SHINGLE])
     for text in _instruction_texts()
@@ -50,16 +58,21 @@ _SHINGLES = {
 }
 
 
-def degenerate_reason(text: object) -> str | None:
+_LEAD_IN = 8  # words a text may add around a copied input ("The answer to this question is: ...")
+
+
+def degenerate_reason(text: object, inputs: tuple[str, ...] = ()) -> str | None:
     """Why ``text`` is not real content (``"empty"``, ``"JSON fragment"``, ``"format text"``,
-    ``"placeholder"``, ``"field name"``, ``"no words"``, ``"instruction echo"``), or None when it is."""
+    ``"placeholder"``, ``"field name"``, ``"no words"``, ``"instruction echo"``, ``"input echo"``),
+    or None when it is. ``inputs`` are the texts the step was given (e.g. the query): a text made
+    of little more than an input's own words is an echo of it."""
     if not isinstance(text, str) or not text.strip():
         return "empty"
     stripped = text.strip()
     lower = stripped.lower()
     if stripped[0] in "{[" or stripped.startswith('"') and stripped.rstrip().endswith(('",', '"}')):
         return "JSON fragment"
-    if any(phrase in lower for phrase in _FORMAT_PHRASES):
+    if any(phrase in lower for phrase in _FORMAT_PHRASES) or _HEADING.search(stripped):
         return "format text"
     if _PLACEHOLDER.search(stripped):
         return "placeholder"
@@ -75,4 +88,12 @@ def degenerate_reason(text: object) -> str | None:
     words = _WORD.findall(lower)
     if any(tuple(words[i : i + _SHINGLE]) in _SHINGLES for i in range(len(words) - _SHINGLE + 1)):
         return "instruction echo"
+    joined = " ".join(words)
+    if any(phrase in joined for phrase in _DESCRIPTIONS):
+        return "instruction echo"
+    for given in inputs:
+        given_words = set(_WORD.findall(given.lower()))
+        copied = sum(word in given_words for word in words)
+        if len(given_words) >= 4 and copied >= 0.8 * len(given_words) and len(words) - copied <= _LEAD_IN:
+            return "input echo"
     return None

@@ -48,8 +48,8 @@ def scripted_answer(step: str, inputs: Mapping[str, str], critic_scores: Sequenc
     for name in outputs:
         if name == "score" or name.endswith("_score"):  # judges and metrics: better for refined texts
             answer[name] = min(5, 3 + under_review.count("(refined)"))
-        elif name.startswith("refined_"):
-            draft = inputs.get(name.removeprefix("refined_"), inputs.get("judgement", ""))
+        elif f"draft_{name}" in inputs or name.startswith("refined_"):  # a refiner: its draft, marked refined
+            draft = inputs.get(f"draft_{name}", inputs.get("judgement", ""))
             answer[name] = f"{draft} (refined)"
         else:
             first = next(iter(inputs.values()), "")

@@ -19,8 +19,8 @@ def script():
     return {
         "principle_critic": critic,
         "response_critic": critic,
-        "principle_refiner": lambda call: {"refined_principles": call.inputs["principles"] + "+"},
-        "response_refiner": lambda call: {"refined_response": call.inputs["response"] + "+"},
+        "principle_refiner": lambda call: {"principles": call.inputs["draft_principles"] + "+"},
+        "response_refiner": lambda call: {"response": call.inputs["draft_response"] + "+"},
     }
 
 

@@ -18,7 +18,7 @@ def test_biggen_instances_with_gold_rubrics(shared_paper):
 def test_judgements_with_column_mapping():
     rows = [{"prompt": "2+2?", "answer": "4", "human": 5, "capability": "math"}]
     examples = load_judgements(rows, columns={"instruction": "prompt", "response": "answer", "human_score": "human"})
-    assert examples[0].human_score == 5 and set(examples[0].inputs().keys()) == {"instruction", "response"}
+    assert examples[0].human_score == 5 and set(examples[0].inputs().keys()) == {"instruction", "response", "capability"}
 
 
 @pytest.mark.parametrize(
