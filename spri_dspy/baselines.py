@@ -31,7 +31,7 @@ from spri_dspy.signatures import (
     RefineJudgementDirectly,
     RespondDirectly,
 )
-from spri_dspy.signatures.limits import MAX_WORDS, check_max_words, word_limited
+from spri_dspy.signatures.instructions import MAX_WORDS, check_max_words, framed, word_limited
 from spri_dspy.spri import check_text, refine_response
 
 MT_BENCH_RUBRIC = """Criteria: How helpful is the response overall: relevant to the instruction, accurate, deep enough, \
@@ -55,10 +55,12 @@ Score 5: Excellent on every skill the instruction depends on: correct, complete,
 class Vanilla(dspy.Module):
     """Baseline: respond directly, with no principles and no critique (within ``max_words``, like SPRI)."""
 
-    def __init__(self, max_words: int | None = MAX_WORDS):
+    def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
         super().__init__()
         self.max_words = check_max_words(max_words)
-        self.responder = Step(word_limited(RespondDirectly, max_words, "writer"), {"response": "response"})
+        self.framing = framing
+        self.responder = Step(word_limited(framed(RespondDirectly, framing), max_words, "writer"),
+                              {"response": "response"})
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
         query, goal = check_text("query", query), check_text("goal", goal, optional=True)
@@ -72,13 +74,16 @@ class SelfRefine(CritiqueRefineProgram):
     critics = ("response_critic",)
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
-                 keep: Keep = "latest", max_words: int | None = MAX_WORDS):
+                 keep: Keep = "latest", max_words: int | None = MAX_WORDS, framing: str | None = None):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
         self.max_words = check_max_words(max_words)
-        self.responder = Step(word_limited(RespondDirectly, max_words, "writer"), {"response": "response"})
-        self.response_critic = Step(word_limited(CritiqueDirectly, max_words, "critic"),
+        self.framing = framing
+        self.responder = Step(word_limited(framed(RespondDirectly, framing), max_words, "writer"),
+                              {"response": "response"})
+        self.response_critic = Step(word_limited(framed(CritiqueDirectly, framing), max_words, "critic"),
                                     {"score": "score", "feedback": "feedback"})
-        self.response_refiner = Step(word_limited(RefineDirectly, max_words, "writer"), {"response": "response"})
+        self.response_refiner = Step(word_limited(framed(RefineDirectly, framing), max_words, "writer"),
+                                     {"response": "response"})
         self.place_critics(critic_lm)
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
@@ -96,12 +101,13 @@ class OraclePrinciples(CritiqueRefineProgram):
     critics = ("response_critic",)
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
-                 keep: Keep = "latest", max_words: int | None = MAX_WORDS):
+                 keep: Keep = "latest", max_words: int | None = MAX_WORDS, framing: str | None = None):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
         self.max_words = check_max_words(max_words)
-        self.responder = Responder(max_words)
-        self.response_critic = ResponseCritic(max_words)
-        self.response_refiner = ResponseRefiner(max_words)
+        self.framing = framing
+        self.responder = Responder(max_words, framing)
+        self.response_critic = ResponseCritic(max_words, framing)
+        self.response_refiner = ResponseRefiner(max_words, framing)
         self.place_critics(critic_lm)
 
     def forward(self, query: str, principles: str, goal: str | None = None, seeds: list[int] | None = None) -> dspy.Prediction:

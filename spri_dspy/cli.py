@@ -327,7 +327,10 @@ def _build(kind: str, name: str, args: argparse.Namespace, critic_lm):
 
     loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm}
     seeded = {"seeds": args.seeds, "seed_match": args.seed_match, "leave_one_out": args.leave_one_out}
-    words = {"max_words": args.max_words}
+    from spri_dspy.tasks import REAPPRAISAL_FRAMING
+
+    framing = REAPPRAISAL_FRAMING if getattr(args, "task", None) == "reappraisal" else None
+    words = {"max_words": args.max_words, "framing": framing}
     reference = {"use_reference": args.use_reference}
     needs_seeds = name in ("seed-principles", "seed-rubrics")
     if needs_seeds and not args.seeds:
@@ -492,6 +495,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import dspy
 
     from spri_dspy.optimizers import tune
+    from spri_dspy.tasks import REAPPRAISAL_FRAMING
 
     args.threshold, args.max_rounds = 4, 4  # tuned, not set
     _check_settings(args)
@@ -502,7 +506,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     try:
         with dspy.context(lm=lm, adapter=adapter):
             result = tune(examples, metric, storage=args.storage, study_name=args.study, n_trials=args.n_trials,
-                          timeout=args.timeout, seeds=args.seeds, critic_lm=critic_lm, cost=not args.quality_only)
+                          timeout=args.timeout, seeds=args.seeds, critic_lm=critic_lm, cost=not args.quality_only,
+                          framing=REAPPRAISAL_FRAMING if args.task == "reappraisal" else None)
     except ImportError as exc:
         raise CLIError(f"--storage {args.storage}: {exc}") from None
     print(f"study {args.study!r} in {args.storage}: {len(result.study.trials)} trials; best:")
@@ -530,9 +535,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if kind != "response":
         raise CLIError("spri ablate compares response programs; use --task reappraisal or instructions")
     lm, critic_lm, adapter = _models(args)
+    from spri_dspy.tasks import REAPPRAISAL_FRAMING
+
+    words = {"max_words": args.max_words, "framing": REAPPRAISAL_FRAMING if args.task == "reappraisal" else None}
     loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm,
-            "max_words": args.max_words}
-    variants = {"spri_no_seeds": lambda: SPRI(**loop), "vanilla": lambda: baselines.Vanilla(max_words=args.max_words),
+            **words}
+    variants = {"spri_no_seeds": lambda: SPRI(**loop), "vanilla": lambda: baselines.Vanilla(**words),
                 "self_refine": lambda: baselines.SelfRefine(**loop)}
     if args.max_words is not None:  # the paper's word limit, and the same program without it
         variants["spri_no_word_limit"] = lambda: SPRI(**{**loop, "max_words": None})

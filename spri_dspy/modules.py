@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import dspy
 
 from spri_dspy.seeds import SeedMatch, select_seeds
-from spri_dspy.signatures.limits import MAX_WORDS, word_limited
+from spri_dspy.signatures.instructions import MAX_WORDS, framed, word_limited
 from spri_dspy.signatures import (
     CritiquePrinciples,
     CritiqueResponse,
@@ -125,19 +125,19 @@ class PrincipleRefiner(Step):
 class Responder(Step):
     """Writes the response to the input, guided by the principles."""
 
-    def __init__(self, max_words: int | None = MAX_WORDS):
-        super().__init__(word_limited(Respond, max_words, "writer"), {"response": "response"})
+    def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
+        super().__init__(word_limited(framed(Respond, framing), max_words, "writer"), {"response": "response"})
 
 
 class ResponseCritic(Step):
     """Scores 1..5 how well a response adheres to the principles, with feedback."""
 
-    def __init__(self, max_words: int | None = MAX_WORDS):
-        super().__init__(word_limited(CritiqueResponse, max_words, "critic"), {"score": "score", "feedback": "feedback"})
+    def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
+        super().__init__(word_limited(framed(CritiqueResponse, framing), max_words, "critic"), {"score": "score", "feedback": "feedback"})
 
 
 class ResponseRefiner(Step):
     """Revises a response to follow the principles, using the critic's feedback."""
 
-    def __init__(self, max_words: int | None = MAX_WORDS):
-        super().__init__(word_limited(RefineResponse, max_words, "writer"), {"response": "response"})
+    def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
+        super().__init__(word_limited(framed(RefineResponse, framing), max_words, "writer"), {"response": "response"})

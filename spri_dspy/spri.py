@@ -14,7 +14,7 @@ from spri_dspy.modules import (
     ResponseRefiner,
 )
 from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds
-from spri_dspy.signatures.limits import MAX_WORDS, check_max_words
+from spri_dspy.signatures.instructions import MAX_WORDS, check_max_words
 
 
 def check_text(name: str, value: object, *, optional: bool = False) -> str | None:
@@ -60,7 +60,10 @@ class SPRI(CritiqueRefineProgram):
     ``principles``, ``response``, ``trace`` (a JSON-serialisable list of
     :class:`spri_dspy.Round`) and ``seeds`` (indexes of the seeds shown).
     ``max_words`` (the paper's 128; None for none) is the word limit stated to
-    every writer and refiner and checked by both critics.
+    every writer and refiner and checked by both critics. ``framing`` is a task's
+    word on what kind of response it wants (e.g.
+    :data:`spri_dspy.tasks.REAPPRAISAL_FRAMING`), put before the instructions of
+    the responder, the response critic and the response refiner.
     ``keep="latest"`` (the paper) keeps each stage's last text; ``keep="best"``
     keeps its highest-scored one. ``seed_match="goal"`` shows only seeds with
     the input's goal (for reappraisal: the seed of the same appraisal
@@ -80,6 +83,7 @@ class SPRI(CritiqueRefineProgram):
         seed_match: SeedMatch = "all",
         leave_one_out: bool = False,
         max_words: int | None = MAX_WORDS,
+        framing: str | None = None,
     ):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
         self.max_words = check_max_words(max_words)
@@ -89,9 +93,10 @@ class SPRI(CritiqueRefineProgram):
         )
         self.principle_critic = PrincipleCritic(max_words)
         self.principle_refiner = PrincipleRefiner(max_words)
-        self.responder = Responder(max_words)
-        self.response_critic = ResponseCritic(max_words)
-        self.response_refiner = ResponseRefiner(max_words)
+        self.framing = framing
+        self.responder = Responder(max_words, framing)
+        self.response_critic = ResponseCritic(max_words, framing)
+        self.response_refiner = ResponseRefiner(max_words, framing)
         self.place_critics(critic_lm)
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:

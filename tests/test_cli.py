@@ -223,3 +223,52 @@ def test_the_embedded_engine_line_says_what_reached_the_model():
     summary["engine"].update(requests=0, memo_hits=0, prompt_tokens=0, prompt_tokens_evaluated=0)
     assert cli.render(prediction, summary).splitlines()[-1].startswith(
         "embedded model: 0 of its 8 calls reached it (8 answered by DSPy's cache), 0 of those")
+
+
+def test_max_words_reaches_every_writer_and_none_removes_the_limit(scripted_cli, capsys):
+    status, engines = scripted_cli("run", "hello", "--max-words", "50")
+    assert status == 0
+    writers = [c for c in engines["embedded"].calls if not c.step.endswith("critic")]
+    assert len(writers) == 4 and all("Use at most 50 words." in c.instructions for c in writers)
+    status, engines = scripted_cli("run", "hello", "--max-words", "none")
+    assert status == 0 and not any("at most" in c.instructions for c in engines["embedded"].calls)
+
+
+@pytest.mark.parametrize("value, message", [("0", "must be at least 1 (or 'none' for no limit), got 0"),
+                                            ("lots", "expected a whole number of words or 'none', got 'lots'")])
+def test_a_bad_max_words_is_named(capsys, value, message):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "hi", "--max-words", value])
+    assert exit_.value.code == 2 and f"argument --max-words: {message}" in capsys.readouterr().err
+
+
+def test_judge_reads_system_prompts_capabilities_and_can_hide_the_reference(scripted_cli, capsys, tmp_path):
+    rows = [{"id": "a", "instruction": "Add 2 and 2.", "response": "4", "reference": "4", "system": "Be terse.",
+             "capability": "reasoning"}]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps({"query": f"q{i}", "principles": f"r{i}", "capability": c}) + "\n"
+                             for i, c in enumerate(["reasoning", "safety", "reasoning"])))
+    status, engines = scripted_cli("judge", str(path), str(tmp_path / "out"), "--reference-field", "reference",
+                                   "--system-prompt-field", "system", "--capability-field", "capability",
+                                   "--seeds", str(seeds), "--seed-match", "capability", "--no-reference",
+                                   "--no-leave-one-out", "--no-progress")
+    assert status == 0, capsys.readouterr().err
+    calls = engines["embedded"].calls
+    assert calls[0].step == "rubric_generator" and calls[0].demos == 2
+    assert calls[0].inputs["system_prompt"] == "Be terse."
+    assert not any("reference_answer" in c.inputs for c in calls)
+    info = json.loads((tmp_path / "out" / "summary.json").read_text())["info"]
+    assert (info["use_reference"], info["max_words"], info["seed_match"]) == (False, 128, "capability")
+
+
+def test_seed_match_capability_needs_seeds_and_a_capability_column(scripted_cli, capsys, tmp_path):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"query": "q", "principles": "r", "capability": "safety"}) + "\n")
+    status, _ = scripted_cli("judge", str(tmp_path / "in.jsonl"), str(tmp_path / "out"), "--seeds", str(seeds),
+                             "--seed-match", "capability")
+    assert status == 2 and capsys.readouterr().err == (
+        "spri: error: --seed-match capability needs each input's capability: give --capability-field COLUMN\n")
+    status, _ = scripted_cli("run", "hi", "--seeds", str(seeds), "--seed-match", "capability")
+    assert status == 2 and "--seed-match capability is for judges" in capsys.readouterr().err

@@ -41,9 +41,11 @@ class TuneResult:
     best: list[dict[str, Any]]
 
 
-def suggest_spri(trial: optuna.Trial, seeds: Sequence[dspy.Example] = (), critic_lm: dspy.BaseLM | None = None) -> SPRI:
-    """A SPRI program with the settings ``trial`` suggests (the search space above)."""
+def suggest_spri(trial: optuna.Trial, seeds: Sequence[dspy.Example] = (), critic_lm: dspy.BaseLM | None = None,
+                 framing: str | None = None) -> SPRI:
+    """A SPRI program with the settings ``trial`` suggests (the search space above) and the task's ``framing``."""
     program = SPRI(
+        framing=framing,
         threshold=trial.suggest_int("threshold", 3, 5),
         max_rounds=trial.suggest_int("max_rounds", 1, 4),
         keep=trial.suggest_categorical("keep", ["latest", "best"]),
@@ -94,16 +96,17 @@ def tune(
     cost: bool = True,
     sampler_seed: int = 0,
     build: Callable[[optuna.Trial], dspy.Module] | None = None,
+    framing: str | None = None,
 ) -> TuneResult:
     """Run (or resume) the study ``study_name`` in ``storage`` for ``n_trials`` more trials or ``timeout`` seconds.
 
-    ``build(trial)`` may replace the default search space (:func:`suggest_spri`).
+    ``build(trial)`` may replace the default search space (:func:`suggest_spri`, given the task's ``framing``).
     Returns the study and its best trials: the Pareto front, or the single best trial with ``cost=False``.
     """
     if not devset:
         raise ValueError("tune needs a non-empty dev set")
     seed_examples = load_seeds(seeds) if seeds is not None else []
-    build = build or (lambda trial: suggest_spri(trial, seed_examples, critic_lm))
+    build = build or (lambda trial: suggest_spri(trial, seed_examples, critic_lm, framing))
     study = optuna.create_study(
         storage=storage, study_name=study_name, load_if_exists=True,
         directions=["maximize", "minimize"] if cost else ["maximize"],

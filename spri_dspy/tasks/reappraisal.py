@@ -20,6 +20,12 @@ REAPPRAISAL_COLUMNS = {
 }
 _REQUIRED = ("query", "goal")
 
+REAPPRAISAL_FRAMING = (
+    "The response is a cognitive reappraisal: help the person see their situation differently, through the "
+    "goal's appraisal, with suggestions tied to what they wrote rather than generic comfort or stock advice."
+)
+"""What the reappraisal task asks of SPRI's response stage (``SPRI(framing=REAPPRAISAL_FRAMING)``)."""
+
 
 def load_reappraisal(source: TableSource, columns: Mapping[str, str] | None = None) -> list[dspy.Example]:
     """Reappraisal examples from ``resort_eval_30.json`` or any file ``datasets`` reads.

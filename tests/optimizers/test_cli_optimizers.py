@@ -38,6 +38,7 @@ def test_compile_then_run_and_generate_with_the_file(data, tmp_path, scripted_mo
     assert "bootstrap: metric on 3 dev examples 0.900 -> 0.900" in out and str(saved) in out
     state = json.loads(saved.read_text())
     assert state["spri_dspy"]["program"] == "spri" and state["spri_dspy"]["settings"]["max_rounds"] == 2
+    assert (state["spri_dspy"]["settings"]["max_words"], state["spri_dspy"]["settings"]["use_reference"]) == (128, True)
     assert state["principle_generator.predict"]["demos"]
     assert cli.main(["run", "post 0", "--goal", "aim 0", "--program", str(saved), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

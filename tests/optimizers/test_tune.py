@@ -67,3 +67,17 @@ def test_single_objective_prunes_behind_the_median(scripted, tmp_path):
 def test_empty_devset():
     with pytest.raises(ValueError, match="non-empty dev set"):
         tune([], metric)
+
+
+def test_the_word_limit_is_tuned_and_reaches_the_prompts(scripted, tmp_path):
+    engine, lm = scripted(script())
+    with dspy.context(lm=lm):
+        result = tune(DEVSET[:1], metric, storage=f"sqlite:///{tmp_path / 'w.db'}", study_name="w", n_trials=6)
+    limits = [t.params["max_words"] for t in result.study.trials]
+    assert set(limits) <= {64, 128, 256, None} and len(set(limits)) > 1
+    writers = [c for c in engine.calls if c.step == "principle_generator"]
+    assert len(writers) == 6
+    for trial, call in zip(result.study.trials, writers):
+        limit = trial.params["max_words"]
+        said = " ".join(call.instructions.split())
+        assert (f"Use at most {limit} words." in said) if limit else ("at most" not in said)

@@ -1,4 +1,5 @@
-"""The word limit of SPRI's writing steps (the paper's 128 words), stated in the instruction."""
+"""Settings that reach a step through its instruction: the word limit (the paper's 128 words)
+and a task's framing of the response."""
 
 from __future__ import annotations
 
@@ -35,3 +36,13 @@ def word_limited(signature: type[dspy.Signature], max_words: int | None,
     else:
         raise ValueError(f"role must be 'writer' or 'critic', got {role!r}")
     return signature.with_instructions(f"{signature.instructions.rstrip()}\n{rule}")
+
+
+def framed(signature: type[dspy.Signature], framing: str | None) -> type[dspy.Signature]:
+    """``signature`` with a task's ``framing`` (what kind of response the task wants) before its
+    instruction; unchanged when ``framing`` is None. The generic instruction stays as it is."""
+    if framing is None:
+        return signature
+    if not isinstance(framing, str) or not framing.strip():
+        raise ValueError(f"framing must be a non-empty string or None, got {framing!r}")
+    return signature.with_instructions(f"{framing.strip()}\n{signature.instructions}")
