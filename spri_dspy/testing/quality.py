@@ -1,10 +1,11 @@
 """Is a generated text real content, or an echo of the prompt's machinery?
 
 A small model can answer with its format instructions ("Respond with a JSON
-object ..."), a field name (``refined_principles``, or a text about refining that
-opens with the key's word: "Refine your approach ..."), a template placeholder
-(``{response}``), a JSON fragment or a copy of its own instruction. This module
-names which, so benchmarks and tests can count degenerate texts.
+object ..."), a field name (``draft_principles``, or a text about refining that
+opens with the word: "Refine your approach ..."), a template placeholder
+(``{response}``), a JSON fragment, a copy of its own instruction or of a field
+description, or little more than its input's own words. This module names which,
+so benchmarks and tests can count degenerate texts.
 """
 
 from __future__ import annotations
