@@ -186,3 +186,17 @@ def test_the_overriding_flag_is_what_runs(data, tmp_path, scripted_models, monke
         assert cli.main(["run", "post 0", "--program", str(saved), "--json", *flags]) == 0
         trace = json.loads(capsys.readouterr().out)["trace"]
         assert [r["round"] for r in trace if r["stage"] == "principles"] == list(range(1, rounds + 1))
+
+
+def test_ablate_compares_spri_with_and_without_the_word_limit_under_the_reappraisal_framing(data, tmp_path,
+                                                                                          scripted_models, capsys):
+    from spri_dspy.tasks import REAPPRAISAL_FRAMING
+
+    assert cli.main(["ablate", str(data), "--output", str(tmp_path / "ab"), "--variants",
+                     "spri_no_seeds,spri_no_word_limit", "--max-words", "90"]) == 0
+    assert "spri_no_word_limit" in (tmp_path / "ab" / "ablation.csv").read_text()
+    calls = [c for engine in scripted_models.values() for c in engine.calls if c.step == "responder"]
+    said = [" ".join(c.instructions.split()) for c in calls]
+    assert len(said) == 12 and all(REAPPRAISAL_FRAMING in text for text in said)
+    assert sum("Use at most 90 words." in text for text in said) == 6
+    assert sum("at most" not in text for text in said) == 6
