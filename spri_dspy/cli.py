@@ -327,10 +327,7 @@ def _build(kind: str, name: str, args: argparse.Namespace, critic_lm):
 
     loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm}
     seeded = {"seeds": args.seeds, "seed_match": args.seed_match, "leave_one_out": args.leave_one_out}
-    from spri_dspy.tasks import REAPPRAISAL_FRAMING
-
-    framing = REAPPRAISAL_FRAMING if getattr(args, "task", None) == "reappraisal" else None
-    words = {"max_words": args.max_words, "framing": framing}
+    words = {"max_words": args.max_words, "framing": _framing(args)}
     reference = {"use_reference": args.use_reference}
     needs_seeds = name in ("seed-principles", "seed-rubrics")
     if needs_seeds and not args.seeds:
@@ -354,6 +351,13 @@ def _build(kind: str, name: str, args: argparse.Namespace, critic_lm):
         return factories[(kind, name)]()
     except SeedError as exc:
         raise CLIError(f"--seeds: {exc}") from None
+
+
+def _framing(args: argparse.Namespace) -> str | None:
+    """The task's framing of the response stage: the reappraisal one for ``--task reappraisal``, else none."""
+    from spri_dspy.tasks import REAPPRAISAL_FRAMING
+
+    return REAPPRAISAL_FRAMING if getattr(args, "task", None) == "reappraisal" else None
 
 
 SAVED_KEY = "spri_dspy"
@@ -495,7 +499,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import dspy
 
     from spri_dspy.optimizers import tune
-    from spri_dspy.tasks import REAPPRAISAL_FRAMING
 
     args.threshold, args.max_rounds = 4, 4  # tuned, not set
     _check_settings(args)
@@ -507,7 +510,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         with dspy.context(lm=lm, adapter=adapter):
             result = tune(examples, metric, storage=args.storage, study_name=args.study, n_trials=args.n_trials,
                           timeout=args.timeout, seeds=args.seeds, critic_lm=critic_lm, cost=not args.quality_only,
-                          framing=REAPPRAISAL_FRAMING if args.task == "reappraisal" else None)
+                          framing=_framing(args))
     except ImportError as exc:
         raise CLIError(f"--storage {args.storage}: {exc}") from None
     print(f"study {args.study!r} in {args.storage}: {len(result.study.trials)} trials; best:")
@@ -535,9 +538,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if kind != "response":
         raise CLIError("spri ablate compares response programs; use --task reappraisal or instructions")
     lm, critic_lm, adapter = _models(args)
-    from spri_dspy.tasks import REAPPRAISAL_FRAMING
-
-    words = {"max_words": args.max_words, "framing": REAPPRAISAL_FRAMING if args.task == "reappraisal" else None}
+    words = {"max_words": args.max_words, "framing": _framing(args)}
     loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm,
             **words}
     variants = {"spri_no_seeds": lambda: SPRI(**loop), "vanilla": lambda: baselines.Vanilla(**words),

@@ -24,7 +24,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args
 
 import dspy
 
@@ -134,16 +134,16 @@ def select_seeds(
     taken from a test set never shows the model its own answer. Texts are
     compared with whitespace normalised.
     """
-    if match not in ("all", "goal", "capability"):
-        raise ValueError(f"seed_match must be 'all', 'goal' or 'capability', got {match!r}")
-    own_query, own_goal, own_capability = _normalised(query), _normalised(goal), _normalised(capability)
+    matches = get_args(SeedMatch)
+    if match not in matches:
+        raise ValueError(f"seed_match must be {', '.join(map(repr, matches[:-1]))} or {matches[-1]!r}, got {match!r}")
+    own_query = _normalised(query)
+    own = _normalised({"goal": goal, "capability": capability}.get(match))  # the field that must match, if any
     chosen = []
     for index, seed in enumerate(seeds):
         if leave_one_out and _normalised(seed.get("query")) == own_query:
             continue
-        if match == "goal" and _normalised(seed.get("goal")) != own_goal:
-            continue
-        if match == "capability" and _normalised(seed.get("capability")) != own_capability:
+        if match != "all" and _normalised(seed.get(match)) != own:
             continue
         chosen.append(index)
     return chosen
