@@ -270,12 +270,18 @@ def _check_settings(args: argparse.Namespace) -> None:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if getattr(args, "timeout", None) is not None and args.timeout <= 0:
         raise CLIError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    given = getattr(args, "given", set())
+    if "use_reference" in given and not _judges(args):
+        raise CLIError("--no-reference is for judges (spri judge, or --task judgements); "
+                       "these programs never see a reference answer")
+    if "max_words" in given and _judges(args):
+        raise CLIError("--max-words limits principle and response writers; judges have no word limit")
     if getattr(args, "seed_match", None) == "capability":
         if not getattr(args, "seeds", None):
             raise CLIError("--seed-match capability selects seed rubrics by capability; give --seeds FILE")
         if args.command == "judge" and not args.capability_field:
             raise CLIError("--seed-match capability needs each input's capability: give --capability-field COLUMN")
-        if args.command in ("run", "generate") or getattr(args, "task", "judgements") != "judgements":
+        if not _judges(args):
             raise CLIError("--seed-match capability is for judges; use --seed-match all or goal")
     if getattr(args, "seed_match", None) == "goal":
         if not getattr(args, "seeds", None):
@@ -291,6 +297,11 @@ def _check_settings(args: argparse.Namespace) -> None:
         if not has_goal:
             raise CLIError(f"--seed-match goal shows only seeds with the input's goal, and these inputs have none: "
                            f"{remedy}")
+
+
+def _judges(args: argparse.Namespace) -> bool:
+    """Whether the command runs judge programs (``spri judge``, or ``--task judgements``)."""
+    return args.command == "judge" or getattr(args, "task", None) == "judgements"
 
 
 def _check_writable(option: str, path: str) -> None:

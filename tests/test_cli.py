@@ -272,3 +272,15 @@ def test_seed_match_capability_needs_seeds_and_a_capability_column(scripted_cli,
         "spri: error: --seed-match capability needs each input's capability: give --capability-field COLUMN\n")
     status, _ = scripted_cli("run", "hi", "--seeds", str(seeds), "--seed-match", "capability")
     assert status == 2 and "--seed-match capability is for judges" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "hi", "--no-reference"], "--no-reference is for judges (spri judge, or --task judgements); "
+                                      "these programs never see a reference answer"),
+    (["judge", "in.jsonl", "out", "--max-words", "50"],
+     "--max-words limits principle and response writers; judges have no word limit"),
+])
+def test_a_setting_the_program_would_ignore_is_refused(scripted_cli, capsys, argv, message):
+    status, engines = scripted_cli(*argv)
+    assert status == 2 and capsys.readouterr().err == f"spri: error: {message}\n"
+    assert not engines  # refused before any model was made
