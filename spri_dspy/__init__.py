@@ -19,7 +19,7 @@ from spri_dspy.baselines import (
     Vanilla,
     VanillaJudge,
 )
-from spri_dspy.critique import Round, critique_refine
+from spri_dspy.critique import CritiqueRefine, Round
 from spri_dspy.embedded import LlamaCppEngine, embedded_lm
 from spri_dspy.modules import (
     PrincipleCritic,
@@ -53,8 +53,8 @@ __all__ = [
     "Responder",
     "ResponseCritic",
     "ResponseRefiner",
+    "CritiqueRefine",
     "Round",
-    "critique_refine",
     "load_seeds",
     "select_seeds",
     "SeedError",

@@ -20,7 +20,7 @@ from typing import Any
 import dspy
 import numpy as np
 
-from spri_dspy.batch import StepUsage
+from spri_dspy.usage import StepUsage
 from spri_dspy.secrets import redact
 
 Inputs = Callable[[dspy.Example], dict[str, Any]]

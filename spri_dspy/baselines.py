@@ -20,7 +20,8 @@ from __future__ import annotations
 import dspy
 
 from spri_dspy.critique import CritiqueRefineProgram, Keep
-from spri_dspy.judge import Judge, check_use_reference, judge_context, refine_judgement
+from spri_dspy.data import check_text
+from spri_dspy.judge import Judge, check_use_reference, judge_context, judgement_stage
 from spri_dspy.modules import Responder, ResponseCritic, ResponseRefiner, Step
 from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds, select_seeds
 from spri_dspy.signatures import (
@@ -32,7 +33,6 @@ from spri_dspy.signatures import (
     RespondDirectly,
 )
 from spri_dspy.signatures.instructions import MAX_WORDS, check_max_words, framed, word_limited
-from spri_dspy.spri import check_text, refine_response
 
 MT_BENCH_RUBRIC = """Criteria: How helpful is the response overall: relevant to the instruction, accurate, deep enough, \
 creative where that helps, and detailed at the right level?
@@ -60,7 +60,7 @@ class Vanilla(dspy.Module):
         self.max_words = check_max_words(max_words)
         self.framing = framing
         self.responder = Step(word_limited(framed(RespondDirectly, framing), max_words, "writer"),
-                              {"response": "response"})
+                              {"response": "response"}, stage="response", kind="generator")
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
         query, goal = check_text("query", query), check_text("goal", goal, optional=True)
@@ -69,9 +69,12 @@ class Vanilla(dspy.Module):
 
 
 class SelfRefine(CritiqueRefineProgram):
-    """Baseline: respond, then critique and refine the response without principles."""
+    """Baseline: respond, then critique and refine the response without principles.
 
-    critics = ("response_critic",)
+    Takes SPRI's ``threshold``, ``max_rounds``, ``critic_lm``, ``keep``, ``max_words`` and
+    ``framing`` (see :class:`spri_dspy.SPRI`); its loop is the :class:`spri_dspy.CritiqueRefine`
+    stage ``response_stage``.
+    """
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
                  keep: Keep = "latest", max_words: int | None = MAX_WORDS, framing: str | None = None):
@@ -79,17 +82,19 @@ class SelfRefine(CritiqueRefineProgram):
         self.max_words = check_max_words(max_words)
         self.framing = framing
         self.responder = Step(word_limited(framed(RespondDirectly, framing), max_words, "writer"),
-                              {"response": "response"})
+                              {"response": "response"}, stage="response", kind="generator")
         self.response_critic = Step(word_limited(framed(CritiqueDirectly, framing), max_words, "critic"),
-                                    {"score": "score", "feedback": "feedback"})
+                                    {"score": "score", "feedback": "feedback"}, stage="response", kind="critic")
         self.response_refiner = Step(word_limited(framed(RefineDirectly, framing), max_words, "writer"),
-                                     {"response": "response"})
+                                     {"response": "response"}, stage="response", kind="refiner")
+        self.response_stage = self.critique_refine("response", self.response_critic, self.response_refiner,
+                                                   field="response")
         self.place_critics(critic_lm)
 
     def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
-        context = {"query": check_text("query", query), "goal": check_text("goal", goal, optional=True)}
-        response, rounds = refine_response(self, self.responder(**context).response, context)
-        return dspy.Prediction(principles=None, response=response, trace=rounds, seeds=[])
+        query, goal = check_text("query", query), check_text("goal", goal, optional=True)
+        response = self.response_stage(self.responder(query=query, goal=goal).response, query=query, goal=goal)
+        return dspy.Prediction(principles=None, response=response.final, trace=response.trace, seeds=[])
 
 
 class OraclePrinciples(CritiqueRefineProgram):
@@ -97,8 +102,6 @@ class OraclePrinciples(CritiqueRefineProgram):
 
     Call it as ``program(query=..., principles=..., goal=None)``, e.g. with the expert constitution.
     """
-
-    critics = ("response_critic",)
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
                  keep: Keep = "latest", max_words: int | None = MAX_WORDS, framing: str | None = None):
@@ -108,13 +111,17 @@ class OraclePrinciples(CritiqueRefineProgram):
         self.responder = Responder(max_words, framing)
         self.response_critic = ResponseCritic(max_words, framing)
         self.response_refiner = ResponseRefiner(max_words, framing)
+        self.response_stage = self.critique_refine("response", self.response_critic, self.response_refiner,
+                                                   field="response")
         self.place_critics(critic_lm)
 
     def forward(self, query: str, principles: str, goal: str | None = None, seeds: list[int] | None = None) -> dspy.Prediction:
-        context = {"query": check_text("query", query), "goal": check_text("goal", goal, optional=True),
-                   "principles": check_text("principles", principles)}
-        response, rounds = refine_response(self, self.responder(**context).response, context)
-        return dspy.Prediction(principles=principles, response=response, trace=rounds, seeds=seeds or [])
+        query, goal = check_text("query", query), check_text("goal", goal, optional=True)
+        principles = check_text("principles", principles)
+        draft = self.responder(query=query, goal=goal, principles=principles).response
+        response = self.response_stage(draft, query=query, goal=goal, principles=principles)
+        return dspy.Prediction(principles=principles, response=response.final, trace=response.trace,
+                               seeds=seeds or [])
 
 
 class SeedPrinciples(OraclePrinciples):
@@ -145,7 +152,8 @@ class VanillaJudge(dspy.Module):
     def __init__(self, use_reference: bool = True):
         super().__init__()
         self.use_reference = check_use_reference(use_reference)
-        self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"})
+        self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"}, stage="judgement",
+                          kind="generator")
 
     def forward(self, instruction: str, response: str, reference_answer: str | None = None,
                 system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
@@ -155,24 +163,28 @@ class VanillaJudge(dspy.Module):
 
 
 class SelfRefineJudge(CritiqueRefineProgram):
-    """Baseline judge: judge without a rubric, then critique and refine the judgement."""
-
-    critics = ("judgement_critic",)
+    """Baseline judge: judge without a rubric, then critique and refine the judgement
+    (the :class:`spri_dspy.CritiqueRefine` stage ``judgement_stage``)."""
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
                  keep: Keep = "latest", use_reference: bool = True):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
         self.use_reference = check_use_reference(use_reference)
-        self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"})
-        self.judgement_critic = Step(CritiqueJudgementDirectly, {"score": "score", "feedback": "feedback"})
-        self.judgement_refiner = Step(RefineJudgementDirectly, {"refined_feedback": "feedback", "refined_score": "score"})
+        self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"}, stage="judgement",
+                          kind="generator")
+        self.judgement_critic = Step(CritiqueJudgementDirectly, {"score": "score", "feedback": "feedback"},
+                                     stage="judgement", kind="critic")
+        self.judgement_refiner = Step(RefineJudgementDirectly, {"refined_feedback": "feedback", "refined_score": "score"},
+                                      stage="judgement", kind="refiner")
+        self.judgement_stage = judgement_stage(self, self.judgement_critic, self.judgement_refiner)
         self.place_critics(critic_lm)
 
     def forward(self, instruction: str, response: str, reference_answer: str | None = None,
                 system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
         context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
-        judgement, rounds = refine_judgement(self, self.judge(**context), context)
-        return dspy.Prediction(rubric=None, feedback=judgement.feedback, score=judgement.score, trace=rounds)
+        judgement = self.judgement_stage(self.judge(**context), **context)
+        return dspy.Prediction(rubric=None, feedback=judgement.final.feedback, score=judgement.final.score,
+                               trace=judgement.trace)
 
 
 class RubricJudge(dspy.Module):

@@ -14,7 +14,7 @@ baseline) over every row of a table and writes to the folder OUTPUT:
 Each input has a stable id (an id column, or a hash of its inputs), so rerunning
 the same command skips finished ids and retries failed ones: however often a run
 is killed, the end state holds exactly one result per input. Inputs run on
-DSPy's own ``ParallelExecutor``. A program that names its ``stages`` (SPRI:
+DSPy's own ``ParallelExecutor``. A program that lists its ``stages()`` (SPRI:
 principles, then response) has each stage scheduled as its own task: the stages
 of one input run in order, those of different inputs interleave, so the last
 inputs of a batch spread over every thread. At most 1.5 x ``threads`` inputs are
@@ -36,56 +36,13 @@ from typing import Any
 
 import dspy
 from dspy.utils.parallelizer import ParallelExecutor
-from dspy.utils.usage_tracker import UsageTracker
 
-from spri_dspy.data import RowError, TableSource, load_table
-from spri_dspy.modules import current_step, name_steps
+from spri_dspy.data import RowError, TableSource, load_table, text_field
 from spri_dspy.rubric import format_rubric
 from spri_dspy.secrets import redact
+from spri_dspy.usage import StepUsage, name_steps
 
 RESULTS, FAILURES, SUMMARY, PARQUET = "results.jsonl", "failures.jsonl", "summary.json", "results.parquet"
-_STAGES = (("principle", "principles"), ("respon", "response"), ("rubric", "rubric"), ("judg", "judgement"))
-
-
-def stage_of(step: str) -> str:
-    """The SPRI stage a step belongs to: principles, response, rubric or judgement."""
-    last = step.rsplit(".", 1)[-1]  # a step nested in a bigger program is "outer.principle_critic"
-    return next((stage for prefix, stage in _STAGES if last.startswith(prefix)), step)
-
-
-class StepUsage(UsageTracker):
-    """A DSPy usage tracker that also counts calls and tokens per (step, model).
-
-    DSPy calls ``add_usage`` once per LM call that reached the model (cache hits
-    are not counted); :data:`spri_dspy.modules.current_step` says which step made it
-    (steps named by :func:`spri_dspy.modules.name_steps`; others count as ``"other"``).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.by_step: dict[tuple[str, str], Counter] = defaultdict(Counter)
-        self._lock = threading.Lock()
-
-    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-        with self._lock:
-            super().add_usage(lm, usage_entry)
-            counter = self.by_step[(current_step.get() or "other", lm)]
-            counter["calls"] += 1
-            for key in ("prompt_tokens", "completion_tokens"):
-                counter[key] += int(usage_entry.get(key) or 0)
-
-    @property
-    def calls(self) -> int:
-        """LM calls counted so far, all steps and models together."""
-        return sum(counter["calls"] for counter in self.by_step.values())
-
-    @property
-    def tokens(self) -> int:
-        """Prompt plus completion tokens counted so far."""
-        return sum(counter["prompt_tokens"] + counter["completion_tokens"] for counter in self.by_step.values())
-
-    def __deepcopy__(self, memo):  # ParallelExecutor copies trackers per thread; ours is per input already
-        return self
 
 
 class ResultStore:
@@ -264,8 +221,8 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
         store.close()
         raise
     name_steps(program)
-    stages = [getattr(program, name) for name in getattr(program, "stages", ())] or [program]
-    totals: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    stages = program.stages() if hasattr(program, "stages") else (program,)
+    totals: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
     lock = threading.Lock()
     bar = _progress(len(pending), progress)
     executor = ParallelExecutor(num_threads=threads, max_errors=10**9, disable_progress_bar=True, timeout=0)
@@ -301,7 +258,7 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
             return
         task.stage += 1
         if task.stage < len(stages):
-            task.arguments = result
+            task.arguments = dict(result.items())
             queue.put(task)
         else:
             finish(task, "done", {"output": _as_json(result)})
@@ -416,18 +373,15 @@ def _validated(row: Mapping[str, Any], index: int, fields: Mapping[str, str], op
     inputs = {}
     for arg, column in fields.items():
         value = row.get(column)
-        if value is None and arg in optional:
-            continue
-        if column not in row:
-            raise RowError(f"row {index}: missing field {column!r}")
         if arg == "rubric" and isinstance(value, Mapping):  # BiGGen's gold rubrics are objects
             try:
-                value = format_rubric(value)
+                inputs[arg] = format_rubric(value)
             except ValueError as exc:
                 raise RowError(f"row {index}: field {column!r}: {exc}") from None
-        if not isinstance(value, str) or not value.strip():
-            raise RowError(f"row {index}: field {column!r} must be a non-empty string, got {value!r:.60}")
-        inputs[arg] = value
+            continue
+        value = text_field(row, column, index, optional=arg in optional)
+        if value is not None:
+            inputs[arg] = value
     return inputs
 
 
@@ -446,10 +400,10 @@ def _row_id(row, index, id_field, inputs, seen: Counter) -> str:
     return row_id
 
 
-def _fill_usage(summary: BatchSummary, totals: Mapping[tuple[str, str], Counter]) -> None:
-    for (step, model), counter in sorted(totals.items()):
+def _fill_usage(summary: BatchSummary, totals: Mapping[tuple[str, str, str], Counter]) -> None:
+    for (step, stage, model), counter in sorted(totals.items()):
         summary.by_step.setdefault(step, {})[model] = dict(counter)
-        for table_, key in ((summary.by_stage, stage_of(step)), (summary.by_model, model)):
+        for table_, key in ((summary.by_stage, stage), (summary.by_model, model)):
             table_.setdefault(key, Counter()).update(counter)
     summary.by_stage = {k: dict(v) for k, v in summary.by_stage.items()}
     summary.by_model = {k: dict(v) for k, v in summary.by_model.items()}

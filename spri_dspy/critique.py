@@ -1,4 +1,4 @@
-"""The critique-refine loop of SPRI's Algorithm 1, shared by every stage and program.
+"""The critique-refine loop of SPRI's Algorithm 1 as a module, shared by every stage and program.
 
 A stage's text is critiqued; a score at or above the threshold accepts it,
 otherwise the text is refined with the critic's feedback and critiqued again,
@@ -8,8 +8,9 @@ until ``max_rounds`` critiques have been made. A stage therefore makes at most
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from typing import Literal, TypedDict, TypeVar
+from typing import Any, Literal, TypedDict
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
@@ -18,7 +19,7 @@ from typing_extensions import NotRequired
 from spri_dspy.signatures.score import SCORE_RANGE
 
 Keep = Literal["latest", "best"]
-Draft = TypeVar("Draft")
+_FIELD: Any = object()  # CritiqueRefine's default output: the same name as its field
 
 
 class Round(TypedDict):
@@ -74,48 +75,87 @@ def _verdict(prediction: dspy.Prediction) -> tuple[int, str]:
     return int(score), feedback
 
 
-def critique_refine(
-    stage: str,
-    draft: Draft,
-    *,
-    critique: Callable[[Draft], dspy.Prediction],
-    refine: Callable[[Draft, str], Draft],
-    threshold: int,
-    max_rounds: int,
-    keep: Keep = "latest",
-    render: Callable[[Draft], str] = str,
-) -> tuple[Draft, list[Round]]:
-    """Run one stage's critique-refine loop on ``draft`` (a text, or e.g. a judgement).
+class CritiqueRefine(dspy.Module):
+    """One critique-refine stage of SPRI's Algorithm 1, as a module: critique a draft; below
+    ``threshold`` refine it with the critic's feedback and critique it again, for at most
+    ``max_rounds`` critiques.
 
-    ``critique(draft)`` returns a Prediction with ``score`` and ``feedback``;
-    ``refine(draft, feedback)`` returns the refined draft; ``render(draft)`` is
-    the text recorded in the trace. Returns the kept draft (the latest one, or
-    with ``keep="best"`` the highest-scored one, the later on ties) and the
-    rounds for the trace. A critic whose output cannot be parsed ends the stage
-    with the current draft and an ``error`` in its round.
+    Args:
+        stage: the stage's name in the trace: ``"principles"``, ``"response"``, ``"rubric"``, ``"judgement"``.
+        critic: a module returning a Prediction with ``score`` (1..5) and ``feedback``, called with the
+            stage's context and the rendered draft as ``field``.
+        refiner: a module called with the context, the rendered draft as ``draft_field`` and ``feedback``;
+            the refined draft is its Prediction's ``output`` field (with ``output=None``, the whole Prediction,
+            e.g. a judgement's feedback and score).
+        field: the critic's input name for the draft (``"principles"``, ``"response"``, ...).
+        draft_field: the refiner's input name for the draft; default ``"draft_" + field``.
+        output: the refiner's output holding the refined draft; default ``field``.
+        render: the draft as the text the critic, the refiner and the trace see; default ``str``.
+        threshold: the critic score (1..5) that accepts a draft.
+        max_rounds: the most critiques; so at most ``max_rounds - 1`` refinements.
+        keep: ``"latest"`` (the paper) keeps the last draft; ``"best"`` the highest-scored one (the
+            later on ties).
+
+    Calling it as ``stage(draft, **context)`` returns a Prediction with ``final`` (the kept draft)
+    and ``trace`` (one :class:`Round` per critique). A critic whose output cannot be parsed
+    ends the stage with the current draft and an ``error`` in its round.
+
+    Example:
+        ```python
+        stage = CritiqueRefine("response", ResponseCritic(), ResponseRefiner(), field="response")
+        refined = stage("Try to relax.", query="I can't sleep before exams.", principles="...")
+        refined.final, refined.trace
+        ```
     """
-    rounds: list[Round] = []
-    drafts: list[Draft] = []
-    for number in range(1, max_rounds + 1):
-        drafts.append(draft)
-        try:
-            score, feedback = _verdict(critique(draft))
-        except (AdapterParseError, CriticOutputError) as exc:
-            rounds.append(
-                Round(stage=stage, round=number, text=render(draft), score=None, feedback=None, accepted=False,
-                      error=f"{type(exc).__name__}: {exc}")
-            )
-            break
-        accepted = score >= threshold
-        rounds.append(Round(stage=stage, round=number, text=render(draft), score=score, feedback=feedback,
-                            accepted=accepted))
-        if accepted or number == max_rounds:
-            break
-        draft = refine(draft, feedback)
-    return _kept(draft, drafts, rounds, keep), rounds
+
+    def __init__(
+        self,
+        stage: str,
+        critic: Callable[..., dspy.Prediction],
+        refiner: Callable[..., dspy.Prediction],
+        *,
+        field: str,
+        draft_field: str | None = None,
+        output: str | None = _FIELD,
+        render: Callable[[Any], str] = str,
+        threshold: int = 4,
+        max_rounds: int = 4,
+        keep: Keep = "latest",
+    ):
+        super().__init__()
+        self.stage = stage
+        self.critic, self.refiner = critic, refiner
+        self.field = field
+        self.draft_field = draft_field or f"draft_{field}"
+        self.output = field if output is _FIELD else output
+        self.render = render
+        self.threshold = check_threshold(threshold)
+        self.max_rounds = check_max_rounds(max_rounds)
+        self.keep = check_keep(keep)
+
+    def forward(self, draft: Any, **context: Any) -> dspy.Prediction:
+        rounds: list[Round] = []
+        drafts: list[Any] = []
+        for number in range(1, self.max_rounds + 1):
+            drafts.append(draft)
+            text = self.render(draft)
+            try:
+                score, feedback = _verdict(self.critic(**context, **{self.field: text}))
+            except (AdapterParseError, CriticOutputError) as exc:
+                rounds.append(Round(stage=self.stage, round=number, text=text, score=None, feedback=None,
+                                    accepted=False, error=f"{type(exc).__name__}: {exc}"))
+                break
+            accepted = score >= self.threshold
+            rounds.append(Round(stage=self.stage, round=number, text=text, score=score, feedback=feedback,
+                                accepted=accepted))
+            if accepted or number == self.max_rounds:
+                break
+            refined = self.refiner(**context, **{self.draft_field: text}, feedback=feedback)
+            draft = refined if self.output is None else refined[self.output]
+        return dspy.Prediction(final=_kept(draft, drafts, rounds, self.keep), trace=rounds)
 
 
-def _kept(latest: Draft, drafts: list[Draft], rounds: list[Round], keep: Keep) -> Draft:
+def _kept(latest: Any, drafts: list[Any], rounds: list[Round], keep: Keep) -> Any:
     scored = [r for r in rounds if r["score"] is not None]
     if keep == "latest" or not scored:
         return latest
@@ -124,26 +164,33 @@ def _kept(latest: Draft, drafts: list[Draft], rounds: list[Round], keep: Keep) -
 
 
 class CritiqueRefineProgram(dspy.Module):
-    """Base of the programs whose stages run :func:`critique_refine` (SPRI, SPRIJudge, baselines).
+    """Base of the programs built from :class:`CritiqueRefine` stages (SPRI, SPRIJudge, baselines).
 
-    Holds the validated loop settings and places the critic LM: the submodules
-    named in ``critics`` run on ``critic_lm`` when one is given.
+    Holds the validated loop settings (``threshold``, ``max_rounds``, ``keep``) that its
+    stages share, and places the critic LM: every critic step (``kind="critic"``) runs on
+    ``critic_lm`` when one is given.
 
-    A program with two stages (principles then response, rubric then judgement)
-    names their methods in ``stages``: the first takes ``forward``'s arguments and
-    returns the keyword arguments of the next, the last returns the Prediction,
-    and ``forward`` is exactly that chain. The batch runner schedules the stages of
-    different inputs separately, in order within each input.
+    A program whose work falls into two stages (principles then response, rubric then
+    judgement) lists them in :meth:`stages`: the first takes ``forward``'s arguments and
+    returns a Prediction whose fields are the next one's arguments, the last returns the
+    program's Prediction, and ``forward`` is exactly that chain. The batch runner
+    schedules the stages of different inputs separately, in order within each input.
     """
-
-    critics: tuple[str, ...] = ()
-    stages: tuple[str, ...] = ()
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, keep: Keep = "latest"):
         super().__init__()
         self.threshold = check_threshold(threshold)
         self.max_rounds = check_max_rounds(max_rounds)
         self.keep = check_keep(keep)
+
+    def critique_refine(self, stage: str, critic, refiner, **options) -> CritiqueRefine:
+        """A :class:`CritiqueRefine` stage with this program's threshold, max_rounds and keep."""
+        return CritiqueRefine(stage, critic, refiner, threshold=self.threshold, max_rounds=self.max_rounds,
+                              keep=self.keep, **options)
+
+    def stages(self) -> tuple[Callable[..., dspy.Prediction], ...]:
+        """The program's stages in order, for the batch runner; one stage by default: the whole program."""
+        return (self,)
 
     def load_state(self, state: dict, **options) -> CritiqueRefineProgram:
         """DSPy's ``load_state``, with a clear error when the state was saved from another program."""
@@ -155,16 +202,19 @@ class CritiqueRefineProgram(dspy.Module):
                              f"(it holds {saved}); it was saved from a different program")
         return super().load_state(state, **options)
 
+    def deepcopy(self) -> CritiqueRefineProgram:
+        """A deep copy whose stages still share their steps with the program; LMs are shared, not copied."""
+        memo = {id(predictor.lm): predictor.lm for predictor in self.predictors() if predictor.lm is not None}
+        return copy.deepcopy(self, memo)
+
     def place_critics(self, critic_lm: dspy.BaseLM | None) -> None:
-        """Run every critic submodule on ``critic_lm`` (None leaves them on the configured LM)."""
+        """Run every critic step on ``critic_lm`` (None leaves them on the configured LM)."""
+        from spri_dspy.modules import Step
+
         if critic_lm is None:
             return
         if not isinstance(critic_lm, dspy.BaseLM):
             raise TypeError(f"critic_lm must be a dspy.LM (dspy.BaseLM), got {type(critic_lm).__name__}")
-        for name in self.critics:
-            getattr(self, name).set_lm(critic_lm)
-
-    def refine_loop(self, stage: str, draft: Draft, *, critique, refine, render=str) -> tuple[Draft, list[Round]]:
-        """:func:`critique_refine` with this program's threshold, max_rounds and keep."""
-        return critique_refine(stage, draft, critique=critique, refine=refine, render=render,
-                               threshold=self.threshold, max_rounds=self.max_rounds, keep=self.keep)
+        for _, step in self.named_sub_modules(Step):
+            if step.kind == "critic":
+                step.set_lm(critic_lm)

@@ -109,13 +109,26 @@ def jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
                 yield line, exc
 
 
-def text_field(row: Mapping[str, Any], field: str, index: int, *, optional: bool = False) -> str | None:
-    """``row[field]`` as a non-empty string; RowError naming the row and field otherwise."""
-    value = row.get(field)
+def check_text(name: str, value: object, *, optional: bool = False) -> str | None:
+    """The one text validator: ``value`` as a non-empty string (or None when ``optional``).
+
+    Raises TypeError or ValueError naming ``name``; :func:`text_field` adds the row.
+    """
     if value is None and optional:
         return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+def text_field(row: Mapping[str, Any], field: str, index: int, *, optional: bool = False) -> str | None:
+    """``row[field]`` as a non-empty string (:func:`check_text`); RowError naming the row and field otherwise."""
     if field not in row and not optional:
         raise RowError(f"row {index}: missing field {field!r}")
-    if not isinstance(value, str) or not value.strip():
-        raise RowError(f"row {index}: field {field!r} must be a non-empty string, got {value!r:.60}")
-    return value
+    value = row.get(field)
+    try:
+        return check_text(field, value, optional=optional)
+    except (TypeError, ValueError):
+        raise RowError(f"row {index}: field {field!r} must be a non-empty string, got {value!r:.60}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dspy
 
 from spri_dspy.critique import CritiqueRefineProgram, Keep, Round
+from spri_dspy.data import check_text
 from spri_dspy.modules import SeededStep, Step
 from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds
 from spri_dspy.signatures import (
@@ -16,32 +17,11 @@ from spri_dspy.signatures import (
     RefineRubric,
     WriteRubric,
 )
-from spri_dspy.spri import check_text
 
 
 def render_judgement(judgement: dspy.Prediction) -> str:
     """The text of a judgement as critics and the trace see it: feedback, then the score."""
     return f"{judgement.feedback.strip()}\nScore: {judgement.score}"
-
-
-def refine_judgement(
-    program: CritiqueRefineProgram, judgement: dspy.Prediction, context: dict
-) -> tuple[dspy.Prediction, list[Round]]:
-    """The judgement stage's loop on ``program.judgement_critic`` and ``program.judgement_refiner``.
-
-    ``judgement`` is a Prediction with ``feedback`` and ``score``; ``context``
-    holds every other input of those steps (instruction, reference answer,
-    response, and for SPRIJudge the rubric).
-    """
-    return program.refine_loop(
-        "judgement",
-        judgement,
-        critique=lambda draft: program.judgement_critic(**context, judgement=render_judgement(draft)),
-        refine=lambda draft, feedback: program.judgement_refiner(
-            **context, judgement=render_judgement(draft), feedback=feedback
-        ),
-        render=render_judgement,
-    )
 
 
 class RubricGenerator(SeededStep):
@@ -51,6 +31,8 @@ class RubricGenerator(SeededStep):
     shown as ``instruction``/``rubric`` demos and selected per input (see :class:`spri_dspy.modules.SeededStep`).
     """
 
+    stage = "rubric"
+
     def __init__(self, seeds=(), seed_match: SeedMatch = "all", leave_one_out: bool = False):
         super().__init__(WriteRubric, "rubric", seeds, query_field="instruction", seed_match=seed_match,
                          leave_one_out=leave_one_out)
@@ -59,12 +41,18 @@ class RubricGenerator(SeededStep):
 class RubricCritic(Step):
     """Scores a rubric 1..5 for how fairly it would grade responses to the instruction."""
 
+    stage = "rubric"
+    kind = "critic"
+
     def __init__(self):
         super().__init__(CritiqueRubric, {"score": "score", "feedback": "feedback"})
 
 
 class RubricRefiner(Step):
     """Rewrites a rubric to address the critic's feedback."""
+
+    stage = "rubric"
+    kind = "refiner"
 
     def __init__(self):
         super().__init__(RefineRubric, {"rubric": "rubric"})
@@ -73,6 +61,9 @@ class RubricRefiner(Step):
 class Judge(Step):
     """Grades a response with a rubric: feedback and a 1..5 score."""
 
+    stage = "judgement"
+    kind = "generator"
+
     def __init__(self):
         super().__init__(JudgeWithRubric, {"feedback": "feedback", "score": "score"})
 
@@ -80,12 +71,18 @@ class Judge(Step):
 class JudgementCritic(Step):
     """Scores 1..5 how faithfully a judgement applies the rubric, with feedback."""
 
+    stage = "judgement"
+    kind = "critic"
+
     def __init__(self):
         super().__init__(CritiqueJudgement, {"score": "score", "feedback": "feedback"})
 
 
 class JudgementRefiner(Step):
     """Revises a judgement (feedback and score) using the critic's feedback."""
+
+    stage = "judgement"
+    kind = "refiner"
 
     def __init__(self):
         super().__init__(RefineJudgement, {"refined_feedback": "feedback", "refined_score": "score"})
@@ -97,20 +94,39 @@ class SPRIJudge(CritiqueRefineProgram):
     Stage 1 writes a rubric for the instruction, critiqued and refined like
     SPRI's principles; stage 2 judges the response with it (feedback and a 1..5
     score), and a critic checks that the judgement follows the rubric, refining
-    it below ``threshold``. The loop, settings and LM placement (``critic_lm``)
-    are those of :class:`spri_dspy.SPRI`.
+    it below ``threshold``.
 
+    Args:
+        threshold: the critic score (1..5) that accepts a rubric or a judgement (the paper: 4).
+        max_rounds: the most critiques per stage (the paper: 4).
+        seeds: seed rubrics for the rubric writer (a JSONL path or Examples with ``query`` and
+            ``principles``; the paper's seed rubrics load as they are).
+        critic_lm: the LM of both critics; None runs them on the configured LM.
+        keep: ``"latest"`` (the paper) or ``"best"``, as in :class:`spri_dspy.SPRI`.
+        seed_match: ``"all"``, or ``"capability"``: only the seed rubrics of the input's
+            ``capability`` (the paper's three per capability).
+        leave_one_out: never show a seed whose instruction is the input.
+        use_reference: False never shows a reference answer to any step: the paper's SPRI condition.
+
+    Its steps are ``rubric_generator``, ``rubric_critic``, ``rubric_refiner``, ``judge``,
+    ``judgement_critic`` and ``judgement_refiner``; the two loops are the
+    :class:`spri_dspy.CritiqueRefine` stages ``rubric_stage`` and ``judgement_stage``.
     Calling it with ``(instruction=..., response=..., reference_answer=None,
     system_prompt=None, capability=None)`` returns a Prediction with ``rubric``,
     ``feedback``, ``score``, ``trace`` (stages ``"rubric"`` and ``"judgement"``)
-    and ``seeds``. The rubric stage sees the instance's ``system_prompt``;
-    ``seed_match="capability"`` shows only the seed rubrics of the input's
-    ``capability`` (the paper's three per capability). ``use_reference=False``
-    never shows a reference answer to any step: the paper's SPRI condition.
-    """
+    and ``seeds``. The rubric stage sees the instance's ``system_prompt``.
 
-    critics = ("rubric_critic", "judgement_critic")
-    stages = ("write_rubric", "write_judgement")
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=dspy.LM("openai/gpt-4o-mini"))
+        judge = spri_dspy.SPRIJudge(use_reference=False)
+        verdict = judge(instruction="Name three prime numbers.", response="2, 3 and 9.")
+        print(verdict.rubric, verdict.score, verdict.feedback)
+        ```
+    """
 
     def __init__(
         self,
@@ -133,6 +149,8 @@ class SPRIJudge(CritiqueRefineProgram):
         self.judge = Judge()
         self.judgement_critic = JudgementCritic()
         self.judgement_refiner = JudgementRefiner()
+        self.rubric_stage = self.critique_refine("rubric", self.rubric_critic, self.rubric_refiner, field="rubric")
+        self.judgement_stage = judgement_stage(self, self.judgement_critic, self.judgement_refiner)
         self.place_critics(critic_lm)
 
     def forward(self, instruction: str, response: str, reference_answer: str | None = None,
@@ -140,30 +158,37 @@ class SPRIJudge(CritiqueRefineProgram):
         return self.write_judgement(**self.write_rubric(instruction, response, reference_answer, system_prompt,
                                                         capability))
 
+    def stages(self):
+        """The rubric, then the judgement (see :class:`spri_dspy.critique.CritiqueRefineProgram`)."""
+        return (self.write_rubric, self.write_judgement)
+
     def write_rubric(self, instruction: str, response: str, reference_answer: str | None = None,
-                     system_prompt: str | None = None, capability: str | None = None) -> dict:
+                     system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
         """Stage 1: a rubric for the instruction, critiqued and refined; returns stage 2's arguments."""
         context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
         response = context.pop("response")
         rubric_context = {**context, "system_prompt": check_text("system_prompt", system_prompt, optional=True)}
         generated = self.rubric_generator(**rubric_context, capability=check_text("capability", capability,
                                                                                  optional=True))
-        rubric, rounds = self.refine_loop(
-            "rubric",
-            generated.rubric,
-            critique=lambda text: self.rubric_critic(**rubric_context, rubric=text),
-            refine=lambda text, feedback: self.rubric_refiner(**rubric_context, draft_rubric=text,
-                                                              feedback=feedback).rubric,
-        )
-        return {"context": context, "response": response, "rubric": rubric, "trace": rounds, "seeds": generated.seeds}
+        rubric = self.rubric_stage(generated.rubric, **rubric_context)
+        return dspy.Prediction(**context, response=response, rubric=rubric.final, trace=rubric.trace,
+                               seeds=generated.seeds)
 
-    def write_judgement(self, context: dict, response: str, rubric: str, trace: list[Round],
-                        seeds: list[int]) -> dspy.Prediction:
+    def write_judgement(self, instruction: str, reference_answer: str | None, response: str, rubric: str,
+                        trace: list[Round], seeds: list[int]) -> dspy.Prediction:
         """Stage 2: the judgement of the response under the final rubric, critiqued and refined."""
-        judgement_context = {**context, "rubric": rubric, "response": response}
-        judgement, rounds = refine_judgement(self, self.judge(**judgement_context), judgement_context)
-        return dspy.Prediction(rubric=rubric, feedback=judgement.feedback, score=judgement.score,
-                               trace=trace + rounds, seeds=seeds)
+        context = {"instruction": instruction, "reference_answer": reference_answer, "rubric": rubric,
+                   "response": response}
+        judgement = self.judgement_stage(self.judge(**context), **context)
+        return dspy.Prediction(rubric=rubric, feedback=judgement.final.feedback, score=judgement.final.score,
+                               trace=trace + judgement.trace, seeds=seeds)
+
+
+def judgement_stage(program: CritiqueRefineProgram, critic, refiner):
+    """The judgement's :class:`spri_dspy.CritiqueRefine` stage: the draft is a Prediction with
+    ``feedback`` and ``score``, shown to the critic and the refiner as :func:`render_judgement`."""
+    return program.critique_refine("judgement", critic, refiner, field="judgement", draft_field="judgement",
+                                   output=None, render=render_judgement)
 
 
 def check_use_reference(use_reference: object) -> bool:

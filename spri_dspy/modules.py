@@ -7,13 +7,13 @@ as None (no ``goal``) are left out of the prompt rather than shown as "None".
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Iterable
 
 import dspy
 
 from spri_dspy.seeds import SeedMatch, select_seeds
 from spri_dspy.signatures.instructions import MAX_WORDS, framed, word_limited
+from spri_dspy.usage import current_step
 from spri_dspy.signatures import (
     CritiquePrinciples,
     CritiqueResponse,
@@ -24,27 +24,43 @@ from spri_dspy.signatures import (
 )
 
 
-current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar("spri_current_step", default=None)
-"""The ``step_name`` of the step whose LM call is under way (see :func:`name_steps`)."""
-
-
 class Step(dspy.Module):
     """A single LM call: one ``dspy.Predict`` whose output fields are renamed for the program.
 
-    ``outputs`` maps the signature's output field names to the Prediction's names.
-    While it calls its LM, :data:`current_step` holds its ``step_name``.
+    Args:
+        signature: the step's DSPy signature.
+        outputs: the signature's output field names -> the Prediction's names.
+        stage: the stage the step belongs to (``"principles"``, ``"response"``, ``"rubric"``,
+            ``"judgement"``); usage is counted per stage by it.
+        kind: ``"generator"``, ``"critic"`` or ``"refiner"``: critics run on a program's
+            ``critic_lm``, and tuning sets one temperature per kind.
+
+    Optional inputs given as None are left out of the prompt. While it calls its
+    LM, :data:`spri_dspy.usage.current_step` holds the step.
+
+    Example:
+        ```python
+        step = Step(dspy.Signature("question -> answer"), {"answer": "response"}, stage="response",
+                    kind="generator")
+        step(question="Why is the sky blue?").response
+        ```
     """
 
     step_name: str | None = None
+    stage: str | None = None
+    kind: str | None = None
 
-    def __init__(self, signature: type[dspy.Signature], outputs: dict[str, str]):
+    def __init__(self, signature: type[dspy.Signature], outputs: dict[str, str], *, stage: str | None = None,
+                 kind: str | None = None):
         super().__init__()
         self.predict = dspy.Predict(signature)
         self.outputs = dict(outputs)
+        self.stage = stage or self.stage
+        self.kind = kind or self.kind
 
     def call_predict(self, **inputs) -> dspy.Prediction:
-        """``self.predict(**inputs)`` with :data:`current_step` set to this step."""
-        token = current_step.set(self.step_name)
+        """``self.predict(**inputs)`` with :data:`spri_dspy.usage.current_step` set to this step."""
+        token = current_step.set(self)
         try:
             return self.predict(**inputs)
         finally:
@@ -54,14 +70,6 @@ class Step(dspy.Module):
         given = {name: value for name, value in inputs.items() if value is not None}
         prediction = self.call_predict(**given)
         return dspy.Prediction(**{ours: prediction[theirs] for theirs, ours in self.outputs.items()})
-
-
-def name_steps(program: dspy.Module) -> None:
-    """Give every :class:`Step` in ``program`` its attribute path as ``step_name`` (e.g.
-    ``"principle_critic"``), so usage can be counted per step."""
-    for name, module in program.named_sub_modules():
-        if isinstance(module, Step):
-            module.step_name = name.removeprefix("self.")
 
 
 class SeededStep(Step):
@@ -74,6 +82,8 @@ class SeededStep(Step):
     (``seed_match``, ``leave_one_out``; ``capability``, when given, is read only
     for that choice); the Prediction's ``seeds`` lists their indexes.
     """
+
+    kind = "generator"
 
     def __init__(self, signature, output: str, seeds: Iterable[dspy.Example] = (), *, query_field: str = "query",
                  seed_match: SeedMatch = "all", leave_one_out: bool = False):
@@ -102,6 +112,8 @@ class SeededStep(Step):
 class PrincipleGenerator(SeededStep):
     """Writes principles for an input, few-shot from seed examples (see :class:`SeededStep`)."""
 
+    stage = "principles"
+
     def __init__(self, seeds: Iterable[dspy.Example] = (), seed_match: SeedMatch = "all", leave_one_out: bool = False,
                  max_words: int | None = MAX_WORDS):
         super().__init__(word_limited(GeneratePrinciples, max_words, "writer"), "principles", seeds,
@@ -111,12 +123,18 @@ class PrincipleGenerator(SeededStep):
 class PrincipleCritic(Step):
     """Scores principles 1..5 for their usefulness to the input, with feedback."""
 
+    stage = "principles"
+    kind = "critic"
+
     def __init__(self, max_words: int | None = MAX_WORDS):
         super().__init__(word_limited(CritiquePrinciples, max_words, "critic"), {"score": "score", "feedback": "feedback"})
 
 
 class PrincipleRefiner(Step):
     """Rewrites principles to address the critic's feedback."""
+
+    stage = "principles"
+    kind = "refiner"
 
     def __init__(self, max_words: int | None = MAX_WORDS):
         super().__init__(word_limited(RefinePrinciples, max_words, "writer"), {"principles": "principles"})
@@ -125,6 +143,9 @@ class PrincipleRefiner(Step):
 class Responder(Step):
     """Writes the response to the input, guided by the principles."""
 
+    stage = "response"
+    kind = "generator"
+
     def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
         super().__init__(word_limited(framed(Respond, framing), max_words, "writer"), {"response": "response"})
 
@@ -132,12 +153,18 @@ class Responder(Step):
 class ResponseCritic(Step):
     """Scores 1..5 how well a response adheres to the principles, with feedback."""
 
+    stage = "response"
+    kind = "critic"
+
     def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
         super().__init__(word_limited(framed(CritiqueResponse, framing), max_words, "critic"), {"score": "score", "feedback": "feedback"})
 
 
 class ResponseRefiner(Step):
     """Revises a response to follow the principles, using the critic's feedback."""
+
+    stage = "response"
+    kind = "refiner"
 
     def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
         super().__init__(word_limited(framed(RefineResponse, framing), max_words, "writer"), {"response": "response"})

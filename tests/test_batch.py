@@ -64,8 +64,6 @@ class Staged(dspy.Module):
     With ``hold`` set, every second stage waits (up to 10 s) until the input ``hold`` has started.
     """
 
-    stages = ("first", "second")
-
     def __init__(self, fail=(), hold=None):
         super().__init__()
         self.events, self.fail, self.hold = [], set(fail), hold
@@ -77,6 +75,9 @@ class Staged(dspy.Module):
 
     def forward(self, query, goal=None):
         return self.second(**self.first(query, goal))
+
+    def stages(self):
+        return (self.first, self.second)
 
     def first(self, query, goal=None):
         self.log("first", query)
@@ -345,3 +346,24 @@ def test_the_folder_lock_is_released_after_a_run_and_after_bad_rows(scripted, tm
     os.close(held)
     assert batch(SPRI(), rows(1), tmp_path / "out", lm).done == 1
     os.close(_lock_folder(tmp_path / "out"))  # and after a finished run
+
+
+def test_usage_is_counted_under_the_stage_each_step_declares(tmp_path, scripted):
+    """By stage means the stage a step belongs to, not what its name starts with."""
+    from spri_dspy.modules import Step
+
+    class Helper(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.polish = Step(dspy.Signature("query -> response"), {"response": "response"}, stage="response",
+                               kind="refiner")
+
+        def forward(self, query, goal=None):
+            return self.polish(query=query)
+
+    _, lm = scripted({}, step_signatures={"polish": dspy.Signature("query -> response")})
+    summary = batch(Helper(), rows(2), tmp_path, lm=lm, threads=1)
+    assert summary.done == 2
+    assert summary.by_step == {"polish": {"scripted/base": {"calls": 2, "prompt_tokens": summary.prompt_tokens,
+                                                             "completion_tokens": summary.completion_tokens}}}
+    assert list(summary.by_stage) == ["response"] and summary.by_stage["response"]["calls"] == 2

@@ -35,7 +35,7 @@ def test_stages_run_one_after_another_are_forward(scripted):
     prediction, engine = judge(scripted, (2, 5), (1, 4), (3, 2))
     staged_engine, lm = scripted(judge_script((2, 5), (1, 4), (3, 2)))
     program = SPRIJudge()
-    assert program.stages == ("write_rubric", "write_judgement")
+    assert program.stages() == (program.write_rubric, program.write_judgement)
     with dspy.context(lm=lm):
         middle = program.write_rubric(INSTRUCTION, "Because of the ocean.")
         assert staged_engine.steps() == ["rubric_generator", "rubric_critic", "rubric_refiner", "rubric_critic"]

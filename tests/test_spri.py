@@ -52,7 +52,7 @@ def test_stages_run_one_after_another_are_forward(scripted):
     prediction, engine = run(scripted, (2, 5), (3, 4))
     staged_engine, lm = scripted(spri_script((2, 5), (3, 4)))
     program = SPRI()
-    assert program.stages == ("write_principles", "write_response")
+    assert program.stages() == (program.write_principles, program.write_response)
     with dspy.context(lm=lm):
         middle = program.write_principles(query="My cat keeps waking me at 4am. What can I do?")
         assert staged_engine.steps() == [P_GEN, P_CRIT, P_REF, P_CRIT]

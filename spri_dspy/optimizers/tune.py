@@ -2,7 +2,7 @@
 
 The search space: ``threshold`` (3-5), ``max_rounds`` (1-4), ``keep`` (latest/best),
 ``max_words`` (64, 128 (the paper's), 256 or no limit), the number of seeds shown and how they are matched (when seeds are given), a
-sampling temperature per kind of step (generators, critics, refiners, responder),
+sampling temperature per kind of step (generators (the responder too), critics, refiners),
 and whether the critics run on ``critic_lm`` (when one is given).
 
 By default the study has two objectives, the task metric (maximised) and LM calls
@@ -23,14 +23,15 @@ from typing import Any
 import dspy
 import optuna
 
-from spri_dspy.batch import StepUsage
+from spri_dspy.usage import StepUsage
+from spri_dspy.modules import Step
 from spri_dspy.seeds import SeedSource, load_seeds
 from spri_dspy.spri import SPRI
 
 WORD_LIMITS = (64, 128, 256, None)
 """The word limits a study tries; None is no limit."""
-STEP_KINDS = {"generator": ("principle_generator", "responder"), "critic": ("principle_critic", "response_critic"),
-              "refiner": ("principle_refiner", "response_refiner")}
+STEP_KINDS = ("generator", "critic", "refiner")
+"""The kinds of step (:attr:`spri_dspy.modules.Step.kind`) that each get their own temperature."""
 
 
 @dataclass
@@ -55,10 +56,9 @@ def suggest_spri(trial: optuna.Trial, seeds: Sequence[dspy.Example] = (), critic
         critic_lm=critic_lm if critic_lm is not None and trial.suggest_categorical("separate_critic", [True, False])
         else None,
     )
-    for kind, steps in STEP_KINDS.items():
-        temperature = trial.suggest_float(f"temperature_{kind}", 0.0, 1.0)
-        for step in steps:
-            getattr(program, step).predict.config["temperature"] = temperature
+    temperatures = {kind: trial.suggest_float(f"temperature_{kind}", 0.0, 1.0) for kind in STEP_KINDS}
+    for _, step in program.named_sub_modules(Step):
+        step.predict.config["temperature"] = temperatures[step.kind]
     return program
 
 
