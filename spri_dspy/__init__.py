@@ -29,7 +29,16 @@ from spri_dspy.modules import (
     ResponseCritic,
     ResponseRefiner,
 )
-from spri_dspy.judge import SPRIJudge
+from spri_dspy.judge import (
+    Judge,
+    JudgementCritic,
+    JudgementRefiner,
+    RubricCritic,
+    RubricGenerator,
+    RubricRefiner,
+    SPRIJudge,
+)
+from spri_dspy.programs import PROGRAMS, build_program, load_program, save_program
 from spri_dspy.seeds import SeedError, load_seeds, select_seeds
 from spri_dspy.spri import SPRI
 
@@ -53,6 +62,16 @@ __all__ = [
     "Responder",
     "ResponseCritic",
     "ResponseRefiner",
+    "RubricGenerator",
+    "RubricCritic",
+    "RubricRefiner",
+    "Judge",
+    "JudgementCritic",
+    "JudgementRefiner",
+    "PROGRAMS",
+    "build_program",
+    "save_program",
+    "load_program",
     "CritiqueRefine",
     "Round",
     "load_seeds",

@@ -128,8 +128,11 @@ class SeedPrinciples(OraclePrinciples):
     """Baseline: the seeds selected for the input (``seed_match``, ``leave_one_out``) used
     directly as its principles, then SPRI's response stage."""
 
-    def __init__(self, seeds: SeedSource, seed_match: SeedMatch = "all", leave_one_out: bool = False, **options):
-        super().__init__(**options)
+    def __init__(self, seeds: SeedSource, seed_match: SeedMatch = "all", leave_one_out: bool = False,
+                 threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None, keep: Keep = "latest",
+                 max_words: int | None = MAX_WORDS, framing: str | None = None):
+        super().__init__(threshold=threshold, max_rounds=max_rounds, critic_lm=critic_lm, keep=keep,
+                         max_words=max_words, framing=framing)
         self.seeds = load_seeds(seeds)
         select_seeds([], query="", match=seed_match)  # validates seed_match
         self.seed_match, self.leave_one_out = seed_match, leave_one_out

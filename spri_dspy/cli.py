@@ -11,10 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EMBEDDED = "embedded"
-RESPONSE_PROGRAMS = ("spri", "vanilla", "self-refine", "oracle", "seed-principles")
-JUDGE_PROGRAMS = ("spri", "vanilla", "self-refine", "mt-bench", "flask", "oracle", "seed-rubrics")
-TASKS = ("reappraisal", "instructions", "judgements")
-METRICS = ("alignment", "empathy", "usefulness", "adherence", "agreement")
 
 
 class CLIError(Exception):
@@ -78,14 +74,17 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    from spri_dspy.metrics import METRICS
+    from spri_dspy.tasks import TASKS
+
     parser.add_argument("data", metavar="DATA", help="a dataset file or folder that the 'datasets' library reads")
     group = parser.add_argument_group("data and metric")
-    group.add_argument("--task", choices=TASKS, default="reappraisal",
+    group.add_argument("--task", choices=list(TASKS), default="reappraisal",
                        help="reappraisal (RESORT-style rows), instructions (one text column) or judgements "
                             "(instruction, response, human_score); default reappraisal")
     group.add_argument("--field", default="instruction", metavar="COLUMN", help="text column for --task instructions")
-    group.add_argument("--metric", choices=METRICS, help="default: alignment (reappraisal), adherence "
-                       "(instructions), agreement (judgements)")
+    group.add_argument("--metric", choices=list(METRICS), help="default: "
+                       + ", ".join(f"{task.metrics[0]} ({name})" for name, task in TASKS.items()))
     group.add_argument("--judge-lm", metavar="MODEL", help="LM of the metric's judge (default: the base model)")
     group.add_argument("--program", default="spri", metavar="NAME",
                        help="program to compile or tune from (default spri)")
@@ -95,6 +94,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``spri`` and its subcommands."""
+    from spri_dspy.programs import program_names
+
     parser = argparse.ArgumentParser(
         prog="spri",
         description="SPRI: write principles for each input, critique and refine them, then respond under them.",
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_options(generate)
     fields = generate.add_argument_group("fields")
     fields.add_argument("--program", default="spri", metavar="NAME|FILE",
-                        help=f"what to run: {', '.join(RESPONSE_PROGRAMS)} (default spri), or a file saved by 'spri compile'")
+                        help=f"what to run: {', '.join(program_names('response'))} (default spri), or a file saved by 'spri compile'")
     fields.add_argument("--query-field", default="query", metavar="COLUMN", help="column of the inputs (default query)")
     fields.add_argument("--goal-field", metavar="COLUMN", help="column of response goals (optional)")
     fields.add_argument("--principles-field", default="principles", metavar="COLUMN",
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_options(judge)
     fields = judge.add_argument_group("fields")
     fields.add_argument("--program", default="spri", metavar="NAME|FILE",
-                        help=f"which judge: {', '.join(JUDGE_PROGRAMS)} (default spri), or a file saved by 'spri compile'")
+                        help=f"which judge: {', '.join(program_names('judge'))} (default spri), or a file saved by 'spri compile'")
     fields.add_argument("--instruction-field", default="instruction", metavar="COLUMN", help="default instruction")
     fields.add_argument("--response-field", default="response", metavar="COLUMN", help="default response")
     fields.add_argument("--reference-field", metavar="COLUMN", help="column of reference answers (optional)")
@@ -293,7 +294,11 @@ def _check_settings(args: argparse.Namespace) -> None:
         elif args.command == "judge":
             has_goal, remedy = False, "use --seed-match all"
         else:
-            has_goal, remedy = args.task == "reappraisal", "give --task reappraisal or use --seed-match all"
+            from spri_dspy.tasks import TASKS
+
+            has_goal = TASKS[args.task].has_goal
+            with_goals = " or ".join(f"--task {name}" for name, task in TASKS.items() if task.has_goal)
+            remedy = f"give {with_goals} or use --seed-match all"
         if not has_goal:
             raise CLIError(f"--seed-match goal shows only seeds with the input's goal, and these inputs have none: "
                            f"{remedy}")
@@ -301,7 +306,9 @@ def _check_settings(args: argparse.Namespace) -> None:
 
 def _judges(args: argparse.Namespace) -> bool:
     """Whether the command runs judge programs (``spri judge``, or ``--task judgements``)."""
-    return args.command == "judge" or getattr(args, "task", None) == "judgements"
+    from spri_dspy.tasks import TASKS
+
+    return args.command == "judge" or "task" in args and TASKS[args.task].kind == "judge"
 
 
 def _check_writable(option: str, path: str) -> None:
@@ -329,144 +336,107 @@ def _models(args: argparse.Namespace):
     return lm, critic, adapter
 
 
-def _build(kind: str, name: str, args: argparse.Namespace, critic_lm):
-    """The program ``name`` of ``kind`` ("response" or "judge") with the command's settings."""
-    from spri_dspy import baselines
-    from spri_dspy.judge import SPRIJudge
-    from spri_dspy.seeds import SeedError
-    from spri_dspy.spri import SPRI
+def _settings(args: argparse.Namespace, critic_lm) -> dict:
+    """The command's program settings, for :func:`spri_dspy.programs.build_program`."""
+    return {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm,
+            "seeds": args.seeds, "seed_match": args.seed_match, "leave_one_out": args.leave_one_out,
+            "max_words": args.max_words, "framing": _framing(args), "use_reference": args.use_reference}
 
-    loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm}
-    seeded = {"seeds": args.seeds, "seed_match": args.seed_match, "leave_one_out": args.leave_one_out}
-    words = {"max_words": args.max_words, "framing": _framing(args)}
-    reference = {"use_reference": args.use_reference}
-    needs_seeds = name in ("seed-principles", "seed-rubrics")
-    if needs_seeds and not args.seeds:
-        raise CLIError(f"--program {name} needs --seeds FILE")
-    factories = {
-        ("response", "spri"): lambda: SPRI(**loop, **seeded, **words),
-        ("response", "vanilla"): lambda: baselines.Vanilla(**words),
-        ("response", "self-refine"): lambda: baselines.SelfRefine(**loop, **words),
-        ("response", "oracle"): lambda: baselines.OraclePrinciples(**loop, **words),
-        ("response", "seed-principles"): lambda: baselines.SeedPrinciples(**seeded, **loop, **words),
-        ("judge", "spri"): lambda: SPRIJudge(**loop, **seeded, **reference),
-        ("judge", "vanilla"): lambda: baselines.VanillaJudge(**reference),
-        ("judge", "self-refine"): lambda: baselines.SelfRefineJudge(**loop, **reference),
-        ("judge", "mt-bench"): lambda: baselines.RubricJudge(rubric=baselines.MT_BENCH_RUBRIC, **reference),
-        ("judge", "flask"): lambda: baselines.RubricJudge(rubric=baselines.FLASK_RUBRIC, **reference),
-        ("judge", "oracle"): lambda: baselines.RubricJudge(**reference),
-        ("judge", "seed-rubrics"): lambda: baselines.RubricJudge(seeds=args.seeds, leave_one_out=args.leave_one_out,
-                                                                 seed_match=args.seed_match, **reference),
-    }
+
+def _build(kind: str, name: str, settings: dict):
+    """``build_program`` with its errors as one-line CLI errors naming the flag."""
+    from spri_dspy.programs import build_program
+    from spri_dspy.seeds import SeedError
+
     try:
-        return factories[(kind, name)]()
+        return build_program(name, kind, **settings)
+    except SeedError as exc:
+        raise CLIError(f"--seeds: {exc}") from None
+    except ValueError as exc:
+        if "needs seeds" in str(exc):
+            raise CLIError(f"--program {name} needs --seeds FILE") from None
+        raise
+
+
+def _built_variant(variant, kind: str, settings: dict):
+    from spri_dspy.seeds import SeedError
+
+    try:
+        return variant.build(kind, settings)
     except SeedError as exc:
         raise CLIError(f"--seeds: {exc}") from None
 
 
 def _framing(args: argparse.Namespace) -> str | None:
-    """The task's framing of the response stage: the reappraisal one for ``--task reappraisal``, else none."""
-    from spri_dspy.tasks import REAPPRAISAL_FRAMING
+    """The task's framing of the response stage (for ``--task``), else none."""
+    from spri_dspy.tasks import TASKS
 
-    return REAPPRAISAL_FRAMING if getattr(args, "task", None) == "reappraisal" else None
+    task = getattr(args, "task", None)
+    return TASKS[task].framing if task else None
 
 
-SAVED_KEY = "spri_dspy"
+def _metadata(path: str) -> dict:
+    from spri_dspy.programs import read_metadata
+
+    try:
+        return read_metadata(path)
+    except ValueError as exc:
+        raise CLIError(f"--program {exc}") from None
 
 
 def _program_name(value: str) -> str:
     """The program name behind ``--program``: the name itself, or the one recorded in a compiled file."""
-    if os.path.isfile(value):
-        return _saved_metadata(value)["program"]
-    return value
-
-
-def _saved_metadata(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            metadata = json.load(handle).get(SAVED_KEY)
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
-        raise CLIError(f"--program {path}: not a program saved by 'spri compile' ({exc})") from None
-    if not isinstance(metadata, dict) or "program" not in metadata or "kind" not in metadata:
-        raise CLIError(f"--program {path}: not a program saved by 'spri compile'")
-    return metadata
+    return _metadata(value)["program"] if os.path.isfile(value) else value
 
 
 def _program(kind: str, value: str, args: argparse.Namespace, critic_lm):
     """``--program``: a program name, or a file saved by ``spri compile`` (its settings and compiled state)."""
+    from spri_dspy.programs import PROGRAMS, load_program, program_names
+
     if not os.path.isfile(value):
-        names = RESPONSE_PROGRAMS if kind == "response" else JUDGE_PROGRAMS
-        if value not in names:
-            raise CLIError(f"--program must be one of {', '.join(names)} or a file saved by 'spri compile', got {value!r}")
-        return _build(kind, value, args, critic_lm)
-    metadata = _saved_metadata(value)
+        if (kind, value) not in PROGRAMS:
+            raise CLIError(f"--program must be one of {', '.join(program_names(kind))} or a file saved by "
+                           f"'spri compile', got {value!r}")
+        return _build(kind, value, _settings(args, critic_lm))
+    metadata = _metadata(value)
     if metadata["kind"] != kind:
         raise CLIError(f"--program {value}: a compiled {metadata['kind']} program cannot run here")
-    names = RESPONSE_PROGRAMS if kind == "response" else JUDGE_PROGRAMS
-    if metadata["program"] not in names:
-        raise CLIError(f"--program {value}: its metadata names an unknown {kind} program {metadata['program']!r} "
-                       f"(known: {', '.join(names)})")
-    for key, saved in sorted(metadata.get("settings", {}).items()):  # args end up holding what really runs
-        if key not in getattr(args, "given", set()):
+    given = getattr(args, "given", set())
+    flags = {key: saved for key, saved in metadata.get("settings", {}).items() if hasattr(args, key)}
+    for key, saved in sorted(flags.items()):  # args end up holding what really runs
+        if key not in given:
             setattr(args, key, saved)
         elif getattr(args, key) != saved:  # an explicit flag wins, and says so
             print(f"spri: --{key.replace('_', '-')} {getattr(args, key)} overrides {saved!r} saved in {value}",
                   file=sys.stderr)
             args.overrides = {**getattr(args, "overrides", {}), key: {"saved": saved, "used": getattr(args, key)}}
-    program = _build(kind, metadata["program"], args, critic_lm)
     try:
-        program.load(value)
+        return load_program(value, critic_lm=critic_lm, **{key: getattr(args, key) for key in flags if key in given})
     except (ValueError, KeyError) as exc:
         raise CLIError(f"--program {value}: {exc}") from None
-    return program
-
-
-def save_compiled(program, path: str, kind: str, name: str, args: argparse.Namespace) -> None:
-    """DSPy's JSON save of ``program``, plus what 'spri run/generate --program FILE' needs to rebuild it."""
-    program.save(path)
-    with open(path, encoding="utf-8") as handle:
-        state = json.load(handle)
-    settings = {key: getattr(args, key) for key in ("threshold", "max_rounds", "keep", "seeds", "seed_match",
-                                                     "leave_one_out", "max_words", "use_reference")
-                if hasattr(args, key)}
-    state[SAVED_KEY] = {"kind": kind, "program": name, "settings": settings}
-    from spri_dspy.secrets import redact
-
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(redact(json.dumps(state, indent=2)))
 
 
 def _task_data(args: argparse.Namespace):
-    """(examples, kind, metric) for --task/--metric, with the metric's judge on --judge-lm."""
-    from spri_dspy import metrics
-    from spri_dspy.tasks import load_instructions, load_judgements, load_reappraisal
+    """(task, examples, metric) for --task/--metric, with the metric's judge on --judge-lm."""
+    from spri_dspy.metrics import METRICS
+    from spri_dspy.tasks import TASKS
 
-    import dspy
-
+    task = TASKS[args.task]
     try:
-        if args.task == "reappraisal":
-            examples = load_reappraisal(args.data)
-        elif args.task == "instructions":
-            examples = [dspy.Example(query=text).with_inputs("query") for text in load_instructions(args.data, args.field)]
-        else:
-            examples = load_judgements(args.data)
+        examples = task.load(args.data, args.field)
     except (ValueError, FileNotFoundError) as exc:
         message = str(exc)
         raise CLIError(message if message.startswith(str(args.data)) else f"{args.data}: {message}") from None
     examples = examples[: args.limit] if args.limit else examples
     if len(examples) < 2:
         raise CLIError(f"{args.data}: needs at least 2 examples, found {len(examples)}")
-    name = args.metric or {"reappraisal": "alignment", "instructions": "adherence", "judgements": "agreement"}[args.task]
-    if args.task == "judgements" and name != "agreement" or args.task != "judgements" and name == "agreement":
-        raise CLIError(f"--metric {name} does not fit --task {args.task}")
-    judge = make_lm(args.judge_lm, api_base=args.api_base, max_tokens=args.max_tokens) if args.judge_lm else None
-    metric = metrics.human_agreement if name == "agreement" else {
-        "alignment": metrics.reappraisal_alignment, "empathy": metrics.empathy,
-        "usefulness": metrics.principle_usefulness, "adherence": metrics.response_adherence}[name](lm=judge)
+    name = args.metric or task.metrics[0]
+    if name not in task.metrics:
+        raise CLIError(f"--metric {name} does not fit --task {args.task} (it takes {', '.join(task.metrics)})")
     if name in ("usefulness", "adherence") and _program_name(args.program) in ("vanilla", "self-refine"):
         raise CLIError(f"--metric {name} scores principles; --program {args.program} writes none")
-    kind = "judge" if args.task == "judgements" else "response"
-    return examples, kind, metric
+    judge = make_lm(args.judge_lm, api_base=args.api_base, max_tokens=args.max_tokens) if args.judge_lm else None
+    return task, examples, METRICS[name](lm=judge)
 
 
 def _split(examples, fraction: float):
@@ -481,13 +451,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
     import dspy
 
     from spri_dspy.optimizers import compile_program
+    from spri_dspy.programs import save_program
 
     _check_settings(args)
     _check_writable("--save", args.save)
-    examples, kind, metric = _task_data(args)
+    task, examples, metric = _task_data(args)
     trainset, devset = _split(examples, args.dev_fraction)
     lm, critic_lm, adapter = _models(args)
-    program = _program(kind, args.program, args, critic_lm)
+    program = _program(task.kind, args.program, args, critic_lm)
     with dspy.context(lm=lm, adapter=adapter):
         compiled, report = compile_program(program, trainset, devset, metric, optimizer=args.optimizer,
                                            max_demos=args.max_demos, num_trials=args.trials,
@@ -496,7 +467,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"spri: error: every dev example failed before and after compiling, so nothing was measured and "
               f"{args.save} was not written; the first error: {report.first_error}", file=sys.stderr)
         return 1
-    save_compiled(compiled, args.save, kind, _program_name(args.program), args)
+    save_program(compiled, args.save)
     print(f"{args.optimizer}: metric on {report.dev_size} dev examples {report.before:.3f} -> {report.after:.3f} "
           f"(trained on {report.train_size}, {report.seconds:.1f} s); saved {args.save}")
     if report.failed_before or report.failed_after:
@@ -513,15 +484,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     args.threshold, args.max_rounds = 4, 4  # tuned, not set
     _check_settings(args)
-    examples, kind, metric = _task_data(args)
-    if kind != "response":
+    task, examples, metric = _task_data(args)
+    if task.kind != "response":
         raise CLIError("spri tune tunes SPRI; use --task reappraisal or instructions")
     lm, critic_lm, adapter = _models(args)
     try:
         with dspy.context(lm=lm, adapter=adapter):
             result = tune(examples, metric, storage=args.storage, study_name=args.study, n_trials=args.n_trials,
                           timeout=args.timeout, seeds=args.seeds, critic_lm=critic_lm, cost=not args.quality_only,
-                          framing=_framing(args))
+                          framing=task.framing)
     except ImportError as exc:
         raise CLIError(f"--storage {args.storage}: {exc}") from None
     print(f"study {args.study!r} in {args.storage}: {len(result.study.trials)} trials; best:")
@@ -540,36 +511,21 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     """``spri ablate``: the variant grid over a dataset."""
     import dspy
 
-    from spri_dspy import baselines
     from spri_dspy.ablate import ablate
-    from spri_dspy.spri import SPRI
 
     _check_settings(args)
-    examples, kind, metric = _task_data(args)
-    if kind != "response":
-        raise CLIError("spri ablate compares response programs; use --task reappraisal or instructions")
+    task, examples, metric = _task_data(args)
+    if task.variants is None:
+        raise CLIError(f"spri ablate compares response programs; --task {args.task} has no ablation grid")
     lm, critic_lm, adapter = _models(args)
-    words = {"max_words": args.max_words, "framing": _framing(args)}
-    loop = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm,
-            **words}
-    variants = {"spri_no_seeds": lambda: SPRI(**loop), "vanilla": lambda: baselines.Vanilla(**words),
-                "self_refine": lambda: baselines.SelfRefine(**loop)}
-    if args.max_words is not None:  # the paper's word limit, and the same program without it
-        variants["spri_no_word_limit"] = lambda: SPRI(**{**loop, "max_words": None})
-    if args.seeds:
-        seeded = {"seeds": args.seeds, "leave_one_out": args.leave_one_out}
-        variants["spri_seeds"] = lambda: SPRI(**loop, **seeded)
-        match = "goal" if args.task == "reappraisal" else args.seed_match  # reappraisal: the dimension's own seed
-        variants["seed_principles"] = lambda: baselines.SeedPrinciples(**seeded, seed_match=match, **loop)
-        if args.task == "reappraisal":
-            variants["spri_seed_per_dimension"] = lambda: SPRI(**loop, **seeded, seed_match="goal")
-    if args.task == "reappraisal":
-        variants["oracle"] = lambda: baselines.OraclePrinciples(**loop)
-    chosen = args.variants.split(",") if args.variants else list(variants)
-    unknown = sorted(set(chosen) - set(variants))
+    settings = _settings(args, critic_lm)
+    grid = task.variants(settings)
+    chosen = args.variants.split(",") if args.variants else list(grid)
+    unknown = sorted(set(chosen) - set(grid))
     if unknown:
-        raise CLIError(f"--variants: unknown {unknown}; available: {', '.join(variants)}")
-    inputs = {"oracle": lambda e: {**e.inputs(), "principles": e.constitution}}
+        raise CLIError(f"--variants: unknown {unknown}; available: {', '.join(grid)}")
+    variants = {name: _built_variant(grid[name], task.kind, settings) for name in chosen}
+    inputs = {name: grid[name].inputs for name in chosen if grid[name].inputs is not None}
     study = None
     if args.study:  # checked before the grid spends any LM call
         import optuna
@@ -579,7 +535,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         except KeyError:
             raise CLIError(f"--study {args.study!r} not found in {args.storage}") from None
     with dspy.context(lm=lm, adapter=adapter):
-        rows = ablate({name: variants[name]() for name in chosen}, examples, metric, args.output, inputs=inputs)
+        rows = ablate(variants, examples, metric, args.output, inputs=inputs)
     print((Path(args.output) / "ablation.md").read_text().rstrip())
     print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
     if study is not None:

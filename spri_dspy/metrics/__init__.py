@@ -11,7 +11,12 @@ from spri_dspy.metrics.llm import (
     response_adherence,
 )
 
+METRICS = {"alignment": reappraisal_alignment, "empathy": empathy, "usefulness": principle_usefulness,
+           "adherence": response_adherence, "agreement": lambda lm=None: human_agreement}
+"""--metric name -> a factory taking the judge's LM (None: the configured LM) and returning a DSPy metric."""
+
 __all__ = [
+    "METRICS",
     "JudgeMetric",
     "reappraisal_alignment",
     "empathy",

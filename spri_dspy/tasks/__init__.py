@@ -1,7 +1,13 @@
-"""The paper's three uses of SPRI: cognitive reappraisal, rubrics for LLM-as-a-judge, synthetic SFT data."""
+"""The paper's three uses of SPRI, one :class:`Task` each: cognitive reappraisal, judging with rubrics,
+and instructions (synthetic SFT data). :data:`TASKS` is the registry the CLI, compile, tune and ablate read."""
 
-from spri_dspy.tasks.judging import load_biggen, load_judgements
-from spri_dspy.tasks.reappraisal import REAPPRAISAL_FRAMING, load_reappraisal
-from spri_dspy.tasks.sft import generate_sft, load_instructions, save_sft
+from spri_dspy.tasks.judging import JUDGEMENTS, load_biggen, load_judgements
+from spri_dspy.tasks.reappraisal import REAPPRAISAL, REAPPRAISAL_FRAMING, load_reappraisal
+from spri_dspy.tasks.sft import INSTRUCTIONS, generate_sft, load_instructions, save_sft
+from spri_dspy.tasks.task import Task, Variant
 
-__all__ = ["load_reappraisal", "REAPPRAISAL_FRAMING", "load_biggen", "load_judgements", "load_instructions", "generate_sft", "save_sft"]
+TASKS: dict[str, Task] = {task.name: task for task in (REAPPRAISAL, INSTRUCTIONS, JUDGEMENTS)}
+"""--task name -> Task."""
+
+__all__ = ["TASKS", "Task", "Variant", "load_reappraisal", "REAPPRAISAL_FRAMING", "load_biggen", "load_judgements",
+           "load_instructions", "generate_sft", "save_sft"]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import dspy
 
 from spri_dspy.data import RowError, TableSource, load_table, text_field
+from spri_dspy.tasks.task import Task
 from spri_dspy.rubric import format_rubric
 
 # Example field -> column of a judgement dataset; human_score is read as a number.
@@ -68,3 +69,8 @@ def load_judgements(source: TableSource, columns: Mapping[str, str] | None = Non
                   if name in fields]
         examples.append(dspy.Example(**fields).with_inputs(*inputs))
     return examples
+
+
+JUDGEMENTS = Task(name="judgements", kind="judge", load=lambda data, field=None: load_judgements(data),
+                  metrics=("agreement",))
+"""Judging responses (instruction, response, human_score rows): judges scored by agreement with humans."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import dspy
 
 from spri_dspy.data import TableSource, load_table, text_field
+from spri_dspy.tasks.task import Task, response_variants
 
 # Example field -> column in the RESORT-style files released with the paper.
 REAPPRAISAL_COLUMNS = {
@@ -49,3 +50,16 @@ def load_reappraisal(source: TableSource, columns: Mapping[str, str] | None = No
                 fields[name] = value
         examples.append(dspy.Example(**fields).with_inputs("query", "goal"))
     return examples
+
+
+REAPPRAISAL = Task(
+    name="reappraisal",
+    kind="response",
+    load=lambda data, field=None: load_reappraisal(data),
+    metrics=("alignment", "empathy", "usefulness", "adherence"),
+    framing=REAPPRAISAL_FRAMING,
+    has_goal=True,
+    variants=lambda settings: response_variants(
+        settings, per_goal=True, oracle=lambda example: {**example.inputs(), "principles": example.constitution}),
+)
+"""Cognitive reappraisal on RESORT-style rows: SPRI under the reappraisal framing, judged for alignment."""

@@ -12,6 +12,7 @@ import datasets
 import dspy
 
 from spri_dspy.data import TableSource, load_table, text_field
+from spri_dspy.tasks.task import Task, response_variants
 
 logger = logging.getLogger(__name__)
 
@@ -74,3 +75,14 @@ def save_sft(dataset: datasets.Dataset, path: str | os.PathLike) -> Path:
     else:
         dataset.save_to_disk(str(path))
     return path
+
+
+INSTRUCTIONS = Task(
+    name="instructions",
+    kind="response",
+    load=lambda data, field="instruction": [dspy.Example(query=text).with_inputs("query")
+                                            for text in load_instructions(data, field or "instruction")],
+    metrics=("adherence", "usefulness", "alignment", "empathy"),
+    variants=response_variants,
+)
+"""Instructions (one text column), e.g. for synthetic SFT data: SPRI judged by the response's adherence."""

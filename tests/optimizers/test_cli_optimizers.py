@@ -38,7 +38,10 @@ def test_compile_then_run_and_generate_with_the_file(data, tmp_path, scripted_mo
     assert "bootstrap: metric on 3 dev examples 0.900 -> 0.900" in out and str(saved) in out
     state = json.loads(saved.read_text())
     assert state["spri_dspy"]["program"] == "spri" and state["spri_dspy"]["settings"]["max_rounds"] == 2
-    assert (state["spri_dspy"]["settings"]["max_words"], state["spri_dspy"]["settings"]["use_reference"]) == (128, True)
+    from spri_dspy.tasks import REAPPRAISAL_FRAMING
+
+    settings = state["spri_dspy"]["settings"]  # the program's own settings only: SPRI takes no use_reference
+    assert (settings["max_words"], settings["framing"], "use_reference" in settings) == (128, REAPPRAISAL_FRAMING, False)
     assert state["principle_generator.predict"]["demos"]
     assert cli.main(["run", "post 0", "--goal", "aim 0", "--program", str(saved), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -200,3 +203,15 @@ def test_ablate_compares_spri_with_and_without_the_word_limit_under_the_reapprai
     assert len(said) == 12 and all(REAPPRAISAL_FRAMING in text for text in said)
     assert sum("Use at most 90 words." in text for text in said) == 6
     assert sum("at most" not in text for text in said) == 6
+
+
+def test_a_compiled_file_runs_its_critics_on_critic_lm(tmp_path, scripted_models, capsys):
+    """Loading a compiled state resets each step's LM (DSPy's load_state); --critic-lm must still place the critics."""
+    from spri_dspy import SPRI, save_program
+
+    save_program(SPRI(max_rounds=1), tmp_path / "p.json")
+    assert cli.main(["run", "a query", "--program", str(tmp_path / "p.json"), "--critic-lm", "openai/critic",
+                     "--json"]) == 0
+    capsys.readouterr()
+    assert scripted_models["openai/critic"].steps() == ["principle_critic", "response_critic"]
+    assert "principle_critic" not in scripted_models["embedded"].steps()
