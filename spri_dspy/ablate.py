@@ -20,10 +20,7 @@ from typing import Any
 import dspy
 import numpy as np
 
-from spri_dspy.usage import StepUsage
-from spri_dspy.secrets import redact
-
-Inputs = Callable[[dspy.Example], dict[str, Any]]
+from spri_dspy.evaluation import Inputs, evaluate
 
 
 @dataclass
@@ -43,30 +40,28 @@ class VariantResult:
 
 
 def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap confidence interval of the mean."""
+    """95% percentile-bootstrap confidence interval of the mean (``scipy.stats.bootstrap``)."""
+    from scipy import stats
+
     values = np.asarray(scores, dtype=float)
     if len(values) == 0:
         return float("nan"), float("nan")
-    means = np.random.default_rng(seed).choice(values, size=(resamples, len(values))).mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    if np.ptp(values) == 0:  # every resample has the same mean
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile",
+                             random_state=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example], metric, inputs: Inputs) -> VariantResult:
-    """Score one variant on every example; an example that raises counts as failed, not as a score."""
-    usage = StepUsage()
-    scores, failed, first_error = [], 0, ""
-    for example in devset:
-        try:
-            with dspy.context(usage_tracker=usage):  # the program's calls, not the metric judge's
-                prediction = program(**inputs(example))
-            scores.append(float(metric(example, prediction)))
-        except Exception as exc:
-            failed += 1
-            first_error = first_error or redact(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
-    low, high = bootstrap_ci(scores)
+def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example], metric,
+                inputs: Inputs | None = None) -> VariantResult:
+    """Score one variant on every example (:func:`spri_dspy.evaluation.evaluate`); an example that raises
+    counts as failed, not as a score."""
+    result = evaluate(program, devset, metric, inputs=inputs)
+    low, high = bootstrap_ci([score for score in result.scores if score is not None])
     n = len(devset)
-    return VariantResult(name, n, failed, float(np.mean(scores)) if scores else float("nan"), low, high,
-                         usage.calls / n, usage.tokens / n, first_error)
+    return VariantResult(name, n, result.failed, result.mean, low, high, result.usage.calls / n,
+                         result.usage.tokens / n, result.first_error)
 
 
 def ablate(
@@ -83,7 +78,7 @@ def ablate(
     """
     if not devset:
         raise ValueError("ablate needs a non-empty dataset")
-    rows = [run_variant(name, program, devset, metric, (inputs or {}).get(name, lambda e: e.inputs()))
+    rows = [run_variant(name, program, devset, metric, (inputs or {}).get(name))
             for name, program in variants.items()]
     write_table(rows, output)
     plot_variants(rows, output)

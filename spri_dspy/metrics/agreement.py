@@ -15,30 +15,28 @@ import numpy as np
 FIGURES = ("pearson", "spearman", "mae", "krippendorff_alpha")
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson correlation; NaN when either side is constant or has fewer than two values."""
+def _paired(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pairs as arrays, or None when a correlation is undefined (fewer than two, or a side constant)."""
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
-        return math.nan
-    return float(np.corrcoef(a, b)[0, 1])
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return a, b
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_values = values[order]
-    start = 0
-    for end in range(1, len(values) + 1):
-        if end == len(values) or sorted_values[end] != sorted_values[start]:
-            ranks[order[start:end]] = (start + end + 1) / 2
-            start = end
-    return ranks
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson correlation (``scipy.stats.pearsonr``); NaN when either side is constant or has fewer than two values."""
+    from scipy import stats
+
+    pairs = _paired(x, y)
+    return math.nan if pairs is None else float(stats.pearsonr(*pairs).statistic)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (Pearson on average-tie ranks)."""
-    return pearson(_ranks(np.asarray(x, dtype=float)), _ranks(np.asarray(y, dtype=float)))
+    """Spearman rank correlation, ties given their average rank (``scipy.stats.spearmanr``)."""
+    from scipy import stats
+
+    pairs = _paired(x, y)
+    return math.nan if pairs is None else float(stats.spearmanr(*pairs).statistic)
 
 
 def mae(x: Sequence[float], y: Sequence[float]) -> float:
@@ -48,17 +46,15 @@ def mae(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def krippendorff_alpha(x: Sequence[float], y: Sequence[float]) -> float:
-    """Krippendorff's alpha (interval metric) for two raters who rated every unit.
+    """Krippendorff's alpha (interval metric) for two raters who rated every unit (the ``krippendorff`` package);
+    NaN with fewer than two units or no spread in the values."""
+    import krippendorff
 
-    With n = 2N pooled values: alpha = 1 - (n - 1) * sum((x - y)^2) / (n * sum((v - mean(v))^2)).
-    """
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     pooled = np.concatenate([a, b])
-    n = len(pooled)
-    spread = float(((pooled - pooled.mean()) ** 2).sum())
-    if n < 4 or spread == 0:
+    if len(a) < 2 or np.ptp(pooled) == 0:
         return math.nan
-    return 1 - (n - 1) * float(((a - b) ** 2).sum()) / (n * spread)
+    return float(krippendorff.alpha(reliability_data=np.vstack([a, b]), level_of_measurement="interval"))
 
 
 def agreement(model: Sequence[float], human: Sequence[float]) -> dict[str, float]:

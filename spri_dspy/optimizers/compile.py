@@ -9,7 +9,7 @@ from typing import Any
 
 import dspy
 
-from spri_dspy.secrets import redact
+from spri_dspy.evaluation import evaluate
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
 Metric = Callable[..., Any]
@@ -31,33 +31,6 @@ class CompileReport:
     """The same after compiling."""
     first_error: str = ""
     """The first failure's reason, when any failed."""
-
-
-def evaluate(program: dspy.Module, devset: Sequence[dspy.Example], metric: Metric, num_threads: int = 1) -> float:
-    """Mean metric of ``program`` over ``devset`` (0..1 for the package's metrics), via ``dspy.Evaluate``."""
-    return _evaluate(program, devset, metric, num_threads)[0]
-
-
-class _Recorded(dspy.Module):
-    """``program`` whose failures are kept (``dspy.Evaluate`` scores them 0 and logs them)."""
-
-    def __init__(self, program: dspy.Module):
-        super().__init__()
-        self.program, self.errors = program, []
-
-    def forward(self, **inputs):
-        try:
-            return self.program(**inputs)
-        except Exception as exc:
-            self.errors.append(exc)
-            raise
-
-
-def _evaluate(program, devset, metric, num_threads) -> tuple[float, list[Exception]]:
-    recorded = _Recorded(program)
-    result = dspy.Evaluate(devset=list(devset), metric=metric, num_threads=num_threads, display_progress=False,
-                           provide_traceback=False)(recorded)
-    return result.score / 100, recorded.errors
 
 
 def _gepa_metric(metric: Metric) -> Callable[..., Any]:
@@ -101,7 +74,7 @@ def compile_program(
     if not trainset or not devset:
         raise ValueError("compile needs a non-empty train split and dev split")
     started = time.perf_counter()
-    before, errors_before = _evaluate(program, devset, metric, num_threads)
+    before = evaluate(program, devset, metric, num_threads=num_threads)
     student = program.deepcopy()
     if optimizer == "bootstrap":
         compiled = dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=max_demos,
@@ -117,9 +90,8 @@ def compile_program(
                          max_metric_calls=max_metric_calls, num_threads=num_threads, seed=seed,
                          track_stats=False)
         compiled = gepa.compile(student, trainset=list(trainset), valset=list(devset))
-    after, errors_after = _evaluate(compiled, devset, metric, num_threads)
-    first = (errors_before + errors_after)[:1]
-    report = CompileReport(optimizer, before, after, len(trainset), len(devset), round(time.perf_counter() - started, 2),
-                           len(errors_before), len(errors_after),
-                           redact(" ".join(f"{type(first[0]).__name__}: {first[0]}".split()))[:300] if first else "")
+    after = evaluate(compiled, devset, metric, num_threads=num_threads)
+    report = CompileReport(optimizer, before.score, after.score, len(trainset), len(devset),
+                           round(time.perf_counter() - started, 2), before.failed, after.failed,
+                           before.first_error or after.first_error)
     return compiled, report

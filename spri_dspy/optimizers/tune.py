@@ -23,7 +23,7 @@ from typing import Any
 import dspy
 import optuna
 
-from spri_dspy.usage import StepUsage
+from spri_dspy.evaluation import evaluate
 from spri_dspy.modules import Step
 from spri_dspy.seeds import SeedSource, load_seeds
 from spri_dspy.spri import SPRI
@@ -65,20 +65,25 @@ def suggest_spri(trial: optuna.Trial, seeds: Sequence[dspy.Example] = (), critic
 def _objective(devset, metric, build, cost: bool, report_every: int) -> Callable[[optuna.Trial], Any]:
     def objective(trial: optuna.Trial):
         program = build(trial)
-        usage = StepUsage()
-        scores = []
-        for number, example in enumerate(devset, start=1):
-            with dspy.context(usage_tracker=usage):  # the program's calls, not the metric judge's
-                prediction = program(**example.inputs())
-            scores.append(float(metric(example, prediction)))
-            if not cost and number % report_every == 0:
-                trial.report(sum(scores) / len(scores), number)
+        # The whole dev set at once, or (single objective) in chunks whose running mean can prune the trial.
+        chunks = [devset] if cost else [devset[i:i + report_every] for i in range(0, len(devset), report_every)]
+        scores, calls, failed, first_error = [], 0, 0, ""
+        for chunk in chunks:
+            result = evaluate(program, chunk, metric)
+            scores += [score or 0.0 for score in result.scores]  # a failed example scores 0, as in dspy.Evaluate
+            calls += result.usage.calls
+            failed += result.failed
+            first_error = first_error or result.first_error
+            if not cost:
+                trial.report(sum(scores) / len(scores), len(scores))
                 if trial.should_prune():
                     raise optuna.TrialPruned()
+        trial.set_user_attr("lm_calls_per_input", calls / len(devset))
+        trial.set_user_attr("failed", failed)
+        if first_error:
+            trial.set_user_attr("first_error", first_error)
         quality = sum(scores) / len(scores)
-        calls = usage.calls / len(devset)
-        trial.set_user_attr("lm_calls_per_input", calls)
-        return (quality, calls) if cost else quality
+        return (quality, calls / len(devset)) if cost else quality
 
     return objective
 

@@ -15,9 +15,8 @@ from typing import Any
 import dspy
 
 from spri_dspy.data import TableSource
+from spri_dspy.evaluation import Inputs
 from spri_dspy.programs import Kind, build_program
-
-Inputs = Callable[[dspy.Example], dict[str, Any]]
 
 
 @dataclass(frozen=True)

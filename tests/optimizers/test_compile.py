@@ -47,7 +47,7 @@ def test_optimizer_improves_the_metric(scripted, optimizer, program):
     with dspy.context(lm=lm):
         compiled, report = compile_program(program(), trainset, devset, metric, optimizer=optimizer,
                                            max_metric_calls=40, num_trials=4, num_candidates=2)
-        assert evaluate(compiled, devset, metric) == report.after
+        assert evaluate(compiled, devset, metric).score == report.after
     assert (report.before, report.after) == (0.0, 1.0)
     assert report.train_size == 4 and report.dev_size == 4
 
@@ -71,7 +71,7 @@ def test_compiled_program_saves_and_loads_with_identical_behaviour(scripted, tmp
         compiled.save(tmp_path / "program.json")
         fresh = SPRI()
         fresh.load(tmp_path / "program.json")
-        assert evaluate(fresh, devset, metric) == 1.0
+        assert evaluate(fresh, devset, metric).score == 1.0
         assert fresh(query="q").toDict() == compiled(query="q").toDict()
 
 

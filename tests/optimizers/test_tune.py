@@ -81,3 +81,19 @@ def test_the_word_limit_is_tuned_and_reaches_the_prompts(scripted, tmp_path):
         limit = trial.params["max_words"]
         said = " ".join(call.instructions.split())
         assert (f"Use at most {limit} words." in said) if limit else ("at most" not in said)
+
+
+def test_a_failing_example_scores_zero_and_the_study_goes_on(scripted, tmp_path):
+    """One unparseable answer used to end the whole study with a traceback."""
+    answers = script()
+    answers["responder"] = lambda call: "not json at all" if call.inputs["query"] == "q1" else {"response": "r"}
+    engine, lm = scripted(answers)
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        result = tune(DEVSET, metric, storage=f"sqlite:///{tmp_path / 's.db'}", study_name="f", n_trials=3,
+                      cost=False)
+    trials = result.study.trials
+    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    for trial in trials:
+        assert trial.user_attrs["failed"] == 1 and "AdapterParseError" in trial.user_attrs["first_error"]
+        refines = trial.params["threshold"] >= 4 and trial.params["max_rounds"] >= 2
+        assert trial.value == (0.75 if refines else 0.0)

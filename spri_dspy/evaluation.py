@@ -1,0 +1,117 @@
+"""One evaluation path for compile, tune and ablate: ``dspy.Evaluate``, with failures and usage kept.
+
+``dspy.Evaluate`` runs the program over a dev set (threads, error limits) and
+scores failures 0. :func:`evaluate` also says which examples failed and why, and
+counts the LM calls and tokens of the program alone (not those of an LLM-judge metric).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+
+from spri_dspy.secrets import redact
+from spri_dspy.usage import StepUsage
+
+Inputs = Callable[[dspy.Example], dict[str, Any]]
+
+
+@dataclass
+class Evaluation:
+    """A program's scores on a dev set.
+
+    ``scores`` holds one score per example in order, None where the program or the
+    metric failed; ``errors`` holds those failures; ``usage`` the program's LM calls.
+    """
+
+    scores: list[float | None]
+    errors: list[Exception] = field(default_factory=list)
+    usage: StepUsage = field(default_factory=StepUsage)
+
+    @property
+    def failed(self) -> int:
+        """Examples that failed."""
+        return sum(score is None for score in self.scores)
+
+    @property
+    def mean(self) -> float:
+        """Mean score of the examples that ran (NaN when none did)."""
+        scored = [score for score in self.scores if score is not None]
+        return sum(scored) / len(scored) if scored else math.nan
+
+    @property
+    def score(self) -> float:
+        """Mean score with failures scored 0 (``dspy.Evaluate``'s rule)."""
+        return sum(score or 0.0 for score in self.scores) / len(self.scores)
+
+    @property
+    def first_error(self) -> str:
+        """The first failure as one line (secrets redacted), or ``""``."""
+        if not self.errors:
+            return ""
+        error = self.errors[0]
+        return redact(" ".join(f"{type(error).__name__}: {error}".split()))[:300]
+
+
+class _Counted(dspy.Module):
+    """``program`` with its own LM usage counted and its failures kept."""
+
+    def __init__(self, program: dspy.Module, usage: StepUsage, errors: list[Exception]):
+        super().__init__()
+        self.program, self.usage, self.errors = program, usage, errors
+
+    def forward(self, **inputs):
+        try:
+            with dspy.context(usage_tracker=self.usage):
+                return self.program(**inputs)
+        except Exception as exc:
+            self.errors.append(exc)
+            raise
+
+
+def evaluate(program: dspy.Module, devset: Sequence[dspy.Example], metric: Callable[..., Any], *,
+             inputs: Inputs | None = None, num_threads: int = 1) -> Evaluation:
+    """Run ``program`` on every example of ``devset`` with ``dspy.Evaluate`` and score it with ``metric``.
+
+    ``inputs(example)`` gives the program's arguments when they are not the example's
+    inputs (e.g. an oracle reading ``principles`` from the expert constitution).
+    A failing example is recorded, never raised.
+
+    Example:
+        ```python
+        result = evaluate(spri_dspy.SPRI(), devset, spri_dspy.metrics.reappraisal_alignment())
+        result.mean, result.failed, result.usage.calls
+        ```
+    """
+    examples = list(devset)
+    if inputs is not None:
+        examples = [dspy.Example(**example.toDict(), **_extra(example, inputs(example))).with_inputs(
+            *inputs(example)) for example in examples]
+    scores: dict[int, float] = {}
+    errors: list[Exception] = []
+    lock = threading.Lock()
+
+    def scored(example, prediction, trace=None):
+        try:
+            value = float(metric(example, prediction, trace))
+        except Exception as exc:
+            with lock:
+                errors.append(exc)
+            raise
+        with lock:
+            scores[id(example)] = value
+        return value
+
+    usage = StepUsage()
+    dspy.Evaluate(devset=examples, metric=scored, num_threads=num_threads, display_progress=False,
+                  provide_traceback=False, max_errors=len(examples) + 1)(_Counted(program, usage, errors))
+    return Evaluation([scores.get(id(example)) for example in examples], errors, usage)
+
+
+def _extra(example: dspy.Example, given: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in given.items() if key not in example}
