@@ -49,6 +49,9 @@ class CompactJSONAdapter(dspy.JSONAdapter):
     back. Output is still requested as a JSON schema (structured outputs), so
     typed fields such as scores are constrained exactly as with ``JSONAdapter``.
 
+    Args:
+        callbacks, use_native_function_calling: as for ``dspy.JSONAdapter``.
+
     Example:
         ```python
         import dspy, spri_dspy

@@ -53,7 +53,23 @@ Score 5: Excellent on every skill the instruction depends on: correct, complete,
 
 
 class Vanilla(dspy.Module):
-    """Baseline: respond directly, with no principles and no critique (within ``max_words``, like SPRI)."""
+    """Baseline: respond directly, with no principles and no critique (within ``max_words``, like SPRI).
+
+    Args:
+        max_words: the word limit stated to the writers and checked by the critic (None for none).
+        framing: the task's word on what kind of response it wants (see :class:`spri_dspy.SPRI`).
+
+    Returns from ``program(query=..., goal=None)`` a Prediction shaped like SPRI's (``principles`` None).
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        print(spri_dspy.Vanilla()(query="I failed my driving test again.").response)
+        ```
+    """
 
     def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
         super().__init__()
@@ -71,9 +87,22 @@ class Vanilla(dspy.Module):
 class SelfRefine(CritiqueRefineProgram):
     """Baseline: respond, then critique and refine the response without principles.
 
-    Takes SPRI's ``threshold``, ``max_rounds``, ``critic_lm``, ``keep``, ``max_words`` and
-    ``framing`` (see :class:`spri_dspy.SPRI`); its loop is the :class:`spri_dspy.CritiqueRefine`
-    stage ``response_stage``.
+    Its loop is the :class:`spri_dspy.CritiqueRefine` stage ``response_stage``.
+
+    Args:
+        threshold, max_rounds, critic_lm, keep: the loop settings, as in :class:`spri_dspy.SPRI`.
+        max_words: the word limit stated to the writers and checked by the critic (None for none).
+        framing: the task's word on what kind of response it wants (see :class:`spri_dspy.SPRI`).
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        prediction = spri_dspy.SelfRefine(max_rounds=2)(query="I failed my driving test again.")
+        print(prediction.response, prediction.trace)
+        ```
     """
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
@@ -101,6 +130,21 @@ class OraclePrinciples(CritiqueRefineProgram):
     """Baseline: SPRI's response stage under principles given with each input (no principle stage).
 
     Call it as ``program(query=..., principles=..., goal=None)``, e.g. with the expert constitution.
+
+    Args:
+        threshold, max_rounds, critic_lm, keep: the loop settings, as in :class:`spri_dspy.SPRI`.
+        max_words: the word limit stated to the writers and checked by the critic (None for none).
+        framing: the task's word on what kind of response it wants (see :class:`spri_dspy.SPRI`).
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        program = spri_dspy.OraclePrinciples(max_rounds=2)
+        print(program(query="I failed my driving test again.", principles="1. Name one thing that went well.").response)
+        ```
     """
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
@@ -125,8 +169,27 @@ class OraclePrinciples(CritiqueRefineProgram):
 
 
 class SeedPrinciples(OraclePrinciples):
-    """Baseline: the seeds selected for the input (``seed_match``, ``leave_one_out``) used
-    directly as its principles, then SPRI's response stage."""
+    """Baseline: the seeds selected for the input used directly as its principles, then SPRI's response stage.
+
+    Args:
+        seeds: the seed examples (a JSONL path or Examples with ``query`` and ``principles``).
+        seed_match: ``"all"``, or ``"goal"`` to use only the seeds with the input's goal.
+        leave_one_out: never use a seed whose query is the input.
+        threshold, max_rounds, critic_lm, keep: the loop settings, as in :class:`spri_dspy.SPRI`.
+        max_words: the word limit stated to the writers and checked by the critic (None for none).
+        framing: the task's word on what kind of response it wants (see :class:`spri_dspy.SPRI`).
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        seeds = [{"query": "I lost my job.", "principles": "1. Acknowledge the loss. 2. Suggest one next step."}]
+        program = spri_dspy.SeedPrinciples(seeds, max_rounds=1)
+        print(program(query="I failed my driving test again.").response)
+        ```
+    """
 
     def __init__(self, seeds: SeedSource, seed_match: SeedMatch = "all", leave_one_out: bool = False,
                  threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None, keep: Keep = "latest",
@@ -150,6 +213,19 @@ class VanillaJudge(dspy.Module):
     """Baseline judge: feedback and a 1..5 score with no rubric and no critique.
 
     Called like :class:`spri_dspy.SPRIJudge`; ``system_prompt`` and ``capability`` are accepted and unused.
+
+    Args:
+        use_reference: False never shows a reference answer (the paper's SPRI condition).
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        verdict = spri_dspy.VanillaJudge()(instruction="Name three prime numbers.", response="2, 3 and 9.")
+        print(verdict.score, verdict.feedback)
+        ```
     """
 
     def __init__(self, use_reference: bool = True):
@@ -167,7 +243,22 @@ class VanillaJudge(dspy.Module):
 
 class SelfRefineJudge(CritiqueRefineProgram):
     """Baseline judge: judge without a rubric, then critique and refine the judgement
-    (the :class:`spri_dspy.CritiqueRefine` stage ``judgement_stage``)."""
+    (the :class:`spri_dspy.CritiqueRefine` stage ``judgement_stage``).
+
+    Args:
+        threshold, max_rounds, critic_lm, keep: the loop settings, as in :class:`spri_dspy.SPRI`.
+        use_reference: False never shows a reference answer (the paper's SPRI condition).
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        judge = spri_dspy.SelfRefineJudge(max_rounds=2)
+        print(judge(instruction="Name three prime numbers.", response="2, 3 and 9.").score)
+        ```
+    """
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, critic_lm: dspy.BaseLM | None = None,
                  keep: Keep = "latest", use_reference: bool = True):
@@ -196,7 +287,24 @@ class RubricJudge(dspy.Module):
     The rubric is, in order of precedence: the ``rubric`` given with the call
     (the oracle gold rubric), the fixed ``rubric`` given here (e.g.
     :data:`MT_BENCH_RUBRIC` or :data:`FLASK_RUBRIC`), or the seed rubrics
-    selected for the instruction (``seed_match="capability"``: those of the input's capability).
+    selected for the instruction.
+
+    Args:
+        rubric: a fixed rubric for every input.
+        seeds: seed rubrics to use when neither the call nor ``rubric`` gives one.
+        leave_one_out: never use a seed whose instruction is the input.
+        use_reference: False never shows a reference answer (the paper's SPRI condition).
+        seed_match: ``"all"``, or ``"capability"`` to use only the seed rubrics of the input's capability.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        judge = spri_dspy.RubricJudge(rubric=spri_dspy.MT_BENCH_RUBRIC)
+        print(judge(instruction="Name three prime numbers.", response="2, 3 and 9.").score)
+        ```
     """
 
     def __init__(self, rubric: str | None = None, seeds: SeedSource | None = None, leave_one_out: bool = False,

@@ -262,8 +262,12 @@ def _check_model_name(model: str, api_base: str | None) -> None:
 
 
 def _check_settings(args: argparse.Namespace) -> None:
-    if not 1 <= args.threshold <= 5:
-        raise CLIError(f"--threshold must be from 1 to 5, got {args.threshold}")
+    from spri_dspy.critique import check_threshold
+
+    try:
+        check_threshold(args.threshold)
+    except ValueError:
+        raise CLIError(f"--threshold must be from 1 to 5, got {args.threshold}") from None
     for name in ("max_rounds", "max_tokens", "threads", "max_errors", "n_trials", "limit", "max_demos", "trials",
                  "budget"):
         value = getattr(args, name, None)

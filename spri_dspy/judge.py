@@ -29,6 +29,21 @@ class RubricGenerator(SeededStep):
 
     Seeds are ``query``/``principles`` Examples (e.g. the paper's seed rubrics),
     shown as ``instruction``/``rubric`` demos and selected per input (see :class:`spri_dspy.modules.SeededStep`).
+
+    Args:
+        seeds: the seed rubrics.
+        seed_match: ``"all"``, or ``"capability"`` to show only the seeds of the input's capability.
+        leave_one_out: never show a seed whose instruction is the input.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        step = spri_dspy.RubricGenerator()
+        print(step(instruction="Name three prime numbers.").rubric)
+        ```
     """
 
     stage = "rubric"
@@ -39,7 +54,21 @@ class RubricGenerator(SeededStep):
 
 
 class RubricCritic(Step):
-    """Scores a rubric 1..5 for how fairly it would grade responses to the instruction."""
+    """Scores a rubric 1..5 for how fairly it would grade responses to the instruction.
+
+    Takes no arguments; called with ``instruction``, ``rubric`` and optionally
+    ``reference_answer`` and ``system_prompt``, it returns ``score`` and ``feedback``.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        critic = spri_dspy.RubricCritic()
+        print(critic(instruction="Name three prime numbers.", rubric="Score 1: wrong ... Score 5: all correct.").score)
+        ```
+    """
 
     stage = "rubric"
     kind = "critic"
@@ -49,7 +78,22 @@ class RubricCritic(Step):
 
 
 class RubricRefiner(Step):
-    """Rewrites a rubric to address the critic's feedback."""
+    """Rewrites a rubric to address the critic's feedback.
+
+    Takes no arguments; called with the rubric critic's inputs, ``draft_rubric`` and
+    ``feedback``, it returns ``rubric``.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        refiner = spri_dspy.RubricRefiner()
+        print(refiner(instruction="Name three prime numbers.", draft_rubric="Score 5: good.",
+                      feedback="Describe every level.").rubric)
+        ```
+    """
 
     stage = "rubric"
     kind = "refiner"
@@ -59,7 +103,23 @@ class RubricRefiner(Step):
 
 
 class Judge(Step):
-    """Grades a response with a rubric: feedback and a 1..5 score."""
+    """Grades a response with a rubric: feedback and a 1..5 score.
+
+    Takes no arguments; called with ``instruction``, ``response``, ``rubric`` and
+    optionally ``reference_answer``, it returns ``feedback`` and ``score``.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        judge = spri_dspy.Judge()
+        verdict = judge(instruction="Name three prime numbers.", response="2, 3 and 9.",
+                        rubric="Score 1: none prime ... Score 5: all three prime.")
+        print(verdict.score, verdict.feedback)
+        ```
+    """
 
     stage = "judgement"
     kind = "generator"
@@ -69,7 +129,22 @@ class Judge(Step):
 
 
 class JudgementCritic(Step):
-    """Scores 1..5 how faithfully a judgement applies the rubric, with feedback."""
+    """Scores 1..5 how faithfully a judgement applies the rubric, with feedback.
+
+    Takes no arguments; called with the judge's inputs and ``judgement`` (feedback
+    and score as text), it returns ``score`` and ``feedback``.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        critic = spri_dspy.JudgementCritic()
+        print(critic(instruction="Name three prime numbers.", response="2, 3 and 9.", rubric="Score 5: all prime.",
+                     judgement="All correct. Score: 5").feedback)
+        ```
+    """
 
     stage = "judgement"
     kind = "critic"
@@ -79,7 +154,23 @@ class JudgementCritic(Step):
 
 
 class JudgementRefiner(Step):
-    """Revises a judgement (feedback and score) using the critic's feedback."""
+    """Revises a judgement (feedback and score) using the critic's feedback.
+
+    Takes no arguments; called with the judgement critic's inputs and ``feedback``,
+    it returns the revised ``feedback`` and ``score``.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        refiner = spri_dspy.JudgementRefiner()
+        revised = refiner(instruction="Name three prime numbers.", response="2, 3 and 9.", rubric="Score 5: all prime.",
+                          judgement="All correct. Score: 5", feedback="9 is not prime.")
+        print(revised.score, revised.feedback)
+        ```
+    """
 
     stage = "judgement"
     kind = "refiner"
@@ -121,8 +212,8 @@ class SPRIJudge(CritiqueRefineProgram):
         import dspy
         import spri_dspy
 
-        dspy.configure(lm=dspy.LM("openai/gpt-4o-mini"))
-        judge = spri_dspy.SPRIJudge(use_reference=False)
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        judge = spri_dspy.SPRIJudge(max_rounds=2, use_reference=False)
         verdict = judge(instruction="Name three prime numbers.", response="2, 3 and 9.")
         print(verdict.rubric, verdict.score, verdict.feedback)
         ```

@@ -110,7 +110,24 @@ class SeededStep(Step):
 
 
 class PrincipleGenerator(SeededStep):
-    """Writes principles for an input, few-shot from seed examples (see :class:`SeededStep`)."""
+    """Writes principles for an input, few-shot from seed examples (see :class:`SeededStep`).
+
+    Args:
+        seeds: seed Examples with ``query`` and ``principles`` (see :func:`spri_dspy.load_seeds`), shown as demos.
+        seed_match: ``"all"``, or ``"goal"`` to show only the seeds with the input's goal.
+        leave_one_out: never show a seed whose query is the input.
+        max_words: the word limit the principles are asked to keep (None for none).
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        step = spri_dspy.PrincipleGenerator(max_words=64)
+        print(step(query="My sister never calls me back.").principles)
+        ```
+    """
 
     stage = "principles"
 
@@ -121,7 +138,22 @@ class PrincipleGenerator(SeededStep):
 
 
 class PrincipleCritic(Step):
-    """Scores principles 1..5 for their usefulness to the input, with feedback."""
+    """Scores principles 1..5 for their usefulness to the input, with feedback.
+
+    Args:
+        max_words: the word limit the principles should keep; a longer text counts as a flaw.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        critic = spri_dspy.PrincipleCritic()
+        verdict = critic(query="My sister never calls me back.", principles="1. Be kind.")
+        print(verdict.score, verdict.feedback)
+        ```
+    """
 
     stage = "principles"
     kind = "critic"
@@ -131,7 +163,22 @@ class PrincipleCritic(Step):
 
 
 class PrincipleRefiner(Step):
-    """Rewrites principles to address the critic's feedback."""
+    """Rewrites principles to address the critic's feedback.
+
+    Args:
+        max_words: the word limit the refined principles are asked to keep.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        refiner = spri_dspy.PrincipleRefiner()
+        print(refiner(query="My sister never calls me back.", draft_principles="1. Be kind.",
+                      feedback="Too generic; say how to reach out.").principles)
+        ```
+    """
 
     stage = "principles"
     kind = "refiner"
@@ -141,7 +188,22 @@ class PrincipleRefiner(Step):
 
 
 class Responder(Step):
-    """Writes the response to the input, guided by the principles."""
+    """Writes the response to the input, guided by the principles.
+
+    Args:
+        max_words: the word limit the response is asked to keep.
+        framing: the task's word on what kind of response it wants, put before the instructions.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        responder = spri_dspy.Responder()
+        print(responder(query="My sister never calls me back.", principles="1. Suggest one small step.").response)
+        ```
+    """
 
     stage = "response"
     kind = "generator"
@@ -151,7 +213,24 @@ class Responder(Step):
 
 
 class ResponseCritic(Step):
-    """Scores 1..5 how well a response adheres to the principles, with feedback."""
+    """Scores 1..5 how well a response adheres to the principles, with feedback.
+
+    Args:
+        max_words: the word limit the response should keep; a longer one counts as a flaw.
+        framing: the task's framing, as given to the responder.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        critic = spri_dspy.ResponseCritic()
+        verdict = critic(query="My sister never calls me back.", principles="1. Suggest one small step.",
+                         response="Send her a short note about something you share.")
+        print(verdict.score, verdict.feedback)
+        ```
+    """
 
     stage = "response"
     kind = "critic"
@@ -161,7 +240,23 @@ class ResponseCritic(Step):
 
 
 class ResponseRefiner(Step):
-    """Revises a response to follow the principles, using the critic's feedback."""
+    """Revises a response to follow the principles, using the critic's feedback.
+
+    Args:
+        max_words: the word limit the refined response is asked to keep.
+        framing: the task's framing, as given to the responder.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        refiner = spri_dspy.ResponseRefiner()
+        print(refiner(query="My sister never calls me back.", principles="1. Suggest one small step.",
+                      draft_response="Talk to her.", feedback="Name the step.").response)
+        ```
+    """
 
     stage = "response"
     kind = "refiner"
