@@ -492,6 +492,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if task.kind != "response":
         raise CLIError("spri tune tunes SPRI; use --task reappraisal or instructions")
     lm, critic_lm, adapter = _models(args)
+    if not args.verbose:  # a failed trial's traceback: in the study (its "error"), not on the screen
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         with dspy.context(lm=lm, adapter=adapter):
             result = tune(examples, metric, storage=args.storage, study_name=args.study, n_trials=args.n_trials,
@@ -499,7 +503,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
                           framing=task.framing)
     except ImportError as exc:
         raise CLIError(f"--storage {args.storage}: {exc}") from None
-    print(f"study {args.study!r} in {args.storage}: {len(result.study.trials)} trials; best:")
+    import optuna
+
+    failed = [t for t in result.study.trials if t.state == optuna.trial.TrialState.FAIL]
+    print(f"study {args.study!r} in {args.storage}: {len(result.study.trials)} trials"
+          + (f" ({len(failed)} failed, e.g. trial {failed[0].number}: {failed[0].user_attrs.get('error', '?')[:200]})"
+             if failed else "") + "; best:")
     for row in result.best:
         calls = row["lm_calls_per_input"]
         print(f"  trial {row['trial']}: metric {row['metric']:.3f}, {calls:.2f} LM calls/input, {row['params']}")

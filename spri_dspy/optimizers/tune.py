@@ -62,26 +62,38 @@ def suggest_spri(trial: optuna.Trial, seeds: Sequence[dspy.Example] = (), critic
     return program
 
 
-def _objective(devset, metric, build, cost: bool, report_every: int) -> Callable[[optuna.Trial], Any]:
+class TrialFailed(RuntimeError):
+    """A trial in which an example failed (an LM error after DSPy's retries, an unparseable answer):
+    Optuna records the trial as failed with this message, and the study goes on."""
+
+
+def _objective(devset, metric, build, cost: bool, report_every: int, retries: int) -> Callable[[optuna.Trial], Any]:
     def objective(trial: optuna.Trial):
         program = build(trial)
         # The whole dev set at once, or (single objective) in chunks whose running mean can prune the trial.
         chunks = [devset] if cost else [devset[i:i + report_every] for i in range(0, len(devset), report_every)]
-        scores, calls, failed, first_error = [], 0, 0, ""
+        scores, calls = [], 0
         for chunk in chunks:
-            result = evaluate(program, chunk, metric)
-            scores += [score or 0.0 for score in result.scores]  # a failed example scores 0, as in dspy.Evaluate
-            calls += result.usage.calls
-            failed += result.failed
-            first_error = first_error or result.first_error
+            chunk_scores: list[float | None] = [None] * len(chunk)
+            for _attempt in range(1 + retries):  # a failed example is tried again (a transient error, often)
+                failed = [i for i, score in enumerate(chunk_scores) if score is None]
+                result = evaluate(program, [chunk[i] for i in failed], metric)
+                calls += result.usage.calls
+                for i, score in zip(failed, result.scores, strict=True):
+                    chunk_scores[i] = score
+                if not result.failed:
+                    break
+            else:  # a score with holes would not be comparable with the other trials'
+                error = (f"{result.failed} of {len(chunk)} examples failed {1 + retries} times; the first: "
+                         f"{result.first_error}")
+                trial.set_user_attr("error", error)
+                raise TrialFailed(error)
+            scores += chunk_scores
             if not cost:
                 trial.report(sum(scores) / len(scores), len(scores))
                 if trial.should_prune():
                     raise optuna.TrialPruned()
         trial.set_user_attr("lm_calls_per_input", calls / len(devset))
-        trial.set_user_attr("failed", failed)
-        if first_error:
-            trial.set_user_attr("first_error", first_error)
         quality = sum(scores) / len(scores)
         return (quality, calls / len(devset)) if cost else quality
 
@@ -102,11 +114,15 @@ def tune(
     sampler_seed: int = 0,
     build: Callable[[optuna.Trial], dspy.Module] | None = None,
     framing: str | None = None,
+    retries: int = 2,
 ) -> TuneResult:
     """Run (or resume) the study ``study_name`` in ``storage`` for ``n_trials`` more trials or ``timeout`` seconds.
 
     ``build(trial)`` may replace the default search space (:func:`suggest_spri`, given the task's ``framing``).
     Returns the study and its best trials: the Pareto front, or the single best trial with ``cost=False``.
+    An example that fails is tried ``retries`` more times; a trial in which one still fails is recorded as failed (Optuna's FAIL state, its error in the user
+    attribute ``error``) and the study goes on; :class:`TrialFailed` is raised only when every trial of this
+    call failed.
     """
     if not devset:
         raise ValueError("tune needs a non-empty dev set")
@@ -120,7 +136,13 @@ def tune(
     # Reproducible, yet a resumed study does not replay the random start-up trials it already ran.
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
     report_every = max(1, len(devset) // 4)
-    study.optimize(_objective(list(devset), metric, build, cost, report_every), n_trials=n_trials, timeout=timeout)
+    before = len(study.trials)
+    study.optimize(_objective(list(devset), metric, build, cost, report_every, retries), n_trials=n_trials, timeout=timeout,
+                   catch=(TrialFailed,))
+    added = study.trials[before:]
+    if added and all(trial.state == optuna.trial.TrialState.FAIL for trial in added):
+        raise TrialFailed(f"every one of the {len(added)} trials failed; the first: "
+                          f"{added[0].user_attrs.get('error', '?')}")
     return TuneResult(study, pareto_front(study))
 
 

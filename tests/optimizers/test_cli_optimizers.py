@@ -215,3 +215,18 @@ def test_a_compiled_file_runs_its_critics_on_critic_lm(tmp_path, scripted_models
     capsys.readouterr()
     assert scripted_models["openai/critic"].steps() == ["principle_critic", "response_critic"]
     assert "principle_critic" not in scripted_models["embedded"].steps()
+
+
+def test_tune_goes_on_through_a_faulty_server(data, tmp_path, capsys, monkeypatch):
+    """Malformed replies used to end the study at its first failed call, with an Optuna traceback."""
+    from spri_dspy.testing import FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    with FakeOpenAIServer(critic_scores=(2, 5), faults={"malformed": 0.15}, seed=4) as server:
+        code = cli.main(["tune", str(data), "--lm", "openai/tune-model", "--api-base", server.url, "--n-trials", "3",
+                         "--storage", f"sqlite:///{tmp_path / 's.db'}", "--limit", "3", "--max-tokens", "64"])
+        malformed = server.counts["fault:malformed"]
+    out, err = capsys.readouterr()
+    assert code == 0 and malformed > 0
+    assert out.startswith("study 'spri' in sqlite:///") and "3 trials" in out and "best:" in out
+    assert err == ""  # no Optuna warning or traceback on the screen

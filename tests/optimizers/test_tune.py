@@ -83,17 +83,25 @@ def test_the_word_limit_is_tuned_and_reaches_the_prompts(scripted, tmp_path):
         assert (f"Use at most {limit} words." in said) if limit else ("at most" not in said)
 
 
-def test_a_failing_example_scores_zero_and_the_study_goes_on(scripted, tmp_path):
+def test_a_failed_trial_is_recorded_and_the_study_goes_on(scripted, tmp_path):
     """One unparseable answer used to end the whole study with a traceback."""
+    from spri_dspy.optimizers.tune import TrialFailed
+
     answers = script()
-    answers["responder"] = lambda call: "not json at all" if call.inputs["query"] == "q1" else {"response": "r"}
+    fail = {"on": True}
+    answers["responder"] = lambda call: "not json at all" if fail["on"] and call.inputs["query"] == "q1" else {
+        "response": "r"}
     engine, lm = scripted(answers)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        result = tune(DEVSET, metric, storage=f"sqlite:///{tmp_path / 's.db'}", study_name="f", n_trials=3,
-                      cost=False)
-    trials = result.study.trials
-    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    for trial in trials:
-        assert trial.user_attrs["failed"] == 1 and "AdapterParseError" in trial.user_attrs["first_error"]
-        refines = trial.params["threshold"] >= 4 and trial.params["max_rounds"] >= 2
-        assert trial.value == (0.75 if refines else 0.0)
+        with pytest.raises(TrialFailed, match="every one of the 2 trials failed; the first: 1 of 4 examples failed 3 times"):
+            tune(DEVSET, metric, storage=storage, study_name="f", n_trials=2)
+        assert sum(c.step == "responder" and c.inputs["query"] == "q1" for c in engine.calls) == 2 * 3
+        fail["on"] = False  # the faulty server recovers: the same study goes on
+        result = tune(DEVSET, metric, storage=storage, study_name="f", n_trials=2)
+    states = [t.state for t in result.study.trials]
+    assert states == [optuna.trial.TrialState.FAIL] * 2 + [optuna.trial.TrialState.COMPLETE] * 2
+    assert "AdapterParseError" in result.study.trials[0].user_attrs["error"]
+    assert result.best and all(row["trial"] in (2, 3) for row in result.best)
+    q1 = [c for c in engine.calls if c.step == "responder" and c.inputs["query"] == "q1"]
+    assert len(q1) == 2 * 3 + 2  # tried 3 times in each failed trial, once in each later one
