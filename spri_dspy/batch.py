@@ -183,6 +183,8 @@ def run_batch(
     fields: Mapping[str, str],
     optional: tuple[str, ...] = (),
     id_field: str | None = None,
+    hash_ids: bool = False,
+    keep_columns: bool = True,
     threads: int = 8,
     max_errors: int | None = None,
     skip_bad_rows: bool = False,
@@ -194,7 +196,12 @@ def run_batch(
     Args:
         fields: program argument -> column, e.g. ``{"query": "instruction"}``.
         optional: the arguments that may be missing or null in a row (e.g. ``goal``).
-        id_field: a column holding unique ids; default: a hash of the row's inputs.
+        id_field: a column holding unique ids; default: the ``id`` column when the table has one,
+            else a hash of the row's inputs.
+        hash_ids: use the hash of the row's inputs as the id even when the table has an ``id`` column.
+        keep_columns: carry every column the program does not read (an id, a category, a source ...)
+            through to ``results.jsonl`` (as ``columns``) and ``results.parquet`` (under their own
+            names), unchanged; False drops them.
         threads: stages run at once (DSPy's ParallelExecutor); at most 1.5 x ``threads``
             inputs are under way at a time.
         max_errors: stop early once this many inputs failed in this run.
@@ -204,16 +211,22 @@ def run_batch(
     """
     started = time.perf_counter()
     table = load_table(source)
+    if id_field is None and not hash_ids and "id" in table.column_names:
+        id_field = "id"
+    if id_field is not None and id_field not in table.column_names:
+        raise RowError(f"the id column {id_field!r} is not in the input (its columns: {', '.join(table.column_names)})")
+    used = {*fields.values(), id_field}  # the id column is the record's id already
+    carried = [column for column in table.column_names if column not in used] if keep_columns else []
     store = ResultStore(output)
     try:
         return _run(program, table, store, started, fields=fields, optional=optional, id_field=id_field,
-                    threads=threads, max_errors=max_errors, skip_bad_rows=skip_bad_rows, progress=progress, info=info)
+                    carried=carried, threads=threads, max_errors=max_errors, skip_bad_rows=skip_bad_rows, progress=progress, info=info)
     finally:
         store.unlock()
 
 
-def _run(program, table, store: ResultStore, started: float, *, fields, optional, id_field, threads, max_errors,
-         skip_bad_rows, progress, info) -> BatchSummary:
+def _run(program, table, store: ResultStore, started: float, *, fields, optional, id_field, carried, threads,
+         max_errors, skip_bad_rows, progress, info) -> BatchSummary:
     summary = BatchSummary(rows=table.num_rows, info=dict(info or {}))
     try:
         pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
@@ -230,6 +243,9 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
 
     def finish(task: _Task, outcome: str, result: dict) -> None:
         record = {"id": task.row_id, "index": task.index, "input": task.inputs, **result}
+        if carried:
+            row = table[task.index]
+            record["columns"] = {column: row[column] for column in carried}
         if outcome == "done":
             store.add(record | {"lm_calls": task.usage.calls})
         else:
@@ -291,7 +307,7 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
         _fill_usage(summary, totals)
         summary.seconds = round(time.perf_counter() - started, 3)
         _write_atomic(store.directory / SUMMARY, json.dumps(asdict(summary) | {"pending": summary.pending}, indent=2))
-    write_parquet(store.directory)
+    write_parquet(store.directory, {column: table.data.schema.field(column).type for column in carried})
     return summary
 
 
@@ -417,13 +433,18 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def write_parquet(directory: str | os.PathLike, chunk_rows: int = 512) -> Path:
-    """``results.parquet`` from ``results.jsonl``, streamed in chunks: id, index, lm_calls, and each
-    input and output field as a text column (structured values as JSON text)."""
+def write_parquet(directory: str | os.PathLike, carried: Mapping[str, Any] | None = None, chunk_rows: int = 512) -> Path:
+    """``results.parquet`` from ``results.jsonl``, streamed in chunks: id, index, lm_calls, each input
+    and output field as a text column (structured values as JSON text), and the carried input
+    columns under their own names and Arrow types (``carried``: name -> ``pyarrow.DataType``; a name
+    that clashes with ours is prefixed ``columns.``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     directory = Path(directory)
+    carried = dict(carried or {})
+    ours = {"id", "index", "lm_calls"}
+    names = {column: f"columns.{column}" if column in ours or "." in column else column for column in carried}
 
     def rows() -> Iterator[dict]:
         with (directory / RESULTS).open(encoding="utf-8") as handle:
@@ -433,6 +454,9 @@ def write_parquet(directory: str | os.PathLike, chunk_rows: int = 512) -> Path:
                 for prefix in ("input", "output"):
                     for key, value in record.get(prefix, {}).items():
                         flat[f"{prefix}.{key}"] = value if isinstance(value, str) or value is None else json.dumps(value)
+                for column, value in record.get("columns", {}).items():
+                    if column in names:
+                        flat[names[column]] = value
                 yield flat
 
     columns: dict[str, None] = {}
@@ -441,7 +465,9 @@ def write_parquet(directory: str | os.PathLike, chunk_rows: int = 512) -> Path:
     path = directory / PARQUET
     if not columns:
         return path
-    schema = pa.schema([(name, pa.int64() if name in ("index", "lm_calls") else pa.string()) for name in columns])
+    types = {names[column]: type_ for column, type_ in carried.items()}
+    schema = pa.schema([(name, pa.int64() if name in ("index", "lm_calls") else types.get(name, pa.string()))
+                        for name in columns])
     with pq.ParquetWriter(str(path), schema) as writer:
         chunk: list[dict] = []
         for row in rows():

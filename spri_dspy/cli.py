@@ -64,7 +64,12 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT", help="a .jsonl/.json/.csv/.parquet file or a saved dataset folder")
     parser.add_argument("output", metavar="OUTPUT", help="results folder (created; rerun to resume)")
     group = parser.add_argument_group("batch")
-    group.add_argument("--id-field", metavar="COLUMN", help="column of unique ids (default: a hash of the inputs)")
+    group.add_argument("--id-field", metavar="COLUMN",
+                       help="column of unique ids (default: the 'id' column when there is one, else a hash of the inputs)")
+    group.add_argument("--hash-ids", action="store_true", help="ids from a hash of the inputs even when there is an 'id' column")
+    group.add_argument("--drop-columns", dest="keep_columns", action="store_false",
+                       help="leave out the input columns the program does not read (kept by default, under their "
+                            "own names, so results join back to the input)")
     group.add_argument("--threads", type=int, default=8, metavar="N",
                        help="threads, each running one input's stage at a time (default 8)")
     group.add_argument("--max-errors", type=int, metavar="N", help="stop early once N inputs failed")
@@ -275,6 +280,8 @@ def _check_settings(args: argparse.Namespace) -> None:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if getattr(args, "timeout", None) is not None and args.timeout <= 0:
         raise CLIError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if getattr(args, "hash_ids", False) and args.id_field:
+        raise CLIError("--hash-ids and --id-field both choose the ids; give one")
     given = getattr(args, "given", set())
     if "use_reference" in given and not _judges(args):
         raise CLIError("--no-reference is for judges (spri judge, or --task judgements); "
@@ -615,7 +622,8 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
     try:
         with dspy.context(lm=lm, adapter=adapter):
             summary = run_batch(program, args.input, args.output, fields=fields, optional=optional,
-                                id_field=args.id_field, threads=args.threads, max_errors=args.max_errors,
+                                id_field=args.id_field, hash_ids=args.hash_ids, keep_columns=args.keep_columns,
+                                threads=args.threads, max_errors=args.max_errors,
                                 skip_bad_rows=args.skip_bad_rows, progress=not args.no_progress, info=info)
     except OutputBusyError as exc:
         raise CLIError(str(exc)) from None

@@ -367,3 +367,30 @@ def test_usage_is_counted_under_the_stage_each_step_declares(tmp_path, scripted)
     assert summary.by_step == {"polish": {"scripted/base": {"calls": 2, "prompt_tokens": summary.prompt_tokens,
                                                              "completion_tokens": summary.completion_tokens}}}
     assert list(summary.by_stage) == ["response"] and summary.by_stage["response"]["calls"] == 2
+
+
+def test_an_id_column_is_used_and_other_columns_carried_through(scripted, tmp_path):
+    """Users join results back to their data by these; they used to get hash ids and lose every other column."""
+    import pyarrow.parquet as pq
+
+    _, lm = scripted({})
+    table = [{"id": f"row-{i}", "query": f"q{i}", "category": i % 2, "tags": ["a", str(i)], "index": 100 + i}
+             for i in range(3)]
+    batch(Vanilla(), table, tmp_path / "kept", lm, threads=1, fields={"query": "query"}, optional=())
+    records = sorted(results(tmp_path / "kept"), key=lambda r: r["id"])
+    assert [r["id"] for r in records] == ["row-0", "row-1", "row-2"]
+    assert records[1]["columns"] == {"category": 1, "tags": ["a", "1"], "index": 101}
+    assert records[1]["input"] == {"query": "q1"} and records[1]["index"] == 1
+    parquet = pq.read_table(tmp_path / "kept" / "results.parquet")
+    assert str(parquet.schema.field("category").type) == "int64"
+    assert parquet.column("tags").to_pylist()[0] in (["a", "0"], ["a", "1"], ["a", "2"])
+    assert sorted(parquet.column("columns.index").to_pylist()) == [100, 101, 102]  # clashes with ours: prefixed
+    assert sorted(parquet.column("category").to_pylist()) == [0, 0, 1]
+
+    batch(Vanilla(), table, tmp_path / "dropped", lm, threads=1, fields={"query": "query"}, optional=(),
+          keep_columns=False, hash_ids=True)
+    dropped = results(tmp_path / "dropped")
+    assert all("columns" not in r for r in dropped)
+    assert sorted(r["id"] for r in dropped) == sorted(input_id({"query": f"q{i}"}) for i in range(3))
+    with pytest.raises(RowError, match="the id column 'key' is not in the input"):
+        batch(Vanilla(), table, tmp_path / "bad", lm, fields={"query": "query"}, optional=(), id_field="key")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import datasets
 import dspy
@@ -43,26 +44,31 @@ def sft_row(instruction: str, prediction: dspy.Prediction) -> dict:
     }
 
 
-def generate_sft(program: dspy.Module, instructions: Sequence[str], num_threads: int = 1) -> datasets.Dataset:
+def generate_sft(program: dspy.Module, instructions: Sequence[str | Mapping[str, Any]], num_threads: int = 1,
+                 field: str = "instruction") -> datasets.Dataset:
     """Run ``program`` (SPRI or a baseline) over ``instructions`` with DSPy's parallel
     executor and return the SFT records as a ``datasets.Dataset``.
 
-    Every instruction must be a non-empty string (ValueError naming the first that is
+    An instruction is a string, or a row (a mapping, e.g. from ``load_table``) holding it
+    in ``field``; the row's other columns (an id, a source, a category ...) are carried into
+    its record unchanged, so the data joins back to its origin.
+    Every instruction must be a non-empty string (RowError naming the first that is
     not, before any LM call). Inputs whose run fails (after DSPy's retries) are left out
     of the dataset and counted in a warning; if every input fails, RuntimeError.
     """
-    for index, text in enumerate(instructions):
-        text_field({"instruction": text}, "instruction", index)
-    examples = [dspy.Example(query=text).with_inputs("query") for text in instructions]
+    rows = [item if isinstance(item, Mapping) else {field: item} for item in instructions]
+    texts = [text_field(row, field, index) for index, row in enumerate(rows)]
+    examples = [dspy.Example(query=text).with_inputs("query") for text in texts]
     predictions, _, errors = program.batch(examples, num_threads=num_threads, disable_progress_bar=True,
                                            max_errors=len(examples) + 1, return_failed_examples=True,
                                            provide_traceback=False)
-    rows = [sft_row(text, p) for text, p in zip(instructions, predictions, strict=True) if p is not None]
-    if errors and not rows:
+    records = [{**{k: v for k, v in row.items() if k != field}, **sft_row(text, p)}
+               for row, text, p in zip(rows, texts, predictions, strict=True) if p is not None]
+    if errors and not records:
         raise RuntimeError(f"all {len(examples)} inputs failed; the first error: {type(errors[0]).__name__}: {errors[0]}")
     if errors:
         logger.warning("generate_sft: %d of %d inputs failed and are left out", len(errors), len(examples))
-    return datasets.Dataset.from_list(rows)
+    return datasets.Dataset.from_list(records)
 
 
 def save_sft(dataset: datasets.Dataset, path: str | os.PathLike) -> Path:

@@ -60,3 +60,14 @@ def test_failed_inputs_are_left_out_and_counted(scripted, caplog):
         data = generate_sft(Vanilla(), ["This one works.", "This one fails.", "Works too."])
     assert data["instruction"] == ["This one works.", "Works too."] and data["response"] == ["fine", "fine"]
     assert "1 of 3 inputs failed and are left out" in caplog.text
+
+
+def test_other_columns_of_a_row_are_carried_into_its_record(scripted):
+    """Users join SFT records back to their data by these columns."""
+    _, lm = scripted({})
+    rows = [{"id": "a1", "instruction": "Q1", "source": "forum", "turn": 1},
+            {"id": "a2", "instruction": "Q2", "source": "mail", "turn": 2}]
+    with dspy.context(lm=lm):
+        data = generate_sft(Vanilla(), rows)
+    assert data["id"] == ["a1", "a2"] and data["source"] == ["forum", "mail"] and data["turn"] == [1, 2]
+    assert data["instruction"] == ["Q1", "Q2"] and data[0]["messages"][0] == {"role": "user", "content": "Q1"}
