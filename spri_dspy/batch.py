@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,10 +48,16 @@ RESULTS, FAILURES, SUMMARY, PARQUET = "results.jsonl", "failures.jsonl", "summar
 class ResultStore:
     """The OUTPUT folder's append-only files, written by many threads, exactly once per id."""
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, prepare: Callable[[Path], None] | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_folder(self.directory)
+        if prepare is not None:  # under the lock, before the files are opened
+            try:
+                prepare(self.directory)
+            except BaseException:
+                self.unlock()
+                raise
         self.done: set[str] = set(self._load(self.directory / RESULTS))
         self._results = os.open(self.directory / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._failures = os.open(self.directory / FAILURES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -114,6 +120,84 @@ class OutputBusyError(RuntimeError):
     """Another process is writing to the same OUTPUT folder."""
 
 
+class RunMismatchError(ValueError):
+    """OUTPUT holds the results of a different run (another program, settings, model, input or fields)."""
+
+
+IDENTITY = "run.json"
+_RUN_FILES = (RESULTS, FAILURES, SUMMARY, PARQUET, IDENTITY)
+
+
+def run_identity(program: dspy.Module, source: Any, fields: Mapping[str, str], id_field: str | None,
+                 keep_columns: bool) -> dict[str, Any]:
+    """What produced an OUTPUT folder (JSON data, no keys): the program's class, settings and a hash of its
+    state (instructions, demos, seeds), the models of the configured LM and of each step that has its own,
+    the input, the field mapping, the id column and the package version."""
+    from spri_dspy.programs import _version, program_settings
+
+    try:
+        settings = program_settings(program)
+    except Exception:  # a user's own module: its state hash still tells programs apart
+        settings = {}
+    state = json.dumps(program.dump_state(), sort_keys=True, default=str)
+    models = {"lm": _model(dspy.settings.lm)}
+    models.update({name.removesuffix(".predict"): _model(predictor.lm)
+                   for name, predictor in program.named_predictors() if predictor.lm is not None})
+    return {"program": type(program).__name__, "settings": json.loads(json.dumps(settings, default=str)),
+            "state_sha256": hashlib.sha256(state.encode()).hexdigest()[:16], "models": models,
+            "input": os.path.abspath(source) if isinstance(source, (str, os.PathLike)) else "(in-memory table)",
+            "fields": dict(fields), "id_field": id_field, "keep_columns": keep_columns, "version": _version()}
+
+
+def _model(lm: Any) -> dict[str, Any] | None:
+    if lm is None:
+        return None
+    kwargs = getattr(lm, "kwargs", {}) or {}
+    return {"model": getattr(lm, "model", type(lm).__name__),
+            **{key: kwargs[key] for key in ("temperature", "max_tokens") if key in kwargs}}
+
+
+def _check_identity(directory: Path, identity: dict[str, Any], restart: bool) -> None:
+    """Resume only the same run: write ``run.json`` for a new one, refuse a different one (or with
+    ``restart`` move the old run's files aside into ``previous-N/``)."""
+    path = directory / IDENTITY
+    if path.exists():
+        recorded = json.loads(path.read_text())
+        differences = [f"{key}: {_short(recorded_value)} -> {_short(value)}"
+                       for key, (recorded_value, value) in _differences(recorded, identity).items()
+                       if key != "version"]
+        if differences and not restart:
+            raise RunMismatchError(
+                f"{directory} holds the results of a different run ({'; '.join(differences[:3])}"
+                f"{'; ...' if len(differences) > 3 else ''}); use another OUTPUT folder, or --restart to move "
+                "the old results aside and start over")
+        if not differences:
+            return
+    if restart and any((directory / name).exists() for name in _RUN_FILES):
+        number = 1 + max((int(p.name.split("-")[1]) for p in directory.glob("previous-*") if p.name.split("-")[1].isdigit()),
+                         default=0)
+        aside = directory / f"previous-{number}"
+        aside.mkdir()
+        for name in _RUN_FILES:
+            if (directory / name).exists():
+                os.replace(directory / name, aside / name)
+    _write_atomic(path, json.dumps(identity, indent=2))
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found: dict[str, tuple[Any, Any]] = {}
+        for key in dict.fromkeys([*old, *new]):
+            found.update(_differences(old.get(key), new.get(key), f"{prefix}{key}."))
+        return found
+    return {} if old == new else {prefix.rstrip("."): (old, new)}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _lock_folder(directory: Path) -> int:
     """Take the folder's exclusive lock (``OUTPUT/.lock``), or raise :class:`OutputBusyError`.
 
@@ -163,6 +247,10 @@ class BatchSummary:
     by_stage: dict[str, dict[str, int]] = field(default_factory=dict)
     by_model: dict[str, dict[str, int]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    results: int = 0
+    """Results in ``results.jsonl`` after this run (this run's and earlier runs' of the same identity)."""
+    run: dict[str, Any] = field(default_factory=dict)
+    """What produced OUTPUT: its ``run.json`` (see :func:`run_identity`)."""
 
     @property
     def pending(self) -> int:
@@ -185,6 +273,7 @@ def run_batch(
     id_field: str | None = None,
     hash_ids: bool = False,
     keep_columns: bool = True,
+    restart: bool = False,
     threads: int = 8,
     max_errors: int | None = None,
     skip_bad_rows: bool = False,
@@ -207,7 +296,12 @@ def run_batch(
         max_errors: stop early once this many inputs failed in this run.
         skip_bad_rows: record rows with a missing, empty or mistyped field as failed
             instead of stopping before any LM call.
+        restart: when OUTPUT holds a different run, move its files aside into ``OUTPUT/previous-N/``
+            and start over (without it, a different run is refused: :class:`RunMismatchError`).
         info: what ran (program, settings, seeds), recorded in ``summary.json``.
+
+    OUTPUT's ``run.json`` records what produced it (:func:`run_identity`); a rerun with the same
+    identity resumes, a different one is refused before any LM call, naming the difference.
     """
     started = time.perf_counter()
     table = load_table(source)
@@ -217,17 +311,19 @@ def run_batch(
         raise RowError(f"the id column {id_field!r} is not in the input (its columns: {', '.join(table.column_names)})")
     used = {*fields.values(), id_field}  # the id column is the record's id already
     carried = [column for column in table.column_names if column not in used] if keep_columns else []
-    store = ResultStore(output)
+    identity = run_identity(program, source, fields, id_field, keep_columns)
+    store = ResultStore(output, prepare=lambda directory: _check_identity(directory, identity, restart))
     try:
         return _run(program, table, store, started, fields=fields, optional=optional, id_field=id_field,
-                    carried=carried, threads=threads, max_errors=max_errors, skip_bad_rows=skip_bad_rows, progress=progress, info=info)
+                    identity=identity, carried=carried, threads=threads, max_errors=max_errors,
+                    skip_bad_rows=skip_bad_rows, progress=progress, info=info)
     finally:
         store.unlock()
 
 
-def _run(program, table, store: ResultStore, started: float, *, fields, optional, id_field, carried, threads,
+def _run(program, table, store: ResultStore, started: float, *, fields, optional, id_field, identity, carried, threads,
          max_errors, skip_bad_rows, progress, info) -> BatchSummary:
-    summary = BatchSummary(rows=table.num_rows, info=dict(info or {}))
+    summary = BatchSummary(rows=table.num_rows, run=identity, info=dict(info or {}))
     try:
         pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
     except BaseException:
@@ -306,6 +402,7 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
         store.close()
         _fill_usage(summary, totals)
         summary.seconds = round(time.perf_counter() - started, 3)
+        summary.results = len(store.done)
         _write_atomic(store.directory / SUMMARY, json.dumps(asdict(summary) | {"pending": summary.pending}, indent=2))
     write_parquet(store.directory, {column: table.data.schema.field(column).type for column in carried})
     return summary

@@ -76,6 +76,8 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--skip-bad-rows", action="store_true",
                        help="record rows with a missing/empty/mistyped field as failed instead of stopping")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group.add_argument("--restart", action="store_true",
+                       help="when OUTPUT holds a different run, move its files aside (OUTPUT/previous-N/) and start over")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -609,7 +611,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional: tuple[str, ...]) -> int:
     import dspy
 
-    from spri_dspy.batch import OutputBusyError, run_batch
+    from spri_dspy.batch import OutputBusyError, RunMismatchError, run_batch
     from spri_dspy.data import RowError
 
     _check_settings(args)
@@ -623,9 +625,9 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
         with dspy.context(lm=lm, adapter=adapter):
             summary = run_batch(program, args.input, args.output, fields=fields, optional=optional,
                                 id_field=args.id_field, hash_ids=args.hash_ids, keep_columns=args.keep_columns,
-                                threads=args.threads, max_errors=args.max_errors,
+                                restart=args.restart, threads=args.threads, max_errors=args.max_errors,
                                 skip_bad_rows=args.skip_bad_rows, progress=not args.no_progress, info=info)
-    except OutputBusyError as exc:
+    except (OutputBusyError, RunMismatchError) as exc:
         raise CLIError(str(exc)) from None
     except (RowError, FileNotFoundError, ValueError) as exc:
         message = str(exc)

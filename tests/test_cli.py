@@ -284,3 +284,34 @@ def test_a_setting_the_program_would_ignore_is_refused(scripted_cli, capsys, arg
     status, engines = scripted_cli(*argv)
     assert status == 2 and capsys.readouterr().err == f"spri: error: {message}\n"
     assert not engines  # refused before any model was made
+
+
+def test_a_different_run_into_an_existing_output_is_refused(scripted_cli, capsys, tmp_path):
+    """It used to print "3 already done", make no call, exit 0 and relabel summary.json."""
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"query": f"q{i}"}) + "\n" for i in range(3)))
+    out = tmp_path / "gen1"
+    assert scripted_cli("generate", str(path), str(out), "--no-progress", "--program", "vanilla")[0] == 0
+    held = (out / "results.jsonl").read_text()
+    capsys.readouterr()
+
+    status, engines = scripted_cli("generate", str(path), str(out), "--no-progress")
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith(f"spri: error: {out} holds the results of a different run (program: "
+                                          '"Vanilla" -> "SPRI"; ') and err.endswith(
+        "use another OUTPUT folder, or --restart to move the old results aside and start over\n")
+    assert not engines["embedded"].calls and (out / "results.jsonl").read_text() == held
+    status, _ = scripted_cli("generate", str(path), str(out), "--no-progress", "--program", "vanilla",
+                             "--max-words", "64")
+    assert status == 2 and "settings.max_words: 128 -> 64" in capsys.readouterr().err
+
+    assert scripted_cli("generate", str(path), str(out), "--no-progress", "--program", "vanilla")[0] == 0
+    assert "3 already done" in capsys.readouterr().out  # the same run resumes
+
+    status, _ = scripted_cli("generate", str(path), str(out), "--no-progress", "--program", "vanilla",
+                             "--max-words", "64", "--restart")
+    assert status == 0 and "3 done" in capsys.readouterr().out
+    assert (out / "previous-1" / "results.jsonl").read_text() == held
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["settings"]["max_words"] == 64 and summary["info"]["max_words"] == 64
+    assert summary["results"] == 3 and json.loads((out / "run.json").read_text()) == summary["run"]
