@@ -34,9 +34,13 @@ class VariantResult:
     ci_low: float
     ci_high: float
     lm_calls_per_input: float
+    """LM calls the variant needed per input, DSPy's cache hits included (a warm cache does not change it)."""
     tokens_per_input: float
+    """Tokens of the calls made (that reached a model) per input."""
     first_error: str = ""
     """The first failure's reason (empty when none failed)."""
+    lm_calls_made_per_input: float = 0.0
+    """LM calls that reached a model per input (the rest were answered by DSPy's cache)."""
 
 
 def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -60,8 +64,8 @@ def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example],
     result = evaluate(program, devset, metric, inputs=inputs)
     low, high = bootstrap_ci([score for score in result.scores if score is not None])
     n = len(devset)
-    return VariantResult(name, n, result.failed, result.mean, low, high, result.usage.calls / n,
-                         result.usage.tokens / n, result.first_error)
+    return VariantResult(name, n, result.failed, result.mean, low, high, result.usage.calls_needed / n,
+                         result.usage.tokens / n, result.first_error, result.usage.calls / n)
 
 
 def ablate(
@@ -93,10 +97,12 @@ def write_table(rows: Sequence[VariantResult], output: str | os.PathLike) -> Non
         writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
         writer.writerows(asdict(row) for row in rows)
-    lines = ["| variant | n | failed | metric (95% CI) | LM calls / input | tokens / input |",
-             "|---|---:|---:|---|---:|---:|"]
+    lines = ["| variant | n | failed | metric (95% CI) | LM calls needed / input | made (not cached) | "
+             "tokens made / input |",
+             "|---|---:|---:|---|---:|---:|---:|"]
     lines += [f"| {r.variant} | {r.n} | {r.failed} | {r.metric:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f}) | "
-              f"{r.lm_calls_per_input:.2f} | {r.tokens_per_input:.0f} |" for r in rows]
+              f"{r.lm_calls_per_input:.2f} | {r.lm_calls_made_per_input:.2f} | {r.tokens_per_input:.0f} |"
+              for r in rows]
     (folder / "ablation.md").write_text("\n".join(lines) + "\n")
 
 
@@ -125,7 +131,7 @@ def plot_variants(rows: Sequence[VariantResult], output: str | os.PathLike) -> N
     for row in rows:
         axes.annotate(row.variant, (row.lm_calls_per_input, row.metric), fontsize=8, xytext=(3, 3),
                       textcoords="offset points")
-    axes.set_xlabel("LM calls per input")
+    axes.set_xlabel("LM calls needed per input (cache hits included)")
     axes.set_ylabel("metric")
     axes.set_title("Quality versus cost")
     figure.tight_layout()

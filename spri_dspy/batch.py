@@ -241,6 +241,9 @@ class BatchSummary:
     stopped_early: bool = False
     seconds: float = 0.0
     lm_calls: int = 0
+    """LM calls made: those that reached a model (tokens are counted for these)."""
+    lm_calls_needed: int = 0
+    """LM calls the program needed, DSPy's cache hits included: the cost of the same work on a cold cache."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     by_step: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
@@ -343,7 +346,7 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
             row = table[task.index]
             record["columns"] = {column: row[column] for column in carried}
         if outcome == "done":
-            store.add(record | {"lm_calls": task.usage.calls})
+            store.add(record | {"lm_calls": task.usage.calls_needed, "lm_calls_made": task.usage.calls})
         else:
             store.fail(record)
         with lock:
@@ -351,10 +354,11 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
             for key, counter in task.usage.by_step.items():
                 totals[key].update(counter)
             summary.lm_calls += task.usage.calls
+            summary.lm_calls_needed += task.usage.calls_needed
             if outcome == "failed" and max_errors is not None and summary.failed >= max_errors:
                 summary.stopped_early = True
                 executor.cancel_jobs.set()
-            bar.set_postfix(done=summary.done, failed=summary.failed, lm_calls=summary.lm_calls, refresh=False)
+            bar.set_postfix(done=summary.done, failed=summary.failed, lm_calls=summary.lm_calls_needed, refresh=False)
             bar.update()
         queue.finish()
 
@@ -363,7 +367,7 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
             task.arguments = _validated(table[task.index], task.index, fields, optional)
             task.inputs = task.arguments
         try:
-            with dspy.context(usage_tracker=task.usage):
+            with task.usage.context():
                 result = stages[task.stage](**task.arguments)
         except Exception as exc:
             finish(task, "failed", {"error": f"{type(exc).__name__}: {exc}"})
@@ -540,14 +544,15 @@ def write_parquet(directory: str | os.PathLike, carried: Mapping[str, Any] | Non
 
     directory = Path(directory)
     carried = dict(carried or {})
-    ours = {"id", "index", "lm_calls"}
+    ours = {"id", "index", "lm_calls", "lm_calls_made"}
     names = {column: f"columns.{column}" if column in ours or "." in column else column for column in carried}
 
     def rows() -> Iterator[dict]:
         with (directory / RESULTS).open(encoding="utf-8") as handle:
             for line in handle:
                 record = json.loads(line)
-                flat = {"id": record["id"], "index": record["index"], "lm_calls": record.get("lm_calls")}
+                flat = {"id": record["id"], "index": record["index"], "lm_calls": record.get("lm_calls"),
+                        "lm_calls_made": record.get("lm_calls_made")}
                 for prefix in ("input", "output"):
                     for key, value in record.get(prefix, {}).items():
                         flat[f"{prefix}.{key}"] = value if isinstance(value, str) or value is None else json.dumps(value)
@@ -563,7 +568,7 @@ def write_parquet(directory: str | os.PathLike, carried: Mapping[str, Any] | Non
     if not columns:
         return path
     types = {names[column]: type_ for column, type_ in carried.items()}
-    schema = pa.schema([(name, pa.int64() if name in ("index", "lm_calls") else types.get(name, pa.string()))
+    schema = pa.schema([(name, pa.int64() if name in ("index", "lm_calls", "lm_calls_made") else types.get(name, pa.string()))
                         for name in columns])
     with pq.ParquetWriter(str(path), schema) as writer:
         chunk: list[dict] = []

@@ -574,9 +574,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``spri run``: one SPRI call, printed as text or JSON."""
+    from collections import Counter
+
     import dspy
 
-    from spri_dspy.spri import check_text
+    from spri_dspy.data import check_text
+    from spri_dspy.usage import StepUsage
 
     _check_settings(args)
     try:
@@ -586,20 +589,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     lm, critic_lm, adapter = _models(args)
     program = _program("response", args.program or "spri", args, critic_lm)
-    lms = [lm] + ([critic_lm] if critic_lm is not None else [])
-    calls_before = [len(m.history) for m in lms]
+    usage = StepUsage()
     started = time.perf_counter()
-    with dspy.context(lm=lm, adapter=adapter, track_usage=True):
+    with dspy.context(lm=lm, adapter=adapter), usage.context():
         prediction = program(query=args.query, goal=args.goal)
     seconds = time.perf_counter() - started
-    calls = {m.model if m is lm else f"{m.model} (critic)": len(m.history) - before for m, before in zip(lms, calls_before, strict=True)}
-    summary = {"lm_calls": calls, "usage": prediction.get_lm_usage() or {}, "seconds": round(seconds, 2)}
-    embedded = [(m, before) for m, before in zip(lms, calls_before, strict=True)
-                if hasattr(getattr(m, "engine", None), "stats")]
-    if embedded:  # the embedded engine: calls that reached it, answered by its memo, prompt tokens evaluated
-        engines = {id(m.engine): m.engine for m, _ in embedded}.values()
-        summary["engine"] = {key: sum(e.stats[key] for e in engines) for key in next(iter(engines)).stats}
-        summary["engine"]["lm_calls"] = sum(len(m.history) - before for m, before in embedded)
+    lms = [lm] + ([critic_lm] if critic_lm is not None and critic_lm.model != lm.model else [])
+    label = {m.model: m.model if m is lm else f"{m.model} (critic)" for m in lms}
+    needed, made = Counter(), Counter()
+    for (_step, _stage, model), counter in usage.by_step.items():
+        needed[label.get(model, model)] += counter["calls_needed"]
+        made[label.get(model, model)] += counter["calls"]
+    summary = {"lm_calls": dict(needed), "lm_calls_made": dict(made), "usage": usage.get_total_tokens(),
+               "seconds": round(seconds, 2)}
+    engines = {id(m.engine): m.engine for m in lms if hasattr(getattr(m, "engine", None), "stats")}
+    if engines:  # the embedded engine: calls that reached it, answered by its memo, prompt tokens evaluated
+        summary["engine"] = {key: sum(e.stats[key] for e in engines.values()) for key in next(iter(engines.values())).stats}
+        summary["engine"]["lm_calls"] = sum(needed[label[m.model]] for m in lms if id(getattr(m, "engine", None)) in engines)
     if args.json:
         print(json.dumps({"principles": prediction.principles, "response": prediction.response,
                           "trace": prediction.trace, "seeds": prediction.seeds, **summary}, indent=2, ensure_ascii=False))
@@ -667,9 +673,12 @@ def render_batch(summary, output: str) -> str:
              + (" (stopped early: --max-errors reached)" if summary.stopped_early else "")]
     for title, table in (("stage", summary.by_stage), ("model", summary.by_model)):
         for key, counts in table.items():
-            lines.append(f"  {title} {key}: {counts['calls']} LM calls, {counts['prompt_tokens']} prompt + "
-                         f"{counts['completion_tokens']} completion tokens")
-    lines.append(f"  {summary.lm_calls} LM calls in {summary.seconds:.1f} s")
+            lines.append(f"  {title} {key}: {counts.get('calls_needed', 0)} LM calls needed, {counts.get('calls', 0)} "
+                         f"made: {counts.get('prompt_tokens', 0)} prompt + {counts.get('completion_tokens', 0)} "
+                         "completion tokens")
+    cached = summary.lm_calls_needed - summary.lm_calls
+    lines.append(f"  {summary.lm_calls_needed} LM calls needed, {summary.lm_calls} made"
+                 + (f" ({cached} answered by DSPy's cache)" if cached else "") + f", in {summary.seconds:.1f} s")
     return "\n".join(lines)
 
 
@@ -700,9 +709,12 @@ def render(prediction, summary: dict) -> str:
         lines.append(f"{r['stage']:<11} {r['round']:>5} {score:>5}  {'yes' if r['accepted'] else 'no':<8}  "
                      f"{note[:60] + ('...' if len(note) > 60 else '')}")
     calls = ", ".join(f"{model}: {n}" for model, n in summary["lm_calls"].items())
-    tokens = sum((u.get("total_tokens") or 0) for u in summary["usage"].values())
-    lines += ["", f"LM calls: {sum(summary['lm_calls'].values())} ({calls}); tokens: {tokens}; "
-                  f"time: {summary['seconds']:.1f} s"]
+    needed = sum(summary["lm_calls"].values())
+    made = sum(summary.get("lm_calls_made", summary["lm_calls"]).values())
+    tokens = sum((u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0) for u in summary["usage"].values())
+    lines += ["", f"LM calls: {needed} ({calls}), "
+                  + ("all made" if made == needed else f"{made} made, {needed - made} answered by DSPy's cache")
+                  + f"; tokens of the calls made: {tokens}; time: {summary['seconds']:.1f} s"]
     if "engine" in summary:
         engine = summary["engine"]
         cached = engine["lm_calls"] - engine["requests"]

@@ -67,7 +67,7 @@ class _Counted(dspy.Module):
 
     def forward(self, **inputs):
         try:
-            with dspy.context(usage_tracker=self.usage):
+            with self.usage.context():
                 return self.program(**inputs)
         except Exception as exc:
             self.errors.append(exc)

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import dspy
+from dspy.utils.callback import BaseCallback
 from dspy.utils.usage_tracker import UsageTracker
 
 if TYPE_CHECKING:
@@ -38,18 +39,22 @@ def name_steps(program: dspy.Module) -> None:
 
 
 class StepUsage(UsageTracker):
-    """A DSPy usage tracker that also counts calls and tokens per (step, stage, model).
+    """A DSPy usage tracker that counts, per (step, stage, model), the LM calls a program *needed* and
+    the calls *made*, with their tokens.
 
-    DSPy calls ``add_usage`` once per LM call that reached the model (cache hits
-    are not counted); :data:`current_step` says which step made it (steps named
-    by :func:`name_steps`; others count as ``"other"``).
+    Calls needed include those DSPy's cache answered: the cost of the same work on a cold cache, which
+    a rerun or a warm cache does not change. Calls made are those that reached a model (DSPy calls
+    ``add_usage`` only for them), and tokens are counted for them: a cache hit reports none.
+    :data:`current_step` says which step made a call (steps named by :func:`name_steps`; others count
+    as ``"other"``). Use it through :meth:`context`, which also installs the callback that counts
+    calls needed.
 
     Example:
         ```python
         usage = StepUsage()
-        with dspy.context(usage_tracker=usage):
+        with usage.context():
             program(query="...")
-        usage.calls, usage.by_step
+        usage.calls_needed, usage.calls, usage.tokens, usage.by_step
         ```
     """
 
@@ -57,26 +62,63 @@ class StepUsage(UsageTracker):
         super().__init__()
         self.by_step: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
         self._lock = threading.Lock()
+        self.callback = _CallsNeeded(self)
+
+    def context(self):
+        """``dspy.context`` that tracks usage into this object (calls made and calls needed)."""
+        return dspy.context(usage_tracker=self, callbacks=[*dspy.settings.get("callbacks", []), self.callback])
 
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
-        step = current_step.get()
-        key = (step.step_name or OTHER, step.stage or OTHER, lm) if step is not None else (OTHER, OTHER, lm)
         with self._lock:
             super().add_usage(lm, usage_entry)
-            counter = self.by_step[key]
+            counter = self.by_step[_key(lm)]
             counter["calls"] += 1
             for name in ("prompt_tokens", "completion_tokens"):
                 counter[name] += int(usage_entry.get(name) or 0)
 
+    def needed(self, lm: str) -> None:
+        """Count one LM call the program needed (answered by a model or by the cache)."""
+        with self._lock:
+            self.by_step[_key(lm)]["calls_needed"] += 1
+
     @property
     def calls(self) -> int:
-        """LM calls counted so far, all steps and models together."""
+        """LM calls made (that reached a model), all steps and models together."""
         return sum(counter["calls"] for counter in self.by_step.values())
 
     @property
+    def calls_needed(self) -> int:
+        """LM calls the program needed, cache hits included."""
+        return sum(counter["calls_needed"] for counter in self.by_step.values())
+
+    @property
     def tokens(self) -> int:
-        """Prompt plus completion tokens counted so far."""
+        """Prompt plus completion tokens of the calls made."""
         return sum(counter["prompt_tokens"] + counter["completion_tokens"] for counter in self.by_step.values())
 
     def __deepcopy__(self, memo):  # ParallelExecutor copies trackers per thread; ours is per input already
+        return self
+
+
+def _key(lm: str) -> tuple[str, str, str]:
+    step = current_step.get()
+    return (step.step_name or OTHER, step.stage or OTHER, lm) if step is not None else (OTHER, OTHER, lm)
+
+
+class _CallsNeeded(BaseCallback):
+    """Counts every LM call that returned, whether a model or DSPy's cache answered it."""
+
+    def __init__(self, usage: StepUsage):
+        self.usage = usage
+        self._models: dict[str, str] = {}
+
+    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        self._models[call_id] = getattr(instance, "model", type(instance).__name__)
+
+    def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
+        model = self._models.pop(call_id, None)
+        if exception is None and model is not None:
+            self.usage.needed(model)
+
+    def __deepcopy__(self, memo):
         return self

@@ -69,3 +69,31 @@ def test_study_plots(tmp_path):
 def test_empty_dataset(tmp_path):
     with pytest.raises(ValueError, match="non-empty dataset"):
         ablate({"vanilla": Vanilla()}, [], metric, tmp_path)
+
+
+def test_cost_figures_are_the_same_on_a_cold_and_a_warm_cache(tmp_path):
+    """A second ablation used to report 0.00 LM calls per input for every variant."""
+    import uuid
+
+    from spri_dspy.testing import ScriptedEngine
+
+    def critic(call):  # unrefined texts score 2, refined ones 5
+        return {"feedback": "refine it", "score": 5 if list(call.inputs.values())[-1].endswith("+") else 2}
+
+    engine = ScriptedEngine({"principle_critic": critic, "response_critic": critic, "direct_critic": critic,
+                             "principle_refiner": lambda c: {"principles": c.inputs["draft_principles"] + "+"},
+                             "response_refiner": lambda c: {"response": c.inputs["draft_response"] + "+"},
+                             "direct_refiner": lambda c: {"response": c.inputs["draft_response"] + "+"}})
+    lm = dspy.LM(f"scripted/{uuid.uuid4().hex[:8]}", engine=engine, cache=True)
+    variants = {"spri": SPRI(), "vanilla": Vanilla(), "self_refine": SelfRefine()}
+    with dspy.context(lm=lm):
+        cold = ablate(variants, DEVSET, metric, tmp_path / "cold")
+        calls = len(engine.calls)
+        warm = ablate(variants, DEVSET, metric, tmp_path / "warm")
+    assert len(engine.calls) == calls  # the warm run reached the model not once
+    assert [(r.variant, r.lm_calls_per_input) for r in cold] == [(r.variant, r.lm_calls_per_input) for r in warm] == [
+        ("spri", 8.0), ("vanilla", 1.0), ("self_refine", 4.0)]
+    # self-refine's first answer is vanilla's very request: DSPy's cache answers it even on the cold run
+    assert [r.lm_calls_made_per_input for r in cold] == [8.0, 1.0, 3.0]
+    assert [r.lm_calls_made_per_input for r in warm] == [0.0, 0.0, 0.0] and all(r.tokens_per_input == 0 for r in warm)
+    assert "| spri | 4 | 0 |" in (tmp_path / "warm" / "ablation.md").read_text()

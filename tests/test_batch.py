@@ -269,6 +269,8 @@ def test_dspy_cache_makes_no_calls_for_finished_work(tmp_path, monkeypatch):
         second = batch(SPRI(), data, tmp_path / "b", lm)
         assert server.counts["requests"] == requests
     assert first.lm_calls == 40 and second.lm_calls == 0 and second.done == 5
+    assert first.lm_calls_needed == second.lm_calls_needed == 40  # the work needed does not read zero when cached
+    assert {r["lm_calls"] for r in results(tmp_path / "b")} == {8} and {r["lm_calls_made"] for r in results(tmp_path / "b")} == {0}
     def outputs(folder):
         return [r["output"] for r in sorted(results(folder), key=lambda r: r["index"])]
 
@@ -364,7 +366,8 @@ def test_usage_is_counted_under_the_stage_each_step_declares(tmp_path, scripted)
     _, lm = scripted({}, step_signatures={"polish": dspy.Signature("query -> response")})
     summary = batch(Helper(), rows(2), tmp_path, lm=lm, threads=1)
     assert summary.done == 2
-    assert summary.by_step == {"polish": {"scripted/base": {"calls": 2, "prompt_tokens": summary.prompt_tokens,
+    assert summary.by_step == {"polish": {"scripted/base": {"calls": 2, "calls_needed": 2,
+                                                             "prompt_tokens": summary.prompt_tokens,
                                                              "completion_tokens": summary.completion_tokens}}}
     assert list(summary.by_stage) == ["response"] and summary.by_stage["response"]["calls"] == 2
 

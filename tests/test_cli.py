@@ -315,3 +315,24 @@ def test_a_different_run_into_an_existing_output_is_refused(scripted_cli, capsys
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["settings"]["max_words"] == 64 and summary["info"]["max_words"] == 64
     assert summary["results"] == 3 and json.loads((out / "run.json").read_text()) == summary["run"]
+
+
+def test_run_on_a_warm_cache_reports_the_calls_needed_and_made(monkeypatch, scripted, capsys):
+    """A cached repeat used to print "LM calls: 16 ... tokens: 0" and batch summaries 0 calls."""
+    import uuid
+
+    from spri_dspy.testing import ScriptedEngine
+
+    model = f"scripted/{uuid.uuid4().hex[:8]}"
+    engine = ScriptedEngine(spri_script((2, 5), (5,)))
+    monkeypatch.setattr(cli, "make_lm", lambda name, **options: __import__("dspy").LM(model, engine=engine, cache=True))
+    assert cli.main(["run", "A warm question.", "--json"]) == 0
+    cold = json.loads(capsys.readouterr().out)
+    engine.script = ScriptedEngine(spri_script((2, 5), (5,))).script  # (a cache miss would find the same answers)
+    assert cli.main(["run", "A warm question.", "--json"]) == 0
+    warm = json.loads(capsys.readouterr().out)
+    assert cold["lm_calls"] == warm["lm_calls"] == {model: 6}
+    assert cold["lm_calls_made"] == {model: 6} and warm["lm_calls_made"] == {model: 0} and warm["usage"] == {}
+    assert cli.main(["run", "A warm question."]) == 0
+    assert f"LM calls: 6 ({model}: 6), 0 made, 6 answered by DSPy's cache; tokens of the calls made: 0" in (
+        capsys.readouterr().out)

@@ -6,7 +6,8 @@ sampling temperature per kind of step (generators (the responder too), critics, 
 and whether the critics run on ``critic_lm`` (when one is given).
 
 By default the study has two objectives, the task metric (maximised) and LM calls
-per input (minimised), so ``study.best_trials`` is the quality-versus-cost Pareto
+needed per input (minimised; DSPy's cache hits count, so a warm cache or a repeated
+setting cannot move the Pareto front), so ``study.best_trials`` is the quality-versus-cost Pareto
 front. Optuna cannot prune multi-objective trials; with ``cost=False`` the study
 optimises the metric alone and prunes trials whose running mean falls behind
 (``MedianPruner``). Studies live in any Optuna storage: an SQLite file by default,
@@ -72,13 +73,14 @@ def _objective(devset, metric, build, cost: bool, report_every: int, retries: in
         program = build(trial)
         # The whole dev set at once, or (single objective) in chunks whose running mean can prune the trial.
         chunks = [devset] if cost else [devset[i:i + report_every] for i in range(0, len(devset), report_every)]
-        scores, calls = [], 0
+        scores, calls, made = [], 0, 0
         for chunk in chunks:
             chunk_scores: list[float | None] = [None] * len(chunk)
             for _attempt in range(1 + retries):  # a failed example is tried again (a transient error, often)
                 failed = [i for i, score in enumerate(chunk_scores) if score is None]
                 result = evaluate(program, [chunk[i] for i in failed], metric)
-                calls += result.usage.calls
+                calls += result.usage.calls_needed
+                made += result.usage.calls
                 for i, score in zip(failed, result.scores, strict=True):
                     chunk_scores[i] = score
                 if not result.failed:
@@ -93,7 +95,8 @@ def _objective(devset, metric, build, cost: bool, report_every: int, retries: in
                 trial.report(sum(scores) / len(scores), len(scores))
                 if trial.should_prune():
                     raise optuna.TrialPruned()
-        trial.set_user_attr("lm_calls_per_input", calls / len(devset))
+        trial.set_user_attr("lm_calls_per_input", calls / len(devset))  # needed: a warm cache cannot move it
+        trial.set_user_attr("lm_calls_made_per_input", made / len(devset))
         quality = sum(scores) / len(scores)
         return (quality, calls / len(devset)) if cost else quality
 

@@ -105,3 +105,21 @@ def test_a_failed_trial_is_recorded_and_the_study_goes_on(scripted, tmp_path):
     assert result.best and all(row["trial"] in (2, 3) for row in result.best)
     q1 = [c for c in engine.calls if c.step == "responder" and c.inputs["query"] == "q1"]
     assert len(q1) == 2 * 3 + 2  # tried 3 times in each failed trial, once in each later one
+
+
+def test_a_warm_cache_does_not_move_the_cost_objective(tmp_path):
+    """A new study repeating earlier settings used to score them at 0.00 calls per input."""
+    import uuid
+
+    from spri_dspy.testing import ScriptedEngine
+
+    engine = ScriptedEngine(script())
+    lm = dspy.LM(f"scripted/{uuid.uuid4().hex[:8]}", engine=engine, cache=True)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    with dspy.context(lm=lm):
+        cold = tune(DEVSET, metric, storage=storage, study_name="cold", n_trials=4)
+        calls = len(engine.calls)
+        warm = tune(DEVSET, metric, storage=storage, study_name="warm", n_trials=4)  # the same sampler seed
+    assert len(engine.calls) == calls
+    assert [t.values for t in warm.study.trials] == [t.values for t in cold.study.trials]
+    assert all(t.user_attrs["lm_calls_made_per_input"] == 0 for t in warm.study.trials)
