@@ -285,6 +285,9 @@ def _check_settings(args: argparse.Namespace) -> None:
     if getattr(args, "hash_ids", False) and args.id_field:
         raise CLIError("--hash-ids and --id-field both choose the ids; give one")
     given = getattr(args, "given", set())
+    if "program" in given and args.command in ("tune", "ablate"):
+        raise CLIError(f"--program is for spri compile; spri {args.command} "
+                       + ("searches SPRI's settings" if args.command == "tune" else "runs the task's grid of programs"))
     if "use_reference" in given and not _judges(args):
         raise CLIError("--no-reference is for judges (spri judge, or --task judgements); "
                        "these programs never see a reference answer")

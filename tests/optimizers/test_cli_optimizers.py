@@ -230,3 +230,11 @@ def test_tune_goes_on_through_a_faulty_server(data, tmp_path, capsys, monkeypatc
     assert code == 0 and malformed > 0
     assert out.startswith("study 'spri' in sqlite:///") and "3 trials" in out and "best:" in out
     assert err == ""  # no Optuna warning or traceback on the screen
+
+
+@pytest.mark.parametrize("command", ["tune", "ablate"])
+def test_program_is_refused_where_it_would_be_ignored(data, tmp_path, scripted_models, capsys, command):
+    extra = ["--output", str(tmp_path / "a")] if command == "ablate" else []
+    assert cli.main([command, str(data), "--program", "vanilla", *extra]) == 2
+    assert capsys.readouterr().err.startswith(f"spri: error: --program is for spri compile; spri {command} ")
+    assert not any(engine.calls for engine in scripted_models.values())
