@@ -40,7 +40,7 @@ from dspy.utils.parallelizer import ParallelExecutor
 from spri_dspy.data import RowError, TableSource, load_table, text_field
 from spri_dspy.rubric import format_rubric
 from spri_dspy.secrets import redact
-from spri_dspy.usage import StepUsage, name_steps
+from spri_dspy.usage import StepUsage, count_calls_needed, name_steps
 
 RESULTS, FAILURES, SUMMARY, PARQUET = "results.jsonl", "failures.jsonl", "summary.json", "results.parquet"
 
@@ -333,6 +333,7 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
         store.close()
         raise
     name_steps(program)
+    count_calls_needed(dspy.settings.lm, program)
     stages = program.stages() if hasattr(program, "stages") else (program,)
     totals: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
     lock = threading.Lock()
@@ -367,7 +368,7 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
             task.arguments = _validated(table[task.index], task.index, fields, optional)
             task.inputs = task.arguments
         try:
-            with task.usage.context():
+            with dspy.context(usage_tracker=task.usage):
                 result = stages[task.stage](**task.arguments)
         except Exception as exc:
             finish(task, "failed", {"error": f"{type(exc).__name__}: {exc}"})

@@ -594,7 +594,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     program = _program("response", args.program or "spri", args, critic_lm)
     usage = StepUsage()
     started = time.perf_counter()
-    with dspy.context(lm=lm, adapter=adapter), usage.context():
+    with dspy.context(lm=lm, adapter=adapter), usage.context(program):
         prediction = program(query=args.query, goal=args.goal)
     seconds = time.perf_counter() - started
     lms = [lm] + ([critic_lm] if critic_lm is not None and critic_lm.model != lm.model else [])

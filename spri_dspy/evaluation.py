@@ -67,7 +67,7 @@ class _Counted(dspy.Module):
 
     def forward(self, **inputs):
         try:
-            with self.usage.context():
+            with self.usage.context(self.program):
                 return self.program(**inputs)
         except Exception as exc:
             self.errors.append(exc)

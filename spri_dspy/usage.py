@@ -46,13 +46,13 @@ class StepUsage(UsageTracker):
     a rerun or a warm cache does not change. Calls made are those that reached a model (DSPy calls
     ``add_usage`` only for them), and tokens are counted for them: a cache hit reports none.
     :data:`current_step` says which step made a call (steps named by :func:`name_steps`; others count
-    as ``"other"``). Use it through :meth:`context`, which also installs the callback that counts
-    calls needed.
+    as ``"other"``). Use it through :meth:`context`, which also lets the LMs in use report the calls
+    their cache answered.
 
     Example:
         ```python
         usage = StepUsage()
-        with usage.context():
+        with usage.context(program):
             program(query="...")
         usage.calls_needed, usage.calls, usage.tokens, usage.by_step
         ```
@@ -62,11 +62,12 @@ class StepUsage(UsageTracker):
         super().__init__()
         self.by_step: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
         self._lock = threading.Lock()
-        self.callback = _CallsNeeded(self)
 
-    def context(self):
-        """``dspy.context`` that tracks usage into this object (calls made and calls needed)."""
-        return dspy.context(usage_tracker=self, callbacks=[*dspy.settings.get("callbacks", []), self.callback])
+    def context(self, program: dspy.Module | None = None):
+        """``dspy.context`` that tracks usage into this object: calls made, and calls needed on the
+        configured LM and on ``program``'s own step LMs (see :func:`count_calls_needed`)."""
+        count_calls_needed(dspy.settings.lm, program)
+        return dspy.context(usage_tracker=self)
 
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         with self._lock:
@@ -106,19 +107,35 @@ def _key(lm: str) -> tuple[str, str, str]:
 
 
 class _CallsNeeded(BaseCallback):
-    """Counts every LM call that returned, whether a model or DSPy's cache answered it."""
+    """Counts every call of the LMs it is attached to that returned, whether a model or DSPy's cache
+    answered it, into the :class:`StepUsage` tracking the calling thread (if any)."""
 
-    def __init__(self, usage: StepUsage):
-        self.usage = usage
+    def __init__(self):
         self._models: dict[str, str] = {}
 
     def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        self._models[call_id] = getattr(instance, "model", type(instance).__name__)
+        if isinstance(dspy.settings.usage_tracker, StepUsage):
+            self._models[call_id] = getattr(instance, "model", type(instance).__name__)
 
     def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
         model = self._models.pop(call_id, None)
-        if exception is None and model is not None:
-            self.usage.needed(model)
+        tracker = dspy.settings.usage_tracker
+        if exception is None and model is not None and isinstance(tracker, StepUsage):
+            tracker.needed(model)
 
     def __deepcopy__(self, memo):
         return self
+
+
+_CALLS_NEEDED = _CallsNeeded()
+
+
+def count_calls_needed(lm: dspy.BaseLM | None, program: dspy.Module | None = None) -> None:
+    """Let :class:`StepUsage` count the calls DSPy's cache answers, on ``lm`` and on ``program``'s own step
+    LMs: adds one shared callback to each LM's ``callbacks`` (once). On the LMs rather than in
+    ``dspy.settings``, so that no module, predictor or adapter call pays for a callback."""
+    lms = [lm, *(predictor.lm for predictor in program.predictors())] if program is not None else [lm]
+    for model in lms:
+        callbacks = getattr(model, "callbacks", None)
+        if isinstance(callbacks, list) and not any(c is _CALLS_NEEDED for c in callbacks):
+            callbacks.append(_CALLS_NEEDED)
