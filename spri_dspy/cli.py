@@ -478,7 +478,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     with dspy.context(lm=lm, adapter=adapter):
         compiled, report = compile_program(program, trainset, devset, metric, optimizer=args.optimizer,
                                            max_demos=args.max_demos, num_trials=args.trials,
-                                           max_metric_calls=args.budget)
+                                           max_metric_calls=args.budget, labeled=task.labeled)
     if report.failed_before == report.failed_after == report.dev_size:
         print(f"spri: error: every dev example failed before and after compiling, so nothing was measured and "
               f"{args.save} was not written; the first error: {report.first_error}", file=sys.stderr)
@@ -486,6 +486,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     save_program(compiled, args.save)
     print(f"{args.optimizer}: metric on {report.dev_size} dev examples {report.before:.3f} -> {report.after:.3f} "
           f"(trained on {report.train_size}, {report.seconds:.1f} s); saved {args.save}")
+    for step, counts in report.demos.items():
+        print(f"  {step}: {sum(counts.values())} demos ({counts['bootstrapped']} bootstrapped, {counts['seeds']} seeds, "
+              f"{counts['labeled']} labeled from the data)")
+    if report.dropped:
+        print(f"  dropped {report.dropped} demos that lacked their step's fields")
     if report.failed_before or report.failed_after:
         print(f"  failed dev examples: {report.failed_before} before, {report.failed_after} after (scored 0); "
               f"the first error: {report.first_error}")

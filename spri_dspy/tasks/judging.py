@@ -71,6 +71,9 @@ def load_judgements(source: TableSource, columns: Mapping[str, str] | None = Non
     return examples
 
 
-JUDGEMENTS = Task(name="judgements", kind="judge", load=lambda data, field=None: load_judgements(data),
-                  metrics=("agreement",))
+JUDGEMENTS = Task(
+    name="judgements", kind="judge", load=lambda data, field=None: load_judgements(data), metrics=("agreement",),
+    labeled=lambda example: {"rubric_generator": {"instruction": example.instruction, "rubric": example.rubric}}
+    if example.get("rubric") else {},
+)
 """Judging responses (instruction, response, human_score rows): judges scored by agreement with humans."""

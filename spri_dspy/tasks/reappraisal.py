@@ -61,5 +61,8 @@ REAPPRAISAL = Task(
     has_goal=True,
     variants=lambda settings: response_variants(
         settings, per_goal=True, oracle=lambda example: {**example.inputs(), "principles": example.constitution}),
+    labeled=lambda example: {"principle_generator": {"query": example.query, "goal": example.goal,
+                                                     "principles": example.constitution}}
+    if example.get("constitution") else {},
 )
 """Cognitive reappraisal on RESORT-style rows: SPRI under the reappraisal framing, judged for alignment."""

@@ -47,6 +47,9 @@ class Task:
         has_goal: whether its examples carry a response goal (``seed_match="goal"`` needs one).
         variants: ``variants(settings)`` -> the ablation grid for the run's settings (name -> :class:`Variant`);
             None when the task has no ablation.
+        labeled: ``labeled(example)`` -> labeled demos for compiling, step name -> the demo's fields, where
+            the data holds a step's output (a reappraisal row's expert constitution is the principle
+            generator's ``principles``); None when it holds none.
 
     Example:
         ```python
@@ -66,6 +69,7 @@ class Task:
     framing: str | None = None
     has_goal: bool = False
     variants: Callable[[Mapping[str, Any]], dict[str, Variant]] | None = None
+    labeled: Callable[[dspy.Example], dict[str, dict[str, Any]]] | None = None
 
 
 def response_variants(settings: Mapping[str, Any], *, per_goal: bool = False,

@@ -89,6 +89,8 @@ class Call:
     """The output field names the adapter asked for."""
     instructions: str = ""
     """The system message (which holds the signature's instructions)."""
+    demo_answers: list[str] = field(default_factory=list)
+    """The answers of the demos shown (the assistant turns before the request), as sent."""
 
 
 class ScriptedEngine:
@@ -125,6 +127,7 @@ class ScriptedEngine:
         system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system or ())
         user_texts = [m.text or "" for m in request.messages if m.role == "user"]
         call = self.recognise(system, user_texts, request.model, request.config.response_format is not None)
+        call.demo_answers = [m.text or "" for m in request.messages if m.role == "assistant"]
         with self._lock:
             answer = self.script.get(call.step, self.default)(call)
             call.answer = answer

@@ -238,3 +238,22 @@ def test_program_is_refused_where_it_would_be_ignored(data, tmp_path, scripted_m
     assert cli.main([command, str(data), "--program", "vanilla", *extra]) == 2
     assert capsys.readouterr().err.startswith(f"spri: error: --program is for spri compile; spri {command} ")
     assert not any(engine.calls for engine in scripted_models.values())
+
+
+def test_compiled_demos_belong_to_their_step(data, tmp_path, scripted_models, capsys):
+    """Every step's demos used to be raw training rows (id, query, goal, constitution, standards)."""
+    saved = tmp_path / "c.json"
+    assert cli.main(["compile", str(data), "--save", str(saved), "--max-rounds", "1", "--max-demos", "2"]) == 0
+    out = capsys.readouterr().out
+    state = json.loads(saved.read_text())
+    generator = state["principle_generator.predict"]["demos"]
+    labeled = [d for d in generator if not d.get("augmented")]
+    assert [(d["query"], d["principles"]) for d in labeled] == [("post 0", "c 0"), ("post 1", "c 1")][:len(labeled)]
+    assert labeled and all(set(d) <= {"query", "goal", "principles"} for d in labeled)
+    for name, step in state.items():
+        if name.endswith(".predict"):
+            assert all("standards" not in d and "constitution" not in d for d in step["demos"]), name
+    critic = state["principle_critic.predict"]["demos"]
+    assert all(d["augmented"] and "score" in d and "feedback" in d for d in critic)
+    line = next(line for line in out.splitlines() if line.strip().startswith("principle_generator:"))
+    assert f"{len(labeled)} labeled from the data" in line
