@@ -449,7 +449,8 @@ def _task_data(args: argparse.Namespace):
     name = args.metric or task.metrics[0]
     if name not in task.metrics:
         raise CLIError(f"--metric {name} does not fit --task {args.task} (it takes {', '.join(task.metrics)})")
-    if name in ("usefulness", "adherence") and _program_name(args.program) in ("vanilla", "self-refine"):
+    if name in ("usefulness", "adherence", "constitution-overlap") and _program_name(args.program) in (
+            "vanilla", "self-refine"):
         raise CLIError(f"--metric {name} scores principles; --program {args.program} writes none")
     judge = make_lm(args.judge_lm, api_base=args.api_base, max_tokens=args.max_tokens) if args.judge_lm else None
     return task, examples, METRICS[name](lm=judge)

@@ -11,12 +11,18 @@ from spri_dspy.metrics.llm import (
     response_adherence,
 )
 
+from spri_dspy.metrics.overlap import ConstitutionOverlap, constitution_overlap, token_f1
+
 METRICS = {"alignment": reappraisal_alignment, "empathy": empathy, "usefulness": principle_usefulness,
-           "adherence": response_adherence, "agreement": lambda lm=None: human_agreement}
+           "adherence": response_adherence, "agreement": lambda lm=None: human_agreement,
+           "constitution-overlap": constitution_overlap}
 """--metric name -> a factory taking the judge's LM (None: the configured LM) and returning a DSPy metric."""
 
 __all__ = [
     "METRICS",
+    "ConstitutionOverlap",
+    "constitution_overlap",
+    "token_f1",
     "JudgeMetric",
     "reappraisal_alignment",
     "empathy",

@@ -56,7 +56,7 @@ REAPPRAISAL = Task(
     name="reappraisal",
     kind="response",
     load=lambda data, field=None: load_reappraisal(data),
-    metrics=("alignment", "empathy", "usefulness", "adherence"),
+    metrics=("alignment", "empathy", "usefulness", "adherence", "constitution-overlap"),
     framing=REAPPRAISAL_FRAMING,
     has_goal=True,
     variants=lambda settings: response_variants(

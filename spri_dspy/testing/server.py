@@ -17,8 +17,10 @@ prints the URL and serves until stopped.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -34,11 +36,50 @@ from spri_dspy.testing.engine import STEPS, ScriptedEngine, render_answer
 FAULTS = ("500", "429", "timeout", "malformed", "401")
 
 
+_OUTPUT_LIST = re.compile(r"^Your output fields are:\n(.*?)(?=\n\n|\nYour |\Z)", re.S | re.M)
+_TYPED_FIELD = re.compile(r"^\d+\. `(\w+)` \((.+?)\)(?::|$)", re.M)
+
+
+def typed_answer(system: str, outputs: Sequence[str], schema: Mapping[str, Any] | None = None) -> dict[str, Any] | str:
+    """An answer to any DSPy signature: each output field the adapter asked for, filled with a value of its
+    type (read from the JSON schema when one was requested, else from the field list DSPy's adapters write).
+    A request that names no output fields (a raw prompt, e.g. GEPA's reflection) gets a fenced instruction."""
+    if not outputs:
+        return "```\nRead the request closely and answer it carefully and concretely.\n```"
+    properties = dict((schema or {}).get("properties") or {})
+    listed = _OUTPUT_LIST.search(system)
+    declared = dict(_TYPED_FIELD.findall(listed.group(1))) if listed else {}
+    return {name: _value(name, properties.get(name), declared.get(name, "str")) for name in outputs}
+
+
+def _value(name: str, schema: Mapping[str, Any] | None, declared: str) -> Any:
+    kind = (schema or {}).get("type")
+    if schema and schema.get("enum"):
+        return schema["enum"][0]
+    if declared.startswith("Literal["):
+        try:
+            return ast.literal_eval(f"[{declared[len('Literal['):-1]}]")[0]
+        except (ValueError, SyntaxError, IndexError):
+            pass
+    if kind == "integer" or declared == "int":
+        return 3
+    if kind == "number" or declared == "float":
+        return 0.5
+    if kind == "boolean" or declared == "bool":
+        return True
+    if kind == "array" or declared.startswith(("list", "List")):
+        return []
+    if kind == "object" or declared.startswith(("dict", "Dict")):
+        return {}
+    return f"A careful, concrete {name.replace('_', ' ')}."
+
+
 def scripted_answer(step: str, inputs: Mapping[str, str], critic_scores: Sequence[int]) -> dict[str, Any] | str:
-    """The server's stateless answer for one step (see the module docstring)."""
+    """The server's stateless answer for one SPRI or metric step (see the module docstring); None for any
+    other step (see :func:`typed_answer`)."""
     signature = STEPS.get(step)
     if signature is None:
-        return "unknown step"
+        return None
     outputs = list(signature.output_fields)
     under_review = list(inputs.values())[-1] if inputs else ""  # a critic's last input is the text it reviews
     if outputs == ["feedback", "score"] and step.endswith("critic"):
@@ -122,7 +163,11 @@ class FakeOpenAIServer:
         system = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") in ("system", "developer"))
         users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
         call = self._recogniser.recognise(system, users, str(body.get("model")), body.get("response_format") is not None)
-        text = render_answer(scripted_answer(call.step, call.inputs, self.critic_scores), call.json_mode)
+        answer = scripted_answer(call.step, call.inputs, self.critic_scores)
+        if answer is None:  # an optimizer's own signature (MIPROv2's proposer, GEPA's reflection) or a user's
+            schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+            answer = typed_answer(system, call.outputs, schema)
+        text = render_answer(answer, call.json_mode)
         with self._lock:
             self.counts[call.step] += 1
         prompt = sum(len(str(m.get("content") or "").split()) for m in messages)

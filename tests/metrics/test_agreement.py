@@ -40,3 +40,20 @@ def test_group_average_drops_missing_model_scores_only():
     b = pearson([1, 2, 3, 5], [3, 2, 1, -1])
     assert result["average"]["pearson"] == pytest.approx((1.0 + b) / 2)
     assert result["average"]["n"] == 7
+
+
+def test_constitution_overlap_by_hand():
+    import dspy
+
+    from spri_dspy.metrics import ConstitutionOverlap, token_f1
+
+    # candidate: name, the, feeling, first (4 words); reference: name, the, feeling, gently, now (5 words)
+    # common 3 -> precision 3/4, recall 3/5 -> F1 = 2 * 0.75 * 0.6 / 1.35 = 2/3
+    assert token_f1("Name the feeling first.", "name the feeling, gently, now") == pytest.approx(2 / 3)
+    assert token_f1("a a b", "a b b") == pytest.approx(2 / 3)  # multiplicity: common a, b = 2 of 3 each
+    assert token_f1("", "x") == 0.0 and token_f1("x", "y") == 0.0
+    metric = ConstitutionOverlap(pass_score=0.5)
+    example = dspy.Example(constitution="Name the feeling.")
+    assert metric(example, dspy.Prediction(principles="Name the feeling.")) == pytest.approx(1.0)
+    assert metric(example, dspy.Prediction(principles="Something else."), trace=[]) is False
+    assert metric(example, dspy.Prediction(principles=None)) == 0.0

@@ -257,3 +257,39 @@ def test_compiled_demos_belong_to_their_step(data, tmp_path, scripted_models, ca
     assert all(d["augmented"] and "score" in d and "feedback" in d for d in critic)
     line = next(line for line in out.splitlines() if line.strip().startswith("principle_generator:"))
     assert f"{len(labeled)} labeled from the data" in line
+    # leave-one-out (saved with the program): a row never sees its own constitution as a demo
+    assert cli.main(["run", "post 0", "--goal", "aim 0", "--program", str(saved), "--json"]) == 0
+    capsys.readouterr()
+    call = [c for c in scripted_models["embedded"].calls if c.step == "principle_generator"][-1]
+    others = [d for d in generator if d["query"] != "post 0"]
+    assert call.demos == len(others) > 0 and not any("c 0" in answer for answer in call.demo_answers)
+
+
+@pytest.mark.parametrize("optimizer", ["bootstrap", "mipro", "gepa"])
+def test_every_optimizer_compiles_offline_against_the_fake_server(data, tmp_path, capsys, monkeypatch, optimizer):
+    """MIPROv2 used to exit 1 here: the fake server could not answer its instruction proposer."""
+    from spri_dspy.testing import FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    saved = tmp_path / f"{optimizer}.json"
+    with FakeOpenAIServer(critic_scores=(2, 5)) as server:
+        code = cli.main(["compile", str(data), "--lm", "openai/fake-model", "--api-base", server.url, "--optimizer",
+                         optimizer, "--save", str(saved), "--max-rounds", "2", "--trials", "2", "--budget", "20",
+                         "--no-cache"])
+        counts = dict(server.counts)
+    out = capsys.readouterr().out
+    assert code == 0 and f"{optimizer}: metric on 3 dev examples" in out and saved.exists()
+    own = {"mipro": "unknown:proposed_instruction", "gepa": "unknown:new_instruction"}.get(optimizer)
+    assert own is None or counts.get(own, 0) > 0  # the optimizer's own signature was answered
+
+
+def test_the_fake_server_answers_any_signature_with_typed_values():
+    from spri_dspy.testing.server import typed_answer
+
+    system = ("Your input fields are:\n1. `question` (str):\nYour output fields are:\n1. `answer` (str): the answer\n"
+              "2. `count` (int):\n3. `choice` (Literal['left', 'right']):\n4. `tags` (list[str]):\n5. `ok` (bool):")
+    answer = typed_answer(system, ["answer", "count", "choice", "tags", "ok"])
+    assert answer == {"answer": "A careful, concrete answer.", "count": 3, "choice": "left", "tags": [], "ok": True}
+    schema = {"properties": {"score": {"type": "integer", "enum": [1, 2, 3]}, "weight": {"type": "number"}}}
+    assert typed_answer("", ["score", "weight"], schema) == {"score": 1, "weight": 0.5}
+    assert typed_answer("", []).startswith("```")
