@@ -487,6 +487,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     save_program(compiled, args.save)
     print(f"{args.optimizer}: metric on {report.dev_size} dev examples {report.before:.3f} -> {report.after:.3f} "
           f"(trained on {report.train_size}, {report.seconds:.1f} s); saved {args.save}")
+    print(f"  LM calls: {report.lm_calls} needed, {report.lm_calls_made} made")
     for step, counts in report.demos.items():
         print(f"  {step}: {sum(counts.values())} demos ({counts['bootstrapped']} bootstrapped, {counts['seeds']} seeds, "
               f"{counts['labeled']} labeled from the data)")

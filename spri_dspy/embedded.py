@@ -33,6 +33,7 @@ Three things keep it fast on a small CPU:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -254,6 +255,10 @@ class LlamaCppEngine:
         self._llama = None
         self._lock = threading.Lock()
 
+    def __deepcopy__(self, memo) -> LlamaCppEngine:
+        """The engine itself: a loaded model is shared, never copied (optimizers deep-copy programs and LMs)."""
+        return self
+
     @property
     def llama(self):
         """The loaded ``llama_cpp.Llama`` (loaded on first use, once)."""
@@ -266,6 +271,9 @@ class LlamaCppEngine:
                                      n_threads_batch=self.n_threads or os.cpu_count(), seed=self.seed)
             if self.state_cache_mb > 0:
                 self._llama.set_cache(prompt_state_cache(self.state_cache_mb << 20))
+            # Free the model before the interpreter tears llama_cpp down; freed later (a program kept alive
+            # by an optimizer until exit), its destructor fails with "'NoneType' object is not callable".
+            atexit.register(self.close)
         return self._llama
 
     def complete(self, request) -> Response:
@@ -368,6 +376,7 @@ class LlamaCppEngine:
         return response_to_events(self.complete(request))
 
     def close(self) -> None:
+        """Free the loaded model (it is loaded again on the next call)."""
         with self._lock:
             if self._llama is not None:
                 self._llama.close()

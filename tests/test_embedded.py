@@ -60,10 +60,14 @@ def test_engine_loads_through_the_portable_loader(monkeypatch):
     loaded = []
     monkeypatch.setattr(embedded, "check_native_library", lambda path: loaded.append(("checked", str(path))))
     monkeypatch.setattr(embedded, "load_llama", lambda path, **options: loaded.append(("loaded", str(path))) or
-                        type("FakeLlama", (), {"set_cache": lambda self, cache: loaded.append(("cache", cache.capacity_bytes))})())
-    LlamaCppEngine(state_cache_mb=8).llama
+                        type("FakeLlama", (), {"set_cache": lambda self, cache: loaded.append(("cache", cache.capacity_bytes)),
+                                               "close": lambda self: loaded.append(("closed",))})())
+    engine = LlamaCppEngine(state_cache_mb=8)
+    engine.llama
     path = str(default_model_path())
     assert loaded == [("checked", path), ("loaded", path), ("cache", 8 << 20)]
+    engine.close()  # (also registered to run at exit, before llama_cpp is torn down)
+    assert loaded[-1] == ("closed",) and engine._llama is None
 
 
 @pytest.mark.parametrize("returncode, reason", [(-11, "crashed with SIGSEGV"), (-4, "crashed with SIGILL"),

@@ -10,6 +10,7 @@ from typing import Any
 import dspy
 
 from spri_dspy.evaluation import evaluate
+from spri_dspy.usage import StepUsage
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
 Metric = Callable[..., Any]
@@ -37,6 +38,11 @@ class CompileReport:
     task's data, e.g. a reappraisal row's expert constitution as the principle generator's ``principles``)."""
     dropped: int = 0
     """Demos the optimizer set that lacked their step's fields (raw data rows) and were removed."""
+    lm_calls: int = 0
+    """LM calls the whole compile needed (both evaluations, the optimizer's runs and proposals, an LLM-judge
+    metric's calls), DSPy's cache hits included."""
+    lm_calls_made: int = 0
+    """Those of them that reached a model."""
 
 
 Labeled = Callable[[dspy.Example], dict[str, dict[str, Any]]]
@@ -129,6 +135,22 @@ def compile_program(
     if not trainset or not devset:
         raise ValueError("compile needs a non-empty train split and dev split")
     started = time.perf_counter()
+    usage = StepUsage()  # the optimizer's and the metric's calls; each evaluation counts its program's own
+    with usage.context(program):
+        compiled, before, after, demos, dropped = _compile(
+            program, trainset, devset, metric, optimizer, max_demos=max_demos, num_candidates=num_candidates,
+            num_trials=num_trials, max_metric_calls=max_metric_calls, prompt_model=prompt_model,
+            reflection_lm=reflection_lm, num_threads=num_threads, seed=seed, labeled=labeled)
+    report = CompileReport(optimizer, before.score, after.score, len(trainset), len(devset),
+                           round(time.perf_counter() - started, 2), before.failed, after.failed,
+                           before.first_error or after.first_error, demos, dropped,
+                           usage.calls_needed + before.usage.calls_needed + after.usage.calls_needed,
+                           usage.calls + before.usage.calls + after.usage.calls)
+    return compiled, report
+
+
+def _compile(program, trainset, devset, metric, optimizer, *, max_demos, num_candidates, num_trials, max_metric_calls,
+             prompt_model, reflection_lm, num_threads, seed, labeled):
     before = evaluate(program, devset, metric, num_threads=num_threads)
     student = program.deepcopy()
     if optimizer == "bootstrap":
@@ -149,7 +171,4 @@ def compile_program(
         compiled = gepa.compile(student, trainset=list(trainset), valset=list(devset))
     demos, dropped = own_demos(compiled, program, trainset, labeled, max_demos)
     after = evaluate(compiled, devset, metric, num_threads=num_threads)
-    report = CompileReport(optimizer, before.score, after.score, len(trainset), len(devset),
-                           round(time.perf_counter() - started, 2), before.failed, after.failed,
-                           before.first_error or after.first_error, demos, dropped)
-    return compiled, report
+    return compiled, before, after, demos, dropped
