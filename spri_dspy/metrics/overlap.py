@@ -6,11 +6,19 @@ import re
 from collections import Counter
 
 _WORD = re.compile(r"[a-z0-9']+")
+STOPWORDS = frozenset(
+    "a an the and or but if then so of to in on at by for with from as is are was were be been being it its "
+    "this that these those there their they them he she his her you your i me my we our us not no do does "
+    "did have has had will would can could should may might must than too very just also about into over".split()
+)
+"""Function words left out of the overlap: without them any fluent text shares a fifth of an expert's words."""
 
 
 def token_f1(candidate: str, reference: str) -> float:
-    """Unigram F1 between two texts (lowercased words, counted with multiplicity); 0 when either is empty."""
-    ours, theirs = Counter(_WORD.findall(candidate.lower())), Counter(_WORD.findall(reference.lower()))
+    """Unigram F1 between two texts over their content words (lowercased, :data:`STOPWORDS` left out,
+    counted with multiplicity); 0 when either has none."""
+    ours, theirs = (Counter(w for w in _WORD.findall(text.lower()) if w not in STOPWORDS)
+                    for text in (candidate, reference))
     common = sum((ours & theirs).values())
     if not common:
         return 0.0
@@ -19,7 +27,7 @@ def token_f1(candidate: str, reference: str) -> float:
 
 
 class ConstitutionOverlap:
-    """Token F1 of ``prediction.principles`` against ``example.constitution`` (0..1), a DSPy metric.
+    """Content-word F1 of ``prediction.principles`` against ``example.constitution`` (0..1), a DSPy metric.
 
     It measures how much of the expert's wording the final principles share: cheap,
     deterministic and free of an LLM judge, so a compile can be judged on its own. It does not

@@ -58,7 +58,10 @@ def own_demos(compiled: dspy.Module, original: dspy.Module, trainset: Sequence[d
     mapped: dict[str, list[dspy.Example]] = {}
     for example in trainset if labeled is not None else ():
         for step, fields in labeled(example).items():
-            mapped.setdefault(f"{step}.predict", []).append(dspy.Example(**fields))
+            demos = mapped.setdefault(f"{step}.predict", [])
+            outputs = {k: v for k, v in fields.items() if k not in example.inputs()}
+            if all(outputs != {k: d.get(k) for k in outputs} for d in demos):  # one demo per distinct label
+                demos.append(dspy.Example(**fields))
     counts, dropped = {}, 0
     for name, predictor in compiled.named_predictors():
         signature = predictor.signature

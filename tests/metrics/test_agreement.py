@@ -47,10 +47,11 @@ def test_constitution_overlap_by_hand():
 
     from spri_dspy.metrics import ConstitutionOverlap, token_f1
 
-    # candidate: name, the, feeling, first (4 words); reference: name, the, feeling, gently, now (5 words)
-    # common 3 -> precision 3/4, recall 3/5 -> F1 = 2 * 0.75 * 0.6 / 1.35 = 2/3
-    assert token_f1("Name the feeling first.", "name the feeling, gently, now") == pytest.approx(2 / 3)
-    assert token_f1("a a b", "a b b") == pytest.approx(2 / 3)  # multiplicity: common a, b = 2 of 3 each
+    # content words: name, feeling, first (3) against name, feeling, gently, now (4); "the" is a stopword.
+    # common 2 -> precision 2/3, recall 2/4 -> F1 = 2 * (2/3) * (1/2) / (2/3 + 1/2) = 4/7
+    assert token_f1("Name the feeling first.", "name the feeling, gently, now") == pytest.approx(4 / 7)
+    assert token_f1("x x y", "x y y") == pytest.approx(2 / 3)  # multiplicity: common x, y = 2 of 3 each
+    assert token_f1("The answer to this question is that", "the question") == pytest.approx(2 / 3)
     assert token_f1("", "x") == 0.0 and token_f1("x", "y") == 0.0
     metric = ConstitutionOverlap(pass_score=0.5)
     example = dspy.Example(constitution="Name the feeling.")
