@@ -476,7 +476,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     trainset, devset = _split(examples, args.dev_fraction)
     lm, critic_lm, adapter = _models(args)
     program = _program(task.kind, args.program, args, critic_lm)
-    with dspy.context(lm=lm, adapter=adapter):
+    with dspy.context(lm=lm, adapter=adapter), _unless_verbose(args.verbose):
         compiled, report = compile_program(program, trainset, devset, metric, optimizer=args.optimizer,
                                            max_demos=args.max_demos, num_trials=args.trials,
                                            max_metric_calls=args.budget, labeled=task.labeled)
@@ -758,6 +758,20 @@ def _quiet(verbose: bool) -> None:
 
     warnings.filterwarnings("ignore", module="dspy")
     warnings.filterwarnings("ignore", module="optuna")
+
+
+def _unless_verbose(verbose: bool):
+    """Hide what DSPy's optimizers print themselves (progress bars, "Bootstrapped N full traces") unless
+    ``--verbose``; the command prints its own report after."""
+    import contextlib
+    import io
+
+    if verbose:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+    return stack
 
 
 def _check_text_arguments(args: argparse.Namespace) -> None:

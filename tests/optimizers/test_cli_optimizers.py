@@ -293,3 +293,10 @@ def test_the_fake_server_answers_any_signature_with_typed_values():
     schema = {"properties": {"score": {"type": "integer", "enum": [1, 2, 3]}, "weight": {"type": "number"}}}
     assert typed_answer("", ["score", "weight"], schema) == {"score": 1, "weight": 0.5}
     assert typed_answer("", []).startswith("```")
+
+
+def test_compile_prints_only_its_report(data, tmp_path, scripted_models, capfd):
+    """DSPy's optimizers print progress bars and "Bootstrapped N full traces" themselves: only with --verbose."""
+    assert cli.main(["compile", str(data), "--save", str(tmp_path / "c.json"), "--max-rounds", "1"]) == 0
+    out, err = capfd.readouterr()
+    assert out.startswith("bootstrap: metric on 3 dev examples") and "Bootstrapped" not in out and err == ""
