@@ -277,6 +277,7 @@ def run_batch(
     hash_ids: bool = False,
     keep_columns: bool = True,
     restart: bool = False,
+    require_columns: bool = False,
     threads: int = 8,
     max_errors: int | None = None,
     skip_bad_rows: bool = False,
@@ -299,6 +300,8 @@ def run_batch(
         max_errors: stop early once this many inputs failed in this run.
         skip_bad_rows: record rows with a missing, empty or mistyped field as failed
             instead of stopping before any LM call.
+        require_columns: every column in ``fields`` must be in the input, the optional ones too (for
+            columns a user named on purpose); without it an absent optional column means "none".
         restart: when OUTPUT holds a different run, move its files aside into ``OUTPUT/previous-N/``
             and start over (without it, a different run is refused: :class:`RunMismatchError`).
         info: what ran (program, settings, seeds), recorded in ``summary.json``.
@@ -310,6 +313,10 @@ def run_batch(
     table = load_table(source)
     if id_field is None and not hash_ids and "id" in table.column_names:
         id_field = "id"
+    absent = [f"{column!r} (for {arg})" for arg, column in fields.items()
+              if column not in table.column_names and (arg not in optional or require_columns)]
+    if absent:  # with require_columns an optional column too: a typo must not pass as "no goals"
+        raise RowError(f"the input has no column {', '.join(absent)}; its columns: {', '.join(table.column_names)}")
     if id_field is not None and id_field not in table.column_names:
         raise RowError(f"the id column {id_field!r} is not in the input (its columns: {', '.join(table.column_names)})")
     used = {*fields.values(), id_field}  # the id column is the record's id already

@@ -641,8 +641,9 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
         with dspy.context(lm=lm, adapter=adapter):
             summary = run_batch(program, args.input, args.output, fields=fields, optional=optional,
                                 id_field=args.id_field, hash_ids=args.hash_ids, keep_columns=args.keep_columns,
-                                restart=args.restart, threads=args.threads, max_errors=args.max_errors,
-                                skip_bad_rows=args.skip_bad_rows, progress=not args.no_progress, info=info)
+                                restart=args.restart, require_columns=True, threads=args.threads,
+                                max_errors=args.max_errors, skip_bad_rows=args.skip_bad_rows,
+                                progress=not args.no_progress, info=info)
     except (OutputBusyError, RunMismatchError) as exc:
         raise CLIError(str(exc)) from None
     except (RowError, FileNotFoundError, ValueError) as exc:

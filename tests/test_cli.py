@@ -336,3 +336,13 @@ def test_run_on_a_warm_cache_reports_the_calls_needed_and_made(monkeypatch, scri
     assert cli.main(["run", "A warm question."]) == 0
     assert f"LM calls: 6 ({model}: 6), 0 made, 6 answered by DSPy's cache; tokens of the calls made: 0" in (
         capsys.readouterr().out)
+
+
+def test_a_misspelt_optional_column_is_an_error(scripted_cli, capsys, tmp_path):
+    """--goal-field with a typo used to run every row without goals, exit 0."""
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"query": "a", "goal": "be kind"}\n')
+    status, engines = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress", "--goal-field", "gaol")
+    assert status == 2 and capsys.readouterr().err == (
+        f"spri: error: {path}: the input has no column 'gaol' (for goal); its columns: query, goal\n")
+    assert not engines["embedded"].calls
