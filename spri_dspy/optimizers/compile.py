@@ -172,6 +172,11 @@ def _compile(program, trainset, devset, metric, optimizer, *, max_demos, num_can
                          max_metric_calls=max_metric_calls, num_threads=num_threads, seed=seed,
                          track_stats=False)
         compiled = gepa.compile(student, trainset=list(trainset), valset=list(devset))
+    # DSPy's optimizers reset the student's predictors, dropping each step's own LM (a critic_lm): put them back.
+    own_lms = {name: predictor.lm for name, predictor in program.named_predictors()}
+    for name, predictor in compiled.named_predictors():
+        if predictor.lm is None and own_lms.get(name) is not None:
+            predictor.lm = own_lms[name]
     demos, dropped = own_demos(compiled, program, trainset, labeled, max_demos)
     after = evaluate(compiled, devset, metric, num_threads=num_threads)
     return compiled, before, after, demos, dropped

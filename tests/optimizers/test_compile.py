@@ -116,3 +116,15 @@ def test_compiled_program_behaves_the_same_in_a_fresh_process(scripted, tmp_path
                           env={**__import__("os").environ, "PYTHONPATH": root + "/tests"}, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == json.loads(json.dumps(here))
+
+
+def test_the_compiled_program_keeps_its_critic_lm(scripted):
+    """BootstrapFewShot resets the student's steps, dropping critic_lm: the 'after' figure ran critics on the base LM."""
+    engine, lm = scripted(SCRIPT, default=default)
+    critic_engine, critic = scripted(SCRIPT, default=default, model="scripted/critic")
+    trainset, devset = split()
+    with dspy.context(lm=lm):
+        compiled, _ = compile_program(SPRI(critic_lm=critic, max_rounds=1), trainset, devset, metric)
+    assert compiled.principle_critic.predict.lm is critic and compiled.response_critic.predict.lm is critic
+    assert compiled.responder.predict.lm is None
+    assert "principle_critic" not in engine.steps() and critic_engine.steps().count("principle_critic") >= 8
