@@ -351,8 +351,7 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
     def finish(task: _Task, outcome: str, result: dict) -> None:
         record = {"id": task.row_id, "index": task.index, "input": task.inputs, **result}
         if carried:
-            row = table[task.index]
-            record["columns"] = {column: row[column] for column in carried}
+            record["columns"] = task.columns
         if outcome == "done":
             store.add(record | {"lm_calls": task.usage.calls_needed, "lm_calls_made": task.usage.calls})
         else:
@@ -372,8 +371,10 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
 
     def run_stage(task: _Task) -> None:
         if task.stage == 0:
-            task.arguments = _validated(table[task.index], task.index, fields, optional)
+            row = table[task.index]
+            task.arguments = _validated(row, task.index, fields, optional)
             task.inputs = task.arguments
+            task.columns = {column: row[column] for column in carried}
         try:
             with dspy.context(usage_tracker=task.usage):
                 result = stages[task.stage](**task.arguments)
@@ -429,6 +430,7 @@ class _Task:
     stage: int = 0
     inputs: dict[str, Any] = field(default_factory=dict)
     arguments: dict[str, Any] = field(default_factory=dict)  # of the stage due next
+    columns: dict[str, Any] = field(default_factory=dict)  # the input's columns the program does not read
     usage: StepUsage = field(default_factory=StepUsage)
 
 
@@ -542,6 +544,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+_INTEGER_COLUMNS = ("index", "lm_calls", "lm_calls_made")
+
+
 def write_parquet(directory: str | os.PathLike, carried: Mapping[str, Any] | None = None, chunk_rows: int = 512) -> Path:
     """``results.parquet`` from ``results.jsonl``, streamed in chunks: id, index, lm_calls, each input
     and output field as a text column (structured values as JSON text), and the carried input
@@ -552,7 +557,7 @@ def write_parquet(directory: str | os.PathLike, carried: Mapping[str, Any] | Non
 
     directory = Path(directory)
     carried = dict(carried or {})
-    ours = {"id", "index", "lm_calls", "lm_calls_made"}
+    ours = {"id", *_INTEGER_COLUMNS}
     names = {column: f"columns.{column}" if column in ours or "." in column else column for column in carried}
 
     def rows() -> Iterator[dict]:
@@ -576,7 +581,7 @@ def write_parquet(directory: str | os.PathLike, carried: Mapping[str, Any] | Non
     if not columns:
         return path
     types = {names[column]: type_ for column, type_ in carried.items()}
-    schema = pa.schema([(name, pa.int64() if name in ("index", "lm_calls", "lm_calls_made") else types.get(name, pa.string()))
+    schema = pa.schema([(name, pa.int64() if name in _INTEGER_COLUMNS else types.get(name, pa.string()))
                         for name in columns])
     with pq.ParquetWriter(str(path), schema) as writer:
         chunk: list[dict] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -362,25 +363,29 @@ def _settings(args: argparse.Namespace, critic_lm) -> dict:
 def _build(kind: str, name: str, settings: dict):
     """``build_program`` with its errors as one-line CLI errors naming the flag."""
     from spri_dspy.programs import build_program
+
+    with _program_errors(name):
+        return build_program(name, kind, **settings)
+
+
+@contextlib.contextmanager
+def _program_errors(name: str):
+    """A program's build errors as one-line CLI errors naming the flag at fault."""
+    from spri_dspy.programs import MissingSeedsError
     from spri_dspy.seeds import SeedError
 
     try:
-        return build_program(name, kind, **settings)
+        yield
     except SeedError as exc:
         raise CLIError(f"--seeds: {exc}") from None
-    except ValueError as exc:
-        if "needs seeds" in str(exc):
-            raise CLIError(f"--program {name} needs --seeds FILE") from None
-        raise
+    except MissingSeedsError:
+        raise CLIError(f"--program {name} needs --seeds FILE") from None
 
 
 def _built_variant(variant, kind: str, settings: dict):
-    from spri_dspy.seeds import SeedError
-
-    try:
+    """An ablation variant's program (:meth:`spri_dspy.tasks.Variant.build`), errors as for :func:`_build`."""
+    with _program_errors(variant.program):
         return variant.build(kind, settings)
-    except SeedError as exc:
-        raise CLIError(f"--seeds: {exc}") from None
 
 
 def _framing(args: argparse.Namespace) -> str | None:
@@ -764,7 +769,6 @@ def _quiet(verbose: bool) -> None:
 def _unless_verbose(verbose: bool):
     """Hide what DSPy's optimizers print themselves (progress bars, "Bootstrapped N full traces") unless
     ``--verbose``; the command prints its own report after."""
-    import contextlib
     import io
 
     if verbose:

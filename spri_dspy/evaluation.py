@@ -90,8 +90,7 @@ def evaluate(program: dspy.Module, devset: Sequence[dspy.Example], metric: Calla
     """
     examples = list(devset)
     if inputs is not None:
-        examples = [dspy.Example(**example.toDict(), **_extra(example, inputs(example))).with_inputs(
-            *inputs(example)) for example in examples]
+        examples = [_with_inputs(example, inputs(example)) for example in examples]
     scores: dict[int, float] = {}
     errors: list[Exception] = []
     lock = threading.Lock()
@@ -113,5 +112,7 @@ def evaluate(program: dspy.Module, devset: Sequence[dspy.Example], metric: Calla
     return Evaluation([scores.get(id(example)) for example in examples], errors, usage)
 
 
-def _extra(example: dspy.Example, given: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in given.items() if key not in example}
+def _with_inputs(example: dspy.Example, given: dict[str, Any]) -> dspy.Example:
+    """``example`` whose inputs are ``given`` (its own fields kept, for the metric)."""
+    extra = {key: value for key, value in given.items() if key not in example}
+    return dspy.Example(**example.toDict(), **extra).with_inputs(*given)

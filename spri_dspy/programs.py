@@ -30,6 +30,10 @@ METADATA_KEY = "spri_dspy"
 """The key under which a saved program's file holds its metadata (beside DSPy's state)."""
 
 
+class MissingSeedsError(ValueError):
+    """A program that shows seeds (seed-principles, seed-rubrics) was built without any."""
+
+
 @dataclass(frozen=True)
 class ProgramSpec:
     """One program in :data:`PROGRAMS`: its class, fixed arguments, and whether it needs seeds."""
@@ -93,7 +97,7 @@ def build_program(name: str, kind: Kind = "response", **settings: Any) -> dspy.M
     if spec is None:
         raise ValueError(f"unknown {kind} program {name!r}; known: {', '.join(program_names(kind))}")
     if spec.needs_seeds and not settings.get("seeds"):
-        raise ValueError(f"program {name!r} needs seeds")
+        raise MissingSeedsError(f"program {name!r} needs seeds")
     accepted = spec.accepts()
     return spec.cls(**spec.fixed, **{key: value for key, value in settings.items() if key in accepted})
 
