@@ -129,7 +129,7 @@ _RUN_FILES = (RESULTS, FAILURES, SUMMARY, PARQUET, IDENTITY)
 
 
 def run_identity(program: dspy.Module, source: Any, fields: Mapping[str, str], id_field: str | None,
-                 keep_columns: bool) -> dict[str, Any]:
+                 keep_columns: bool, split: str | None = None) -> dict[str, Any]:
     """What produced an OUTPUT folder (JSON data, no keys): the program's class, settings and a hash of its
     state (instructions, demos, seeds), the models of the configured LM and of each step that has its own,
     the input, the field mapping, the id column and the package version."""
@@ -146,7 +146,7 @@ def run_identity(program: dspy.Module, source: Any, fields: Mapping[str, str], i
     return {"program": type(program).__name__, "settings": json.loads(json.dumps(settings, default=str)),
             "state_sha256": hashlib.sha256(state.encode()).hexdigest()[:16], "models": models,
             "input": os.path.abspath(source) if isinstance(source, (str, os.PathLike)) else "(in-memory table)",
-            "fields": dict(fields), "id_field": id_field, "keep_columns": keep_columns, "version": _version()}
+            **({"split": split} if split else {}), "fields": dict(fields), "id_field": id_field, "keep_columns": keep_columns, "version": _version()}
 
 
 def _model(lm: Any) -> dict[str, Any] | None:
@@ -272,6 +272,7 @@ def run_batch(
     output: str | os.PathLike,
     *,
     fields: Mapping[str, str],
+    split: str | None = None,
     optional: tuple[str, ...] = (),
     id_field: str | None = None,
     hash_ids: bool = False,
@@ -288,6 +289,7 @@ def run_batch(
 
     Args:
         fields: program argument -> column, e.g. ``{"query": "instruction"}``.
+        split: the split of a DatasetDict input (default: every split, see :func:`~spri_dspy.data.load_table`).
         optional: the arguments that may be missing or null in a row (e.g. ``goal``).
         id_field: a column holding unique ids; default: the ``id`` column when the table has one,
             else a hash of the row's inputs.
@@ -310,7 +312,7 @@ def run_batch(
     identity resumes, a different one is refused before any LM call, naming the difference.
     """
     started = time.perf_counter()
-    table = load_table(source)
+    table = load_table(source, split)
     if id_field is None and not hash_ids and "id" in table.column_names:
         id_field = "id"
     absent = [f"{column!r} (for {arg})" for arg, column in fields.items()
@@ -321,7 +323,7 @@ def run_batch(
         raise RowError(f"the id column {id_field!r} is not in the input (its columns: {', '.join(table.column_names)})")
     used = {*fields.values(), id_field}  # the id column is the record's id already
     carried = [column for column in table.column_names if column not in used] if keep_columns else []
-    identity = run_identity(program, source, fields, id_field, keep_columns)
+    identity = run_identity(program, source, fields, id_field, keep_columns, split)
     store = ResultStore(output, prepare=lambda directory: _check_identity(directory, identity, restart))
     try:
         return _run(program, table, store, started, fields=fields, optional=optional, id_field=id_field,

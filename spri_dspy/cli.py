@@ -65,6 +65,8 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT", help="a .jsonl/.json/.csv/.parquet file or a saved dataset folder")
     parser.add_argument("output", metavar="OUTPUT", help="results folder (created; rerun to resume)")
     group = parser.add_argument_group("batch")
+    group.add_argument("--split", metavar="NAME",
+                       help="the split of a saved DatasetDict folder (default: every split, named in a 'split' column)")
     group.add_argument("--id-field", metavar="COLUMN",
                        help="column of unique ids (default: the 'id' column when there is one, else a hash of the inputs)")
     group.add_argument("--hash-ids", action="store_true", help="ids from a hash of the inputs even when there is an 'id' column")
@@ -87,6 +89,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("data", metavar="DATA", help="a dataset file or folder that the 'datasets' library reads")
     group = parser.add_argument_group("data and metric")
+    group.add_argument("--split", metavar="NAME", help="the split of a saved DatasetDict folder (default: all splits)")
     group.add_argument("--task", choices=list(TASKS), default="reappraisal",
                        help="reappraisal (RESORT-style rows), instructions (one text column) or judgements "
                             "(instruction, response, human_score); default reappraisal")
@@ -442,9 +445,12 @@ def _task_data(args: argparse.Namespace):
     from spri_dspy.metrics import METRICS
     from spri_dspy.tasks import TASKS
 
+    from spri_dspy.data import load_table
+
     task = TASKS[args.task]
     try:
-        examples = task.load(args.data, args.field)
+        data = load_table(args.data, args.split) if args.split else args.data
+        examples = task.load(data, args.field)
     except (ValueError, FileNotFoundError) as exc:
         message = str(exc)
         raise CLIError(message if message.startswith(str(args.data)) else f"{args.data}: {message}") from None
@@ -644,7 +650,7 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
             "fields": fields, "overrides": getattr(args, "overrides", {})}
     try:
         with dspy.context(lm=lm, adapter=adapter):
-            summary = run_batch(program, args.input, args.output, fields=fields, optional=optional,
+            summary = run_batch(program, args.input, args.output, split=args.split, fields=fields, optional=optional,
                                 id_field=args.id_field, hash_ids=args.hash_ids, keep_columns=args.keep_columns,
                                 restart=args.restart, require_columns=True, threads=args.threads,
                                 max_errors=args.max_errors, skip_bad_rows=args.skip_bad_rows,

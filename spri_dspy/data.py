@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Union
 if TYPE_CHECKING:
     import datasets
 
-TableSource = Union[str, os.PathLike, "datasets.Dataset", Sequence[Mapping[str, Any]]]
+TableSource = Union[str, os.PathLike, "datasets.Dataset", "datasets.DatasetDict", Sequence[Mapping[str, Any]]]
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -19,21 +19,27 @@ class RowError(ValueError):
     """A data row that lacks a required field or holds a value of the wrong type."""
 
 
-def load_table(source: TableSource) -> datasets.Dataset:
-    """A ``datasets.Dataset`` from a Dataset, a list of dicts, a .jsonl/.json/.csv/.parquet
-    file, or a folder written by ``Dataset.save_to_disk``."""
+def load_table(source: TableSource, split: str | None = None) -> datasets.Dataset:
+    """A ``datasets.Dataset`` from a Dataset or DatasetDict, a list of dicts, a .jsonl/.json/.csv/.parquet
+    file, or a folder written by ``save_to_disk``.
+
+    A DatasetDict (object or folder) gives every split, one after another, with the split's name in a
+    ``split`` column (unless the table has one already); ``split`` picks one. ``split`` on a single
+    table is an error, not ignored."""
     import datasets  # imported when data is read, not when spri_dspy is
 
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        source = datasets.load_from_disk(str(source))
+    if isinstance(source, datasets.DatasetDict):
+        return _splits(source, split)
+    if split is not None:
+        raise ValueError(f"split {split!r} asked for, but the input is a single table, not a DatasetDict "
+                         "with named splits")
     if isinstance(source, datasets.Dataset):
         return source
     if not isinstance(source, (str, os.PathLike)):
         return _from_rows([dict(row) for row in source])
     path = Path(source)
-    if path.is_dir():
-        loaded = datasets.load_from_disk(str(path))
-        if isinstance(loaded, datasets.DatasetDict):
-            loaded = loaded["train"] if "train" in loaded else next(iter(loaded.values()))
-        return loaded
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     builder = _BUILDERS.get(path.suffix.lower())
@@ -49,6 +55,26 @@ def load_table(source: TableSource) -> datasets.Dataset:
     if table.num_rows == 0:
         raise ValueError(f"{path} has no rows")
     return table
+
+
+def _splits(tables: datasets.DatasetDict, split: str | None) -> datasets.Dataset:
+    import datasets
+
+    if not tables:
+        raise ValueError("the DatasetDict has no splits")
+    if split is not None:
+        if split not in tables:
+            raise ValueError(f"no split {split!r}; the splits are: {', '.join(tables)}")
+        return tables[split]
+    if len({frozenset(table.column_names) for table in tables.values()}) > 1:
+        columns = "; ".join(f"{name}: {', '.join(table.column_names)}" for name, table in tables.items())
+        raise ValueError(f"the splits do not share their columns ({columns}); choose one with --split")
+    parts = []
+    for name, table in tables.items():
+        if "split" not in table.column_names:
+            table = table.add_column("split", [name] * table.num_rows)
+        parts.append(table)
+    return datasets.concatenate_datasets(parts)
 
 
 def _check_text_file(path: Path, *, jsonl: bool) -> None:

@@ -346,3 +346,33 @@ def test_a_misspelt_optional_column_is_an_error(scripted_cli, capsys, tmp_path):
     assert status == 2 and capsys.readouterr().err == (
         f"spri: error: {path}: the input has no column 'gaol' (for goal); its columns: query, goal\n")
     assert not engines["embedded"].calls
+
+
+@pytest.fixture
+def steady_cli(monkeypatch, scripted):
+    """``spri`` in-process on a scripted LM whose critics accept every text: any number of inputs."""
+    script = {**spri_script(), "principle_critic": lambda call: {"feedback": "ok", "score": 5},
+              "response_critic": lambda call: {"feedback": "ok", "score": 5}}
+    monkeypatch.setattr(cli, "make_lm", lambda model, **options: scripted(script, model=f"scripted/{model}")[1])
+    return lambda *argv: (cli.main(list(argv)), None)
+
+
+def test_generate_reads_every_split_of_a_dataset_dict_or_the_one_asked_for(steady_cli, capsys, tmp_path):
+    import datasets
+
+    scripted_cli = steady_cli
+
+    folder = tmp_path / "dd"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"query": "t1"}, {"query": "t2"}]),
+                          "test": datasets.Dataset.from_list([{"query": "e1"}])}).save_to_disk(str(folder))
+    status, _ = scripted_cli("generate", str(folder), str(tmp_path / "all"), "--no-progress")
+    records = [json.loads(line) for line in (tmp_path / "all" / "results.jsonl").read_text().splitlines()]
+    assert status == 0 and sorted((r["input"]["query"], r["columns"]["split"]) for r in records) == [
+        ("e1", "test"), ("t1", "train"), ("t2", "train")]
+    status, _ = scripted_cli("generate", str(folder), str(tmp_path / "test"), "--no-progress", "--split", "test")
+    records = [json.loads(line) for line in (tmp_path / "test" / "results.jsonl").read_text().splitlines()]
+    assert status == 0 and [r["input"]["query"] for r in records] == ["e1"]
+    assert json.loads((tmp_path / "test" / "run.json").read_text())["split"] == "test"
+    capsys.readouterr()
+    status, _ = scripted_cli("generate", str(folder), str(tmp_path / "x"), "--no-progress", "--split", "dev")
+    assert status == 2 and capsys.readouterr().err == f"spri: error: {folder}: no split 'dev'; the splits are: train, test\n"
