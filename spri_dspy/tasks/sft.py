@@ -13,6 +13,7 @@ import datasets
 import dspy
 
 from spri_dspy.data import TableSource, load_table, text_field
+from spri_dspy.export import messages
 from spri_dspy.tasks.task import Task, response_variants
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def sft_row(instruction: str, prediction: dspy.Prediction) -> dict:
     """One SFT record: the chat pair in ``messages`` (ready for TRL's SFTTrainer), the
     plain ``instruction``/``response``, and SPRI's principles and trace as metadata."""
     return {
-        "messages": [{"role": "user", "content": instruction}, {"role": "assistant", "content": prediction.response}],
+        "messages": messages(instruction, prediction.response),
         "instruction": instruction,
         "response": prediction.response,
         "principles": prediction.get("principles"),
