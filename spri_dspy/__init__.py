@@ -38,6 +38,7 @@ from spri_dspy.judge import (
     RubricRefiner,
     SPRIJudge,
 )
+from spri_dspy.pairwise import Comparer, ComparisonCritic, ComparisonRefiner, SPRIPairwiseJudge
 from spri_dspy.programs import PROGRAMS, build_program, load_program, save_program
 from spri_dspy.seeds import SeedError, load_seeds, select_seeds
 from spri_dspy.spri import SPRI
@@ -47,6 +48,10 @@ __version__ = "0.1.0"
 __all__ = [
     "SPRI",
     "SPRIJudge",
+    "SPRIPairwiseJudge",
+    "Comparer",
+    "ComparisonCritic",
+    "ComparisonRefiner",
     "Vanilla",
     "SelfRefine",
     "OraclePrinciples",

@@ -154,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"which judge: {', '.join(program_names('judge'))} (default spri), or a file saved by 'spri compile'")
     fields.add_argument("--instruction-field", default="instruction", metavar="COLUMN", help="default instruction")
     fields.add_argument("--response-field", default="response", metavar="COLUMN", help="default response")
+    fields.add_argument("--pairwise", action="store_true",
+                        help="compare two responses per row (SPRIPairwiseJudge: verdict A, B or tie, judged in both "
+                             "orders) instead of grading one")
+    fields.add_argument("--response-a-field", default="response_a", metavar="COLUMN",
+                        help="with --pairwise: the first response (default response_a)")
+    fields.add_argument("--response-b-field", default="response_b", metavar="COLUMN",
+                        help="with --pairwise: the second response (default response_b)")
+    fields.add_argument("--label-field", metavar="COLUMN",
+                        help="with --pairwise: human preferences (A, B or tie); accuracy and Cohen's kappa against "
+                             "them are printed per --capability-field group (default: the 'label' column if any)")
     fields.add_argument("--reference-field", metavar="COLUMN", help="column of reference answers (optional)")
     fields.add_argument("--rubric-field", default="rubric", metavar="COLUMN",
                         help="column of gold rubrics, for --program oracle (default rubric)")
@@ -343,10 +353,10 @@ def _check_settings(args: argparse.Namespace) -> None:
 
 
 def _judges(args: argparse.Namespace) -> bool:
-    """Whether the command runs judge programs (``spri judge``, or ``--task judgements``)."""
+    """Whether the command runs judge programs (``spri judge``, or ``--task judgements/preferences``)."""
     from spri_dspy.tasks import TASKS
 
-    return args.command == "judge" or "task" in args and TASKS[args.task].kind == "judge"
+    return args.command == "judge" or "task" in args and TASKS[args.task].kind in ("judge", "pairwise")
 
 
 def _check_writable(option: str, path: str) -> None:
@@ -693,17 +703,64 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    """``spri judge``: a judge program over a dataset of responses."""
-    fields = {"instruction": args.instruction_field, "response": args.response_field}
+    """``spri judge``: a judge program over a dataset of responses (pairs of responses with ``--pairwise``)."""
+    given = getattr(args, "given", set())
+    if args.pairwise:
+        if "response_field" in given or "rubric_field" in given:
+            raise CLIError("--pairwise compares --response-a-field with --response-b-field; --response-field and "
+                           "--rubric-field are for grading one response")
+        fields = {"instruction": args.instruction_field, "response_a": args.response_a_field,
+                  "response_b": args.response_b_field}
+    else:
+        pairwise_only = sorted(f"--{n.replace('_', '-')}" for n in ("response_a_field", "response_b_field",
+                                                                      "label_field") if n in given)
+        if pairwise_only:
+            raise CLIError(f"{', '.join(pairwise_only)} only apply with --pairwise")
+        fields = {"instruction": args.instruction_field, "response": args.response_field}
+        if _program_name(args.program) == "oracle":
+            fields["rubric"] = args.rubric_field
     if args.reference_field:
         fields["reference_answer"] = args.reference_field
-    if _program_name(args.program) == "oracle":
-        fields["rubric"] = args.rubric_field
     if args.system_prompt_field:
         fields["system_prompt"] = args.system_prompt_field
     if args.capability_field:
         fields["capability"] = args.capability_field
-    return _batch(args, "judge", fields, optional=("reference_answer", "system_prompt"))
+    status = _batch(args, "pairwise" if args.pairwise else "judge", fields, optional=("reference_answer", "system_prompt"))
+    if args.pairwise:
+        print(_preference_report(args))
+    return status
+
+
+def _preference_report(args: argparse.Namespace) -> str:
+    """Accuracy and Cohen's kappa of the run's verdicts against the label column, per group."""
+    from spri_dspy.batch import RESULTS
+    from spri_dspy.data import jsonl_lines
+    from spri_dspy.metrics import preference_agreement
+
+    label = args.label_field or "label"
+    rows = []
+    for _, record in jsonl_lines(Path(args.output) / RESULTS):
+        columns = record.get("columns", {})
+        if label not in columns:
+            return (f"  no '{label}' column: give --label-field COLUMN to score the verdicts against human preferences"
+                    if args.label_field else "")
+        group = record["input"].get("capability") or "all"
+        rows.append((group, record["output"].get("verdict"), columns[label]))
+    try:
+        result = preference_agreement(rows)
+    except ValueError as exc:
+        raise CLIError(f"--label-field {label}: {exc}") from None
+    lines = [f"  against '{label}': " + _figures(result["average"]) + (" (mean over groups)" if len(result["groups"]) > 1 else "")]
+    if len(result["groups"]) > 1:
+        lines += [f"    {group}: {_figures(figures)}" for group, figures in result["groups"].items()]
+    return "\n".join(lines)
+
+
+def _figures(figures: dict) -> str:
+    def fmt(value):
+        return "-" if value != value else f"{value:.3f}"
+    return (f"accuracy {fmt(figures['accuracy'])}, Cohen's kappa {fmt(figures['kappa'])}, accuracy without ties "
+            f"{fmt(figures['accuracy_without_ties'])}, n {figures['n']}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -179,7 +179,36 @@ class JudgementRefiner(Step):
         super().__init__(RefineJudgement, {"refined_feedback": "feedback", "refined_score": "score"})
 
 
-class SPRIJudge(CritiqueRefineProgram):
+class RubricProgram(CritiqueRefineProgram):
+    """Base of the judges whose first stage writes an instance-specific rubric (:class:`SPRIJudge`, the
+    pairwise :class:`spri_dspy.SPRIPairwiseJudge`): the steps ``rubric_generator``, ``rubric_critic`` and
+    ``rubric_refiner``, the :class:`spri_dspy.CritiqueRefine` stage ``rubric_stage``, and
+    :meth:`situated_rubric`. Subclasses add their second stage's steps, then call ``place_critics``."""
+
+    def __init__(self, threshold: int = 4, max_rounds: int = 4, seeds: SeedSource | None = None,
+                 keep: Keep = "latest", seed_match: SeedMatch = "all", leave_one_out: bool = False,
+                 use_reference: bool = True):
+        super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
+        self.use_reference = check_use_reference(use_reference)
+        self.rubric_generator = RubricGenerator(
+            load_seeds(seeds) if seeds is not None else (), seed_match=seed_match, leave_one_out=leave_one_out
+        )
+        self.rubric_critic = RubricCritic()
+        self.rubric_refiner = RubricRefiner()
+        self.rubric_stage = self.critique_refine("rubric", self.rubric_critic, self.rubric_refiner, field="rubric")
+
+    def situated_rubric(self, instruction: str, reference_answer: str | None, system_prompt: str | None,
+                        capability: str | None) -> dspy.Prediction:
+        """A rubric for the (validated) instruction, critiqued and refined: ``rubric``, ``trace``, ``seeds``.
+        The rubric steps also see the instance's ``system_prompt``; ``capability`` only picks seeds."""
+        context = {"instruction": instruction, "reference_answer": reference_answer,
+                   "system_prompt": check_text("system_prompt", system_prompt, optional=True)}
+        generated = self.rubric_generator(**context, capability=check_text("capability", capability, optional=True))
+        rubric = self.rubric_stage(generated.rubric, **context)
+        return dspy.Prediction(rubric=rubric.final, trace=rubric.trace, seeds=generated.seeds)
+
+
+class SPRIJudge(RubricProgram):
     """SPRI for LLM-as-a-judge: situated rubrics instead of situated principles.
 
     Stage 1 writes a rubric for the instruction, critiqued and refined like
@@ -230,17 +259,11 @@ class SPRIJudge(CritiqueRefineProgram):
         leave_one_out: bool = False,
         use_reference: bool = True,
     ):
-        super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
-        self.use_reference = check_use_reference(use_reference)
-        self.rubric_generator = RubricGenerator(
-            load_seeds(seeds) if seeds is not None else (), seed_match=seed_match, leave_one_out=leave_one_out
-        )
-        self.rubric_critic = RubricCritic()
-        self.rubric_refiner = RubricRefiner()
+        super().__init__(threshold=threshold, max_rounds=max_rounds, seeds=seeds, keep=keep, seed_match=seed_match,
+                         leave_one_out=leave_one_out, use_reference=use_reference)
         self.judge = Judge()
         self.judgement_critic = JudgementCritic()
         self.judgement_refiner = JudgementRefiner()
-        self.rubric_stage = self.critique_refine("rubric", self.rubric_critic, self.rubric_refiner, field="rubric")
         self.judgement_stage = judgement_stage(self, self.judgement_critic, self.judgement_refiner)
         self.place_critics(critic_lm)
 
@@ -257,13 +280,8 @@ class SPRIJudge(CritiqueRefineProgram):
                      system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
         """Stage 1: a rubric for the instruction, critiqued and refined; returns stage 2's arguments."""
         context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
-        response = context.pop("response")
-        rubric_context = {**context, "system_prompt": check_text("system_prompt", system_prompt, optional=True)}
-        generated = self.rubric_generator(**rubric_context, capability=check_text("capability", capability,
-                                                                                 optional=True))
-        rubric = self.rubric_stage(generated.rubric, **rubric_context)
-        return dspy.Prediction(**context, response=response, rubric=rubric.final, trace=rubric.trace,
-                               seeds=generated.seeds)
+        rubric = self.situated_rubric(context["instruction"], context["reference_answer"], system_prompt, capability)
+        return dspy.Prediction(**context, rubric=rubric.rubric, trace=rubric.trace, seeds=rubric.seeds)
 
     def write_judgement(self, instruction: str, reference_answer: str | None, response: str, rubric: str,
                         trace: list[Round], seeds: list[int]) -> dspy.Prediction:

@@ -2,7 +2,8 @@
 
 :data:`PROGRAMS` names each program the library offers for the two kinds of
 task: ``"response"`` programs answer a query (SPRI and its baselines),
-``"judge"`` programs grade a response (SPRIJudge and its baselines).
+``"judge"`` programs grade a response (SPRIJudge and its baselines), ``"pairwise"``
+programs say which of two responses is better (SPRIPairwiseJudge).
 :func:`build_program` builds any of them from one settings dict, and
 :func:`save_program`/:func:`load_program` keep a compiled program in one JSON
 file: DSPy's state (instructions, demos) plus what rebuilds the program
@@ -23,9 +24,10 @@ import dspy
 from spri_dspy import baselines
 from spri_dspy.judge import SPRIJudge
 from spri_dspy.modules import SeededStep
+from spri_dspy.pairwise import SPRIPairwiseJudge
 from spri_dspy.spri import SPRI
 
-Kind = Literal["response", "judge"]
+Kind = Literal["response", "judge", "pairwise"]
 METADATA_KEY = "spri_dspy"
 """The key under which a saved program's file holds its metadata (beside DSPy's state)."""
 
@@ -62,6 +64,8 @@ PROGRAMS: dict[tuple[Kind, str], ProgramSpec] = {
         ProgramSpec("seed-principles", "response", baselines.SeedPrinciples, needs_seeds=True,
                     summary="the selected seeds' principles as the principles"),
         ProgramSpec("spri", "judge", SPRIJudge, summary="situated rubric, then the judgement (the paper)"),
+        ProgramSpec("spri", "pairwise", SPRIPairwiseJudge,
+                    summary="situated rubric, then a verdict on two responses, judged in both orders"),
         ProgramSpec("vanilla", "judge", baselines.VanillaJudge, summary="judge directly"),
         ProgramSpec("self-refine", "judge", baselines.SelfRefineJudge, summary="judge, critique and refine"),
         ProgramSpec("mt-bench", "judge", baselines.RubricJudge, {"rubric": baselines.MT_BENCH_RUBRIC, "seeds": None},

@@ -5,7 +5,10 @@
 ``<score>N</score><rationale>...``, empathy as a bare number); their means are
 the paper's Table 1. ``DIR/biggen-judgements/<model>/<variant>.jsonl`` hold a
 judge's ``evaluator_LM-score`` beside ``human_score`` per ``capability``; their
-per-capability Pearson, averaged, is Table 2. Models and variants are discovered,
+per-capability Pearson, averaged, is Table 2. ``DIR/pairwise/<model>/<variant>.jsonl`` hold
+pairwise verdicts beside human preference labels (flat rows with ``verdict``, ``label`` and
+``capability``, or the ``results.jsonl`` of ``spri judge --pairwise`` with the label as a carried
+column); their accuracy and Cohen's kappa per capability, averaged. Models and variants are discovered,
 never assumed. Rows that cannot be used are counted and reported, with file and line.
 """
 
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spri_dspy.data import jsonl_lines
-from spri_dspy.metrics.agreement import agreement_by_group
+from spri_dspy.metrics.agreement import VERDICTS, agreement_by_group, preference_agreement
 
 ALIGNMENT_FILE = "eval-1_standard_alignment.jsonl"
 EMPATHY_FILE = "eval-2_empathy.jsonl"
@@ -132,6 +135,32 @@ def judge_row(model: str, variant: str, path: Path) -> Row:
     return row
 
 
+def pairwise_row(model: str, variant: str, path: Path) -> Row:
+    """Accuracy and Cohen's kappa of one recorded pairwise run against human preferences, per capability."""
+    row = Row("pairwise", model, variant)
+    triples = []
+    for line, record in _read_jsonl(path, row):
+        output, columns, inputs = record.get("output", {}), record.get("columns", {}), record.get("input", {})
+        label = record.get("label", columns.get("label"))
+        verdict = record.get("verdict", output.get("verdict") if isinstance(output, dict) else None)
+        group = record.get("capability", columns.get("capability", inputs.get("capability"))) or "all"
+        if label not in VERDICTS:
+            row.problems.append(f"{path}:{line}: field 'label' must be one of {', '.join(VERDICTS)}, got {label!r}")
+            continue
+        if verdict is not None and verdict not in VERDICTS:
+            row.problems.append(f"{path}:{line}: field 'verdict' must be one of {', '.join(VERDICTS)} or null, "
+                                f"got {verdict!r}")
+            continue
+        triples.append((group, verdict, label))
+    result = preference_agreement(triples)
+    row.n = result["average"]["n"]
+    row.figures = {k: v for k, v in result["average"].items() if k not in ("n", "failed")}
+    row.per_capability = result["groups"]
+    row.counts = {"rows": len(triples), "kept_failed_as_wrong": result["average"]["failed"],
+                  "malformed": len(row.problems)}
+    return row
+
+
 def reproduce(root: str | Path) -> list[Row]:
     """Every reappraisal and judge run found under ``root``, in sorted order."""
     root = Path(root)
@@ -144,8 +173,12 @@ def reproduce(root: str | Path) -> list[Row]:
     for model in _subdirs(root / "biggen-judgements"):
         for path in sorted(model.glob("*.jsonl")):
             rows.append(judge_row(model.name, path.stem, path))
+    for model in _subdirs(root / "pairwise"):
+        for path in sorted(model.glob("*.jsonl")):
+            rows.append(pairwise_row(model.name, path.stem, path))
     if not rows:
-        raise FileNotFoundError(f"no reappraisal/<model>/<variant>/ or biggen-judgements/<model>/*.jsonl under {root}")
+        raise FileNotFoundError(f"no reappraisal/<model>/<variant>/, biggen-judgements/<model>/*.jsonl or "
+                                f"pairwise/<model>/*.jsonl under {root}")
     return rows
 
 
@@ -160,14 +193,15 @@ def render(rows: list[Row]) -> str:
         return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
     lines = [f"{'task':<12}{'model':<16}{'variant':<40}{'n':>6}  {'align':>6}{'empathy':>8}  "
-             f"{'pearson':>8}{'spearman':>9}{'mae':>6}{'alpha':>7}  malformed"]
+             f"{'pearson':>8}{'spearman':>9}{'mae':>6}{'alpha':>7}{'acc':>7}{'kappa':>7}  malformed"]
     for r in rows:
         f = r.figures
         malformed = sum(v for k, v in r.counts.items() if k.endswith("malformed"))
         lines.append(
             f"{r.task:<12}{r.model:<16}{r.variant:<40}{r.n:>6}  {fmt(f.get('alignment'), 2):>6}{fmt(f.get('empathy'), 2):>8}  "
             f"{fmt(f.get('pearson'), 3):>8}{fmt(f.get('spearman'), 3):>9}{fmt(f.get('mae'), 2):>6}"
-            f"{fmt(f.get('krippendorff_alpha'), 3):>7}  {malformed}"
+            f"{fmt(f.get('krippendorff_alpha'), 3):>7}{fmt(f.get('accuracy'), 3):>7}{fmt(f.get('kappa'), 3):>7}"
+            f"  {malformed}"
         )
     for r in rows:
         notes = [f"{k}={v}" for k, v in r.counts.items() if v and (k.startswith("dropped") or k.startswith("kept"))]

@@ -101,3 +101,24 @@ def test_library_statistics_give_the_same_figures_as_before(shared_paper):
         figures = rows[variant].figures
         got = tuple(figures[name] for name in ("pearson", "spearman", "mae", "krippendorff_alpha"))
         assert got == pytest.approx(expected, abs=1e-9), variant
+
+
+def test_pairwise_runs_give_accuracy_and_kappa_per_capability(tmp_path, capsys):
+    """A flat recorded run and a ``spri judge --pairwise`` results.jsonl, side by side."""
+    folder = tmp_path / "pairwise" / "m"
+    folder.mkdir(parents=True)
+    flat = [("facts", "A", "A"), ("facts", "B", "A"), ("advice", "tie", "tie"), ("advice", None, "B")]
+    (folder / "flat.jsonl").write_text("".join(json.dumps({"capability": c, "verdict": v, "label": h}) + "\n"
+                                               for c, v, h in flat) + '{"capability": "x", "verdict": "C", "label": "A"}\n')
+    (folder / "results.jsonl").write_text("".join(json.dumps(
+        {"id": str(i), "input": {"capability": "facts"}, "output": {"verdict": v}, "columns": {"label": h}}) + "\n"
+        for i, (v, h) in enumerate([("A", "A"), ("B", "B"), ("A", "B")])))
+    assert cli.main(["reproduce", str(tmp_path), "--json"]) == 0
+    rows = {r["variant"]: r for r in json.loads(capsys.readouterr().out)}
+    # flat: facts 1/2 right, advice 1/2 (the failed verdict counts as wrong): mean accuracy 0.5
+    assert rows["flat"]["figures"]["accuracy"] == 0.5 and rows["flat"]["n"] == 4
+    assert rows["flat"]["counts"] == {"rows": 4, "kept_failed_as_wrong": 1, "malformed": 1}
+    assert "field 'verdict' must be one of A, B, tie or null, got 'C'" in rows["flat"]["problems"][0]
+    assert rows["results"]["per_capability"]["facts"]["accuracy"] == 2 / 3
+    assert cli.main(["reproduce", str(tmp_path)]) == 0
+    assert "pairwise    m               flat" in capsys.readouterr().out

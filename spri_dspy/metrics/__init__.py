@@ -1,11 +1,21 @@
 """Metrics: agreement with human scores, and LLM-judge metrics in DSPy's metric shape."""
 
-from spri_dspy.metrics.agreement import agreement, agreement_by_group, krippendorff_alpha, mae, pearson, spearman
+from spri_dspy.metrics.agreement import (
+    agreement,
+    agreement_by_group,
+    cohen_kappa,
+    krippendorff_alpha,
+    mae,
+    pearson,
+    preference_agreement,
+    spearman,
+)
 
 from spri_dspy.metrics.llm import (
     JudgeMetric,
     empathy,
     human_agreement,
+    preference_accuracy,
     principle_usefulness,
     reappraisal_alignment,
     response_adherence,
@@ -15,7 +25,7 @@ from spri_dspy.metrics.overlap import ConstitutionOverlap, constitution_overlap,
 
 METRICS = {"alignment": reappraisal_alignment, "empathy": empathy, "usefulness": principle_usefulness,
            "adherence": response_adherence, "agreement": lambda lm=None: human_agreement,
-           "constitution-overlap": constitution_overlap}
+           "constitution-overlap": constitution_overlap, "preference-accuracy": lambda lm=None: preference_accuracy}
 """--metric name -> a factory taking the judge's LM (None: the configured LM) and returning a DSPy metric."""
 
 __all__ = [
@@ -28,4 +38,4 @@ __all__ = [
     "empathy",
     "principle_usefulness",
     "response_adherence",
-    "human_agreement","agreement", "agreement_by_group", "pearson", "spearman", "mae", "krippendorff_alpha"]
+    "human_agreement", "preference_accuracy", "preference_agreement", "cohen_kappa", "agreement", "agreement_by_group", "pearson", "spearman", "mae", "krippendorff_alpha"]

@@ -1,4 +1,5 @@
-"""Agreement between a judge's scores and human scores: Pearson, Spearman, MAE, Krippendorff's alpha.
+"""Agreement between a judge's scores and human scores: Pearson, Spearman, MAE, Krippendorff's alpha;
+and between pairwise verdicts and human preferences: accuracy and Cohen's kappa.
 
 The paper's headline is Pearson computed per capability, then averaged over
 capabilities; :func:`agreement_by_group` computes every figure that way.
@@ -85,4 +86,50 @@ def agreement_by_group(rows: Iterable[tuple[str, float | None, float]]) -> dict[
     average = {figure: float(np.mean([g[figure] for g in per_group.values()])) if per_group else math.nan
                for figure in FIGURES}
     average["n"] = sum(g["n"] for g in per_group.values())
+    return {"groups": per_group, "average": average}
+
+
+VERDICTS = ("A", "B", "tie")
+
+
+def cohen_kappa(model: Sequence[str], human: Sequence[str]) -> float:
+    """Cohen's kappa of two label sequences (chance-corrected agreement); NaN when chance agreement is 1."""
+    if not model:
+        return math.nan
+    n = len(model)
+    observed = sum(m == h for m, h in zip(model, human, strict=True)) / n
+    labels = set(model) | set(human)
+    expected = sum((model.count(k) / n) * (human.count(k) / n) for k in labels)
+    return math.nan if expected == 1 else (observed - expected) / (1 - expected)
+
+
+def preference_agreement(rows: Iterable[tuple[str, str | None, str]]) -> dict[str, dict]:
+    """Agreement of pairwise verdicts with human preference labels (``"A"``, ``"B"``, ``"tie"``), per
+    group and averaged over groups (unweighted, as :func:`agreement_by_group`).
+
+    ``rows`` are (group, verdict, label); a None verdict (a failed judgement) counts as wrong,
+    so failures lower accuracy instead of vanishing. Each group has ``n``, ``accuracy``,
+    ``kappa`` (Cohen's, over the three labels), ``accuracy_without_ties`` (over the rows whose
+    label is not a tie) and ``failed``.
+    """
+    by_group: dict[str, list[tuple[str | None, str]]] = defaultdict(list)
+    for group, verdict, label in rows:
+        if label not in VERDICTS:
+            raise ValueError(f"a preference label must be one of {VERDICTS}, got {label!r}")
+        by_group[group].append((verdict, label))
+    per_group = {}
+    for group, pairs in sorted(by_group.items()):
+        decisive = [(v, h) for v, h in pairs if h != "tie"]
+        per_group[group] = {
+            "n": len(pairs),
+            "accuracy": sum(v == h for v, h in pairs) / len(pairs),
+            "kappa": cohen_kappa([v or "failed" for v, _ in pairs], [h for _, h in pairs]),
+            "accuracy_without_ties": sum(v == h for v, h in decisive) / len(decisive) if decisive else math.nan,
+            "failed": sum(v is None for v, _ in pairs),
+        }
+    figures = ("accuracy", "kappa", "accuracy_without_ties")
+    average = {figure: float(np.nanmean([g[figure] for g in per_group.values()]))
+               if per_group and not all(math.isnan(g[figure]) for g in per_group.values()) else math.nan
+               for figure in figures}
+    average.update(n=sum(g["n"] for g in per_group.values()), failed=sum(g["failed"] for g in per_group.values()))
     return {"groups": per_group, "average": average}

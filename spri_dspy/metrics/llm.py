@@ -86,3 +86,8 @@ def human_agreement(example, prediction, trace=None) -> float | bool:
     if trace is not None:
         return difference == 0
     return max(0.0, 1 - difference / 4)
+
+
+def preference_accuracy(example, prediction, trace=None) -> bool:
+    """Whether a pairwise judge's ``prediction.verdict`` is the human ``example.label`` (A, B or tie)."""
+    return prediction.verdict == example.label

@@ -22,6 +22,7 @@ from spri_dspy.signatures.judge import (
     RefineRubric,
     WriteRubric,
 )
+from spri_dspy.signatures.pairwise import CompareWithRubric, CritiqueComparison, RefineComparison, Verdict
 from spri_dspy.signatures.principles import CritiquePrinciples, GeneratePrinciples, RefinePrinciples
 from spri_dspy.signatures.response import CritiqueResponse, RefineResponse, Respond
 from spri_dspy.signatures.score import Score
@@ -40,6 +41,10 @@ __all__ = [
     "JudgeWithRubric",
     "CritiqueJudgement",
     "RefineJudgement",
+    "Verdict",
+    "CompareWithRubric",
+    "CritiqueComparison",
+    "RefineComparison",
     "RespondDirectly",
     "CritiqueDirectly",
     "RefineDirectly",

@@ -11,10 +11,10 @@ from spri_dspy.tasks import TASKS, Task
 from spri_dspy.tasks.task import response_variants
 
 
-def test_the_three_tasks_are_registered():
+def test_the_tasks_are_registered():
     assert {name: (task.kind, task.metrics[0]) for name, task in TASKS.items()} == {
         "reappraisal": ("response", "alignment"), "instructions": ("response", "adherence"),
-        "judgements": ("judge", "agreement")}
+        "judgements": ("judge", "agreement"), "preferences": ("pairwise", "preference-accuracy")}
     assert TASKS["reappraisal"].framing and TASKS["reappraisal"].has_goal and TASKS["judgements"].variants is None
 
 
