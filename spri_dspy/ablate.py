@@ -41,6 +41,8 @@ class VariantResult:
     """The first failure's reason (empty when none failed)."""
     lm_calls_made_per_input: float = 0.0
     """LM calls that reached a model per input (the rest were answered by DSPy's cache)."""
+    failure_reasons: str = ""
+    """Every distinct failure with its count ("2 x ValueError: ...; 1 x ..."), empty when none failed."""
 
 
 def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -64,8 +66,9 @@ def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example],
     result = evaluate(program, devset, metric, inputs=inputs)
     low, high = bootstrap_ci([score for score in result.scores if score is not None])
     n = len(devset)
+    reasons = "; ".join(f"{count} x {reason}" for reason, count in result.failure_reasons.items())
     return VariantResult(name, n, result.failed, result.mean, low, high, result.usage.calls_needed / n,
-                         result.usage.tokens / n, result.first_error, result.usage.calls / n)
+                         result.usage.tokens / n, result.first_error, result.usage.calls / n, reasons)
 
 
 def ablate(
@@ -74,69 +77,108 @@ def ablate(
     metric: Callable[..., Any],
     output: str | os.PathLike,
     inputs: Mapping[str, Inputs] | None = None,
+    metric_label: str = "metric",
 ) -> list[VariantResult]:
     """Run every variant over ``devset`` and write the table and plots to ``output``.
 
     ``inputs`` maps a variant to how it reads an example (default ``example.inputs()``),
-    e.g. an oracle that takes ``principles=example.constitution``.
+    e.g. an oracle that takes ``principles=example.constitution``. ``metric_label`` names the
+    metric and its scale on the plots' axes and in the table (see :data:`spri_dspy.metrics.METRIC_LABELS`).
     """
     if not devset:
         raise ValueError("ablate needs a non-empty dataset")
     rows = [run_variant(name, program, devset, metric, (inputs or {}).get(name))
             for name, program in variants.items()]
-    write_table(rows, output)
-    plot_variants(rows, output)
+    write_table(rows, output, metric_label)
+    plot_variants(rows, output, metric_label)
     return rows
 
 
-def write_table(rows: Sequence[VariantResult], output: str | os.PathLike) -> None:
-    """``ablation.csv`` and ``ablation.md``."""
+def write_table(rows: Sequence[VariantResult], output: str | os.PathLike, metric_label: str = "metric") -> None:
+    """``ablation.csv`` and ``ablation.md`` (with each variant's failure reasons under the table)."""
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "ablation.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
         writer.writerows(asdict(row) for row in rows)
-    lines = ["| variant | n | failed | metric (95% CI) | LM calls needed / input | made (not cached) | "
+    lines = [f"Metric: {metric_label}; mean over the inputs that ran, with its 95% bootstrap CI.", "",
+             "| variant | n | failed | metric (95% CI) | LM calls needed / input | made (not cached) | "
              "tokens made / input |",
              "|---|---:|---:|---|---:|---:|---:|"]
     lines += [f"| {r.variant} | {r.n} | {r.failed} | {r.metric:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f}) | "
               f"{r.lm_calls_per_input:.2f} | {r.lm_calls_made_per_input:.2f} | {r.tokens_per_input:.0f} |"
               for r in rows]
+    failed = [r for r in rows if r.failed]
+    if failed:
+        lines += ["", "## Failures", ""]
+        for r in failed:
+            lines.append(f"- **{r.variant}**: {r.failed} of {r.n} inputs failed")
+            lines += [f"  - {reason.strip()}" for reason in r.failure_reasons.split("; ") if reason.strip()]
     (folder / "ablation.md").write_text("\n".join(lines) + "\n")
 
 
-def plot_variants(rows: Sequence[VariantResult], output: str | os.PathLike) -> None:
-    """``metric_by_variant.png`` (bars with confidence intervals) and ``quality_vs_cost.png``."""
+def _label(row: VariantResult) -> str:
+    return f"{row.variant} (n={row.n}" + (f", {row.failed} failed)" if row.failed else ")")
+
+
+def metric_figure(rows: Sequence[VariantResult], metric_label: str = "metric"):
+    """The bars of ``metric_by_variant.png``: one row per variant (names never collide), its mean with
+    the 95% CI, and n and failures in its label."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 1.2 + 0.45 * len(rows)))
+    positions = np.arange(len(rows))[::-1]
+    means = np.array([r.metric for r in rows])
+    errors = np.array([[r.metric - r.ci_low for r in rows], [r.ci_high - r.metric for r in rows]])
+    axes.barh(positions, np.nan_to_num(means), xerr=np.nan_to_num(errors), capsize=3, color="#4c72b0")
+    axes.set_yticks(positions, [_label(r) for r in rows])
+    for position, row in zip(positions, rows, strict=True):
+        axes.annotate("no score" if np.isnan(row.metric) else f"{row.metric:.3f}", (0, position),
+                      xytext=(3, 0), textcoords="offset points", va="center", fontsize=8, color="white")
+    if np.nanmin(np.append(means, 0)) >= 0 and np.nanmax(np.append(means, 0)) <= 1:
+        axes.set_xlim(0, 1)  # the metric's whole 0-1 scale, so bars of different runs compare by eye
+    axes.set_xlabel(f"{metric_label}: mean, 95% CI")
+    axes.set_title("Metric by variant")
+    figure.tight_layout()
+    return figure
+
+
+def cost_figure(rows: Sequence[VariantResult], metric_label: str = "metric"):
+    """The scatter of ``quality_vs_cost.png``: a marker per variant, named in a legend beside the plot (so
+    variants at the same cost never overprint), with the 95% CI as a vertical bar."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    markers = "osD^vP*Xh<>p"
+    costs = [r.lm_calls_per_input for r in rows]
+    spread = (max(costs) - min(costs)) or 1.0
+    for index, row in enumerate(rows):
+        same = [i for i, c in enumerate(costs) if c == row.lm_calls_per_input]
+        dodge = (same.index(index) - (len(same) - 1) / 2) * 0.02 * spread  # side by side where costs coincide
+        errors = [[row.metric - row.ci_low], [row.ci_high - row.metric]]
+        axes.errorbar(row.lm_calls_per_input + dodge, row.metric, yerr=np.nan_to_num(errors), fmt=markers[index % 12],
+                      markersize=7, capsize=3, label=_label(row), color=plt.get_cmap("tab10")(index % 10))
+    axes.set_xlabel("LM calls needed per input (cache hits included)")
+    axes.set_ylabel(f"{metric_label}\n(mean, 95% CI)")
+    axes.set_title("Quality versus cost")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def plot_variants(rows: Sequence[VariantResult], output: str | os.PathLike, metric_label: str = "metric") -> None:
+    """``metric_by_variant.png`` (:func:`metric_figure`) and ``quality_vs_cost.png`` (:func:`cost_figure`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     folder = Path(output)
-    names = [r.variant for r in rows]
-    means = np.array([r.metric for r in rows])
-    errors = np.array([[r.metric - r.ci_low for r in rows], [r.ci_high - r.metric for r in rows]])
-    figure, axes = plt.subplots(figsize=(max(4, 1.2 * len(rows)), 3.5))
-    axes.bar(names, means, yerr=errors, capsize=4, color="#4c72b0")
-    axes.set_ylabel("metric (mean, 95% CI)")
-    axes.set_title("Metric by variant")
-    axes.tick_params(axis="x", rotation=30)
-    figure.tight_layout()
-    figure.savefig(folder / "metric_by_variant.png", dpi=120)
-    plt.close(figure)
-
-    figure, axes = plt.subplots(figsize=(5, 4))
-    axes.scatter([r.lm_calls_per_input for r in rows], means, color="#dd8452")
-    for row in rows:
-        axes.annotate(row.variant, (row.lm_calls_per_input, row.metric), fontsize=8, xytext=(3, 3),
-                      textcoords="offset points")
-    axes.set_xlabel("LM calls needed per input (cache hits included)")
-    axes.set_ylabel("metric")
-    axes.set_title("Quality versus cost")
-    figure.tight_layout()
-    figure.savefig(folder / "quality_vs_cost.png", dpi=120)
-    plt.close(figure)
+    for name, draw in (("metric_by_variant.png", metric_figure), ("quality_vs_cost.png", cost_figure)):
+        figure = draw(rows, metric_label)
+        figure.savefig(folder / name, dpi=120, bbox_inches="tight")
+        plt.close(figure)
 
 
 def plot_study(study, output: str | os.PathLike) -> list[Path]:

@@ -583,6 +583,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     import dspy
 
     from spri_dspy.ablate import ablate
+    from spri_dspy.metrics import METRIC_LABELS
 
     _check_settings(args)
     task, examples, metric = _task_data(args)
@@ -606,7 +607,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         except KeyError:
             raise CLIError(f"--study {args.study!r} not found in {args.storage}") from None
     with dspy.context(lm=lm, adapter=adapter):
-        rows = ablate(variants, examples, metric, args.output, inputs=inputs)
+        rows = ablate(variants, examples, metric, args.output, inputs=inputs,
+                      metric_label=METRIC_LABELS[args.metric or task.metrics[0]])
     print((Path(args.output) / "ablation.md").read_text().rstrip())
     print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
     if study is not None:

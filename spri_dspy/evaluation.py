@@ -54,8 +54,19 @@ class Evaluation:
         """The first failure as one line (secrets redacted), or ``""``."""
         if not self.errors:
             return ""
-        error = self.errors[0]
-        return redact(" ".join(f"{type(error).__name__}: {error}".split()))[:300]
+        return _one_line(self.errors[0])
+
+    @property
+    def failure_reasons(self) -> dict[str, int]:
+        """Each distinct failure (one line, secrets redacted) with how many examples it ended."""
+        reasons: dict[str, int] = {}
+        for error in self.errors:
+            reasons[_one_line(error)] = reasons.get(_one_line(error), 0) + 1
+        return reasons
+
+
+def _one_line(error: Exception) -> str:
+    return redact(" ".join(f"{type(error).__name__}: {error}".split()))[:300]
 
 
 class _Counted(dspy.Module):

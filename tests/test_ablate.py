@@ -38,7 +38,9 @@ def test_ablation_table_and_plots(scripted, tmp_path):
     assert [r["variant"] for r in saved] == ["spri", "vanilla", "self_refine", "oracle"]
     assert float(saved[0]["lm_calls_per_input"]) == 4.0
     markdown = (tmp_path / "ablation.md").read_text().splitlines()
-    assert markdown[0].startswith("| variant |") and markdown[3].startswith("| vanilla | 4 | 0 | 0.000 (0.000-0.000) | 1.00 |")
+    assert markdown[0] == "Metric: metric; mean over the inputs that ran, with its 95% bootstrap CI."
+    assert markdown[2].startswith("| variant |") and markdown[5].startswith("| vanilla | 4 | 0 | 0.000 (0.000-0.000) | 1.00 |")
+    assert "## Failures" not in markdown
     for name in ("metric_by_variant.png", "quality_vs_cost.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / name).stat().st_size > 5000
 
@@ -48,6 +50,41 @@ def test_failures_are_counted_not_scored(scripted, tmp_path):
     with dspy.context(lm=lm):
         rows = ablate({"oracle_without_input": OraclePrinciples(), "vanilla": Vanilla()}, DEVSET, metric, tmp_path)
     assert rows[0].failed == 4 and rows[1].failed == 0 and rows[1].metric == 1.0
+    assert rows[0].failure_reasons.startswith("4 x TypeError: ") and "principles" in rows[0].failure_reasons
+    markdown = (tmp_path / "ablation.md").read_text()
+    assert "## Failures\n\n- **oracle_without_input**: 4 of 4 inputs failed\n  - 4 x TypeError: " in markdown
+
+
+def _rows_sharing_costs():
+    from spri_dspy.ablate import VariantResult
+
+    # the reappraisal grid's shape: three SPRI variants at one cost, two baselines at another
+    names = [("spri_no_seeds", 16.0, 0.41), ("spri_seeds", 16.0, 0.43), ("spri_seed_per_dimension", 16.0, 0.42),
+             ("self_refine", 4.0, 0.30), ("oracle", 4.0, 0.31), ("vanilla", 1.0, 0.2)]
+    return [VariantResult(name, 30, int(name == "oracle"), metric, metric - 0.05, metric + 0.05, cost, 900.0)
+            for name, cost, metric in names]
+
+
+@pytest.mark.parametrize("figure_of", ["metric_figure", "cost_figure"])
+def test_plots_name_the_metric_and_no_labels_overlap(figure_of):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import spri_dspy.ablate as ablate_module
+
+    rows = _rows_sharing_costs()
+    figure = getattr(ablate_module, figure_of)(rows, "empathy (judge's 1-5 / 5)")
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)
+    texts = [t for t in figure.findobj(matplotlib.text.Text) if t.get_text() and t.get_visible()]
+    labels = [t for t in texts if t.get_text().split(" (")[0] in {r.variant for r in rows}]
+    assert sorted(t.get_text() for t in labels) == sorted(
+        f"{r.variant} (n=30" + (", 1 failed)" if r.variant == "oracle" else ")") for r in rows)
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), "two variant labels overprint"
+    assert any("empathy (judge's 1-5 / 5)" in t.get_text() for t in texts)
 
 
 def test_bootstrap_ci_brackets_the_mean():
