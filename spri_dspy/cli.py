@@ -105,12 +105,13 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``spri`` and its subcommands."""
-    from spri_dspy.programs import program_names
+    from spri_dspy.programs import _version, program_names
 
     parser = argparse.ArgumentParser(
         prog="spri",
         description="SPRI: write principles for each input, critique and refine them, then respond under them.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = commands.add_parser(
         "run",
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--goal", help="response goal, e.g. an appraisal dimension's aim (flows into every stage)")
     run.add_argument("--json", action="store_true", help="print the whole prediction with its trace as JSON")
     run.add_argument("--program", metavar="FILE", help="a program saved by 'spri compile' (default: SPRI)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr while it runs")
     _add_lm_options(run)
     _add_spri_options(run, evaluation=False)
     run.set_defaults(handler=cmd_run)
@@ -642,7 +644,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     program = _program("response", args.program or "spri", args, critic_lm)
     usage = StepUsage()
     started = time.perf_counter()
-    with dspy.context(lm=lm, adapter=adapter), usage.context(program):
+    from spri_dspy.progress import StepProgress
+
+    callbacks = [] if args.quiet else [StepProgress(getattr(program, "threshold", None),
+                                                    getattr(program, "max_rounds", None))]
+    with dspy.context(lm=lm, adapter=adapter, callbacks=callbacks), usage.context(program):
         prediction = program(query=args.query, goal=args.goal)
     seconds = time.perf_counter() - started
     lms = [lm] + ([critic_lm] if critic_lm is not None and critic_lm.model != lm.model else [])

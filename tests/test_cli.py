@@ -376,3 +376,32 @@ def test_generate_reads_every_split_of_a_dataset_dict_or_the_one_asked_for(stead
     capsys.readouterr()
     status, _ = scripted_cli("generate", str(folder), str(tmp_path / "x"), "--no-progress", "--split", "dev")
     assert status == 2 and capsys.readouterr().err == f"spri: error: {folder}: no split 'dev'; the splits are: train, test\n"
+
+
+def test_run_shows_each_step_on_stderr_as_it_finishes_unless_quiet(scripted_cli, capsys):
+    status, _ = scripted_cli("run", "How do I calm down?")
+    err = capsys.readouterr().err
+    assert status == 0
+    steps = [" ".join(line.split()[:-2]) for line in err.splitlines()]  # without the seconds
+    assert steps == ["principles write", "principles critique 1 score 2, below 4: refine", "principles refine",
+                     "principles critique 2 score 5, accepted", "response write",
+                     "response critique 1 score 3, below 4: refine", "response refine",
+                     "response critique 2 score 4, accepted"]
+    assert all(line.endswith(" s") for line in err.splitlines())
+    status, _ = scripted_cli("run", "How do I calm down?", "--quiet")
+    assert status == 0 and capsys.readouterr().err == ""
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"spri {version('spri-dspy')}\n"
+
+
+def test_the_last_critique_says_the_rounds_are_spent(scripted_cli, capsys):
+    status, _ = scripted_cli("run", "How do I calm down?", "--max-rounds", "1")
+    lines = [" ".join(line.split()[:-2]) for line in capsys.readouterr().err.splitlines()]
+    assert status == 0 and lines == ["principles write", "principles critique 1 score 2, below 4: rounds spent",
+                                     "response write", "response critique 1 score 3, below 4: rounds spent"]

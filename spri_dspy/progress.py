@@ -1,0 +1,80 @@
+"""Live progress of one program call: a line per step as it finishes, through DSPy's callbacks.
+
+``with dspy.context(callbacks=[StepProgress()]): program(...)`` prints, on stderr, each
+step of SPRI (or any program built from :class:`spri_dspy.modules.Step`) as it ends:
+its stage, what it did (write, critique N with the score and what follows, refine)
+and how long it took.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any, TextIO
+
+from dspy.utils.callback import BaseCallback
+
+_VERBS = {"generator": "write", "refiner": "refine"}
+
+
+class StepProgress(BaseCallback):
+    """A DSPy callback printing one line per finished :class:`~spri_dspy.modules.Step`.
+
+    Args:
+        threshold: the score that accepts a text, to say what follows a critique (None: not said).
+        max_rounds: the most critiques per stage, to tell a last critique from one a refinement follows.
+        stream: where to write (default: ``sys.stderr`` at the time of each line).
+
+    Example:
+        ```python
+        with dspy.context(callbacks=[StepProgress(threshold=4)]):
+            SPRI()(query="How do I tell my team I'm leaving?")
+        # principles  write            1.9 s
+        # principles  critique 1       score 2, below 4: refine    0.8 s
+        ```
+    """
+
+    def __init__(self, threshold: int | None = None, max_rounds: int | None = None, stream: TextIO | None = None):
+        self.threshold, self.max_rounds = threshold, max_rounds
+        self.stream = stream
+        self._started: dict[str, tuple[Any, float]] = {}
+        self._critiques: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        from spri_dspy.modules import Step
+
+        if isinstance(instance, Step):
+            self._started[call_id] = (instance, time.perf_counter())
+
+    def on_module_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
+        started = self._started.pop(call_id, None)
+        if started is None:
+            return
+        step, began = started
+        seconds = time.perf_counter() - began
+        stage = step.stage or "step"
+        with self._lock:
+            if step.kind == "critic":
+                self._critiques[stage] += 1
+                number = self._critiques[stage]
+                action, note = f"critique {number}", self._verdict(outputs, exception, number)
+            else:
+                action = _VERBS.get(step.kind, step.kind or "call")
+                note = f"failed: {type(exception).__name__}" if exception is not None else ""
+            line = f"{stage:<11} {action:<12} {note:<34} {seconds:5.1f} s"
+            print(line.rstrip() if note else f"{stage:<11} {action:<12} {'':<34} {seconds:5.1f} s",
+                  file=self.stream or sys.stderr, flush=True)
+
+    def _verdict(self, outputs: Any, exception: BaseException | None, number: int) -> str:
+        score = getattr(outputs, "score", None) if exception is None else None
+        if score is None:
+            return f"failed: {type(exception).__name__}" if exception is not None else "no score"
+        if self.threshold is None:
+            return f"score {score}"
+        if score >= self.threshold:
+            return f"score {score}, accepted"
+        last = self.max_rounds is not None and number >= self.max_rounds
+        return f"score {score}, below {self.threshold}: " + ("rounds spent" if last else "refine")
