@@ -247,6 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--public", action="store_true", help="with --push-to-hub: make the dataset public")
     export.set_defaults(handler=cmd_export)
 
+    report = commands.add_parser(
+        "report",
+        help="write one self-contained HTML page to browse a batch run or an ablation",
+        description="Write FOLDER/report.html for a 'spri generate/judge' OUTPUT or a 'spri ablate' --output: a "
+        "sortable results table whose rows expand to each input's texts and rounds, score and rounds histograms, "
+        "LM calls and tokens per stage and model. The page needs no network to view.",
+    )
+    report.add_argument("folder", metavar="FOLDER", help="an OUTPUT of spri generate/judge, or of spri ablate")
+    report.add_argument("--to", metavar="FILE", help="where to write the page (default FOLDER/report.html)")
+    report.add_argument("--max-rows", type=int, default=2000, metavar="N",
+                        help="list at most N inputs (default 2000; the figures count them all)")
+    report.set_defaults(handler=cmd_report)
+
     reproduce = commands.add_parser(
         "reproduce",
         help="recompute the paper's tables from recorded runs",
@@ -788,6 +801,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.push_to_hub:
         push_to_hub(result.path, args.push_to_hub, private=not args.public)
         print(f"  pushed to https://huggingface.co/datasets/{args.push_to_hub}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``spri report``: an HTML page for a batch run or an ablation."""
+    from spri_dspy.report import write_report
+
+    if args.max_rows < 1:
+        raise CLIError(f"--max-rows must be at least 1, got {args.max_rows}")
+    if args.to:
+        _check_writable("--to", args.to)
+    try:
+        path = write_report(args.folder, args.to, max_rows=args.max_rows)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"wrote {path}: open it in a browser (it needs no network)")
     return 0
 
 

@@ -33,8 +33,12 @@ class Comparer(Step):
 
     Example:
         ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
         compare = spri_dspy.Comparer()
-        compare(instruction="Name a prime.", rubric="Score 5: a prime ...", response_a="4", response_b="7").verdict
+        print(compare(instruction="Name a prime.", rubric="Score 5: a prime ...", response_a="4", response_b="7").verdict)
         ```
     """
 
@@ -46,7 +50,22 @@ class Comparer(Step):
 
 
 class ComparisonCritic(Step):
-    """Scores 1..5 how faithfully a comparison applies the rubric, with feedback."""
+    """Scores 1..5 how faithfully a comparison applies the rubric, with feedback.
+
+    Takes no arguments; called with the comparer's inputs and ``judgement`` (feedback and
+    verdict as text), it returns ``score`` and ``feedback``.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        critic = spri_dspy.ComparisonCritic()
+        print(critic(instruction="Name a prime.", rubric="Score 5: a prime ...", response_a="4", response_b="7",
+                     judgement="4 is not prime, 7 is. Verdict: B").score)
+        ```
+    """
 
     stage = "verdict"
     kind = "critic"
@@ -56,7 +75,22 @@ class ComparisonCritic(Step):
 
 
 class ComparisonRefiner(Step):
-    """Revises a comparison (feedback and verdict) using the critic's feedback."""
+    """Revises a comparison (feedback and verdict) using the critic's feedback.
+
+    Takes no arguments; called with the comparison critic's inputs and ``feedback``, it
+    returns the revised ``feedback`` and ``verdict``.
+
+    Example:
+        ```python
+        import dspy
+        import spri_dspy
+
+        dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
+        refiner = spri_dspy.ComparisonRefiner()
+        print(refiner(instruction="Name a prime.", rubric="Score 5: a prime ...", response_a="4", response_b="7",
+                      judgement="Both fine. Verdict: tie", feedback="4 is not prime.").verdict)
+        ```
+    """
 
     stage = "verdict"
     kind = "refiner"
