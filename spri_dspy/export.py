@@ -8,7 +8,7 @@ reads and TRL's trainers take unchanged:
   ``messages`` column (an optional system message, the user's input, SPRI's final
   response). ``dpo``: ``prompt``/``chosen``/``rejected`` conversations, where ``chosen``
   is the final response and ``rejected`` the lowest-scored draft the critic turned
-  down (inputs whose first response was accepted have no pair and are left out);
+  down (inputs with no draft scored below the final response have no pair and are left out);
 - ``README.md``: a dataset card (program, models, settings, counts; the licence is
   left for the user to set), read by the Hub and by ``load_dataset``.
 
@@ -108,7 +108,7 @@ def export(output: str | os.PathLike, format: Format = "sft", to: str | os.PathL
         else:
             pair = preference_pair(result.get("trace") or [], result["response"])
             if pair is None:
-                left_out["no rejected draft (first response accepted)"] += 1
+                left_out["no draft scored below the final response"] += 1
                 continue
             rejected, rejected_score, chosen_score = pair
             prompt = messages(query, "", system)[:-1]
@@ -151,8 +151,12 @@ def _counts(counts: Mapping[str, int]) -> str:
 
 def dataset_card(result: Export, identity: Mapping[str, Any], summary: Mapping[str, Any], table, *,
                  system_prompt: str | None, principles_as_system: bool) -> str:
-    """The ``README.md`` of an exported dataset: Hub metadata (its data files; the licence left for
-    the user to set) and what produced it: program, models, settings, counts and columns."""
+    """The ``README.md`` of an exported dataset: Hub metadata (the licence left for the user to set) and
+    what produced it: program, models, settings, counts and columns.
+
+    It declares no ``configs``: ``datasets`` finds ``data/train-*`` by its standard layout, and a
+    declared config would make ``load_dataset`` cache the folder by its name alone, so a re-export
+    (or another folder of the same name) would load stale rows."""
     from spri_dspy.programs import _version
 
     models = {step: model.get("model") for step, model in (identity.get("models") or {}).items() if model}
@@ -164,11 +168,6 @@ def dataset_card(result: Export, identity: Mapping[str, Any], summary: Mapping[s
     lines = [
         "---",
         "license: unknown  # set the licence of your data before sharing it",
-        "configs:",
-        "- config_name: default",
-        "  data_files:",
-        "  - split: train",
-        "    path: data/train-*",
         "task_categories:",
         "- text-generation",
         "tags:",

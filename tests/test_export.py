@@ -61,7 +61,7 @@ def test_system_prompt_and_principles_as_system(run):
 
 def test_dpo_pairs_the_final_response_with_the_rejected_draft(run):
     result = export(run, "dpo")
-    assert (result.rows, result.left_out) == (1, {"no rejected draft (first response accepted)": 1, "failed": 1})
+    assert (result.rows, result.left_out) == (1, {"no draft scored below the final response": 1, "failed": 1})
     (row,) = datasets.load_dataset(str(result.path), split="train")
     assert row["prompt"] == [{"role": "user", "content": "q1"}]
     assert row["chosen"] == [{"role": "assistant", "content": "answer to q1 (better)"}]
@@ -117,3 +117,21 @@ def test_cli_export_errors_are_one_line(run, capsys, tmp_path):
                                       "folder a 'spri generate' run wrote\n"
     assert cli.main(["export", str(run), "--public"]) == 2
     assert "--public only applies with --push-to-hub" in capsys.readouterr().err
+
+
+def test_a_re_export_or_another_folder_of_the_same_name_never_loads_stale_rows(run, tmp_path):
+    """datasets caches a folder whose card declares configs by the folder's name: a second export to
+    another folder named 'sft' once loaded the first one's rows."""
+    first = export(run, "sft", tmp_path / "one" / "sft")
+    assert datasets.load_dataset(str(first.path), split="train").num_rows == 2
+    other = tmp_path / "two"
+    other.mkdir()
+    (other / "results.jsonl").write_text(json.dumps({"id": "z", "input": {"query": "only"}, "output": {
+        "response": "one row", "principles": "p", "trace": []}}) + "\n")
+    second = export(other, "sft", tmp_path / "two" / "sft")
+    (row,) = datasets.load_dataset(str(second.path), split="train")
+    assert row["messages"][0]["content"] == "only"
+    # the same folder again, after more results arrived
+    with (other / "results.jsonl").open("a") as handle:
+        handle.write(json.dumps({"id": "y", "input": {"query": "more"}, "output": {"response": "r", "trace": []}}) + "\n")
+    assert datasets.load_dataset(str(export(other, "sft", second.path).path), split="train").num_rows == 2
