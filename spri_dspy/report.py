@@ -82,8 +82,8 @@ def _batch(folder: Path, max_rows: int) -> str:
         charts.append(_histogram(f"final {stage} score", Counter(f["scores"].get(stage) for f in finals
                                                                  if f["scores"].get(stage) is not None),
                                  [1, 2, 3, 4, 5]))
-        charts.append(_histogram(f"{stage} rounds", Counter(f["rounds"].get(stage, 0) for f in finals),
-                                 sorted({f["rounds"].get(stage, 0) for f in finals})))
+        rounds = Counter(f["rounds"].get(stage, 0) for f in finals)
+        charts.append(_histogram(f"{stage} rounds", rounds, list(range(min(min(rounds), 1), max(rounds) + 1))))
     if charts:
         parts.append(f'<h2>Scores and rounds</h2><div class="charts">{"".join(charts)}</div>')
     parts.append(_results_table(records[:max_rows], finals, stages, len(records)))
@@ -158,7 +158,7 @@ def _results_table(records: list[dict], finals: list[dict], stages: list[str], t
         for s in stages:
             cells.append(f'<td data-sort="{final["rounds"].get(s, 0)}">{final["rounds"].get(s, 0)}</td>')
         cells.append(f'<td data-sort="{record.get("lm_calls") or 0}">{_e(record.get("lm_calls"))}</td>')
-        cells.append(f"<td>{_details(inputs, output)}</td>")
+        cells.append(f"<td>{_details({**inputs, **record.get('columns', {})}, output)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     shown = "" if len(records) == total else f" (the first {len(records)} of {total})"
     header = "".join(f'<th data-column="{i}" title="sort">{_e(h)}</th>' for i, h in enumerate(head))
