@@ -400,9 +400,14 @@ def _models(args: argparse.Namespace):
 
 
 def _settings(args: argparse.Namespace, critic_lm) -> dict:
-    """The command's program settings, for :func:`spri_dspy.programs.build_program`."""
+    """The command's program settings, for :func:`spri_dspy.programs.build_program`; ``--seeds`` is read here,
+    once, so a missing or malformed file is an error even when no program built afterwards reads seeds."""
+    from spri_dspy.seeds import load_seeds
+
+    with _program_errors("spri"):
+        seeds = load_seeds(args.seeds) if args.seeds else None
     return {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep, "critic_lm": critic_lm,
-            "seeds": args.seeds, "seed_match": args.seed_match, "leave_one_out": args.leave_one_out,
+            "seeds": seeds, "seed_match": args.seed_match, "leave_one_out": args.leave_one_out,
             "max_words": args.max_words, "framing": _framing(args), "use_reference": args.use_reference}
 
 

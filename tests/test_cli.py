@@ -405,3 +405,11 @@ def test_the_last_critique_says_the_rounds_are_spent(scripted_cli, capsys):
     lines = [" ".join(line.split()[:-2]) for line in capsys.readouterr().err.splitlines()]
     assert status == 0 and lines == ["principles write", "principles critique 1 score 2, below 4: rounds spent",
                                      "response write", "response critique 1 score 3, below 4: rounds spent"]
+
+
+def test_a_missing_seeds_file_is_an_error_even_for_variants_that_read_none(scripted_cli, capsys, shared_paper):
+    """spri ablate --seeds missing.jsonl --variants vanilla used to run and exit 0."""
+    status, engines = scripted_cli("ablate", str(shared_paper / "reappraisal" / "resort_eval_30.json"), "--seeds",
+                                   "missing.jsonl", "--variants", "vanilla", "--output", "unused", "--limit", "2")
+    assert status == 2 and capsys.readouterr().err == "spri: error: --seeds: seeds file not found: missing.jsonl\n"
+    assert not any(engine.calls for engine in engines.values())
