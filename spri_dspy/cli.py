@@ -202,9 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_options(tune)
     tune.add_argument("--storage", default="sqlite:///study.db", metavar="URL",
-                      help="Optuna storage: an SQLite file (default sqlite:///study.db) or a PostgreSQL/MySQL URL")
+                      help="Optuna storage: an SQLite file (default sqlite:///study.db; one worker at a time) or a "
+                           "PostgreSQL URL (postgresql://USER:PASSWORD@HOST/DB, after pip install 'spri-dspy[postgres]') "
+                           "that any number of workers share")
     tune.add_argument("--study", default="spri", metavar="NAME", help="study name (default spri)")
-    tune.add_argument("--n-trials", type=int, default=20, metavar="N", help="trials to add (default 20)")
+    tune.add_argument("--n-trials", type=int, default=20, metavar="N",
+                      help="the study's budget of complete trials, shared by every worker on it (default 20); "
+                           "rerun with a larger N to extend a finished study")
+    tune.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
+                      help="seconds between a worker's heartbeats; a trial silent for twice that is taken for dead, "
+                           "failed and retried by another worker (default 30)")
     tune.add_argument("--timeout", type=float, metavar="SECONDS", help="stop adding trials after this long")
     tune.add_argument("--quality-only", action="store_true", help="one objective (the metric), with pruning")
     tune.add_argument("--plots", metavar="DIR", help="write pareto_front.png and param_importances.png here")
@@ -323,7 +330,7 @@ def _check_settings(args: argparse.Namespace) -> None:
     except ValueError:
         raise CLIError(f"--threshold must be from 1 to 5, got {args.threshold}") from None
     for name in ("max_rounds", "max_tokens", "threads", "max_errors", "n_trials", "limit", "max_demos", "trials",
-                 "budget"):
+                 "budget", "heartbeat"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -574,19 +581,32 @@ def cmd_tune(args: argparse.Namespace) -> int:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
+    from spri_dspy.optimizers.tune import WORKER, StorageBusyError
+    from spri_dspy.secrets import register_url
+
+    register_url(args.storage)  # a database password is printed as *** (here and in any error)
+    print(f"spri tune: worker {WORKER} on study {args.study!r}, budget {args.n_trials} complete trials; watch it "
+          f"live with: optuna-dashboard '{args.storage}'", file=sys.stderr, flush=True)
     try:
         with dspy.context(lm=lm, adapter=adapter):
             result = tune(examples, metric, storage=args.storage, study_name=args.study, n_trials=args.n_trials,
                           timeout=args.timeout, seeds=args.seeds, critic_lm=critic_lm, cost=not args.quality_only,
-                          framing=task.framing)
+                          framing=task.framing, heartbeat=args.heartbeat)
+    except StorageBusyError as exc:
+        raise CLIError(f"--storage: {exc}") from None
     except ImportError as exc:
-        raise CLIError(f"--storage {args.storage}: {exc}") from None
+        raise CLIError(f"--storage {args.storage}: {exc} (for PostgreSQL: pip install 'spri-dspy[postgres]')") from None
     import optuna
 
-    failed = [t for t in result.study.trials if t.state == optuna.trial.TrialState.FAIL]
-    print(f"study {args.study!r} in {args.storage}: {len(result.study.trials)} trials"
-          + (f" ({len(failed)} failed, e.g. trial {failed[0].number}: {failed[0].user_attrs.get('error', '?')[:200]})"
-             if failed else "") + "; best:")
+    trials = result.study.trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    surplus = sum("budget" in t.user_attrs for t in trials)
+    reason = lambda t: t.user_attrs.get("error") or ("its worker stopped sending heartbeats; retried"
+                                                      if t.state == optuna.trial.TrialState.FAIL else "?")
+    print(f"study {args.study!r} in {args.storage}: {complete} complete trials of {len(trials)}"
+          + (f"; {len(failed)} failed (e.g. trial {failed[0].number}: {reason(failed[0])[:200]})" if failed else "")
+          + (f"; {surplus} started after the budget was claimed, not run" if surplus else "") + "; best:")
     for row in result.best:
         calls = row["lm_calls_per_input"]
         print(f"  trial {row['trial']}: metric {row['metric']:.3f}, {calls:.2f} LM calls/input, {row['params']}")

@@ -10,15 +10,32 @@ needed per input (minimised; DSPy's cache hits count, so a warm cache or a repea
 setting cannot move the Pareto front), so ``study.best_trials`` is the quality-versus-cost Pareto
 front. Optuna cannot prune multi-objective trials; with ``cost=False`` the study
 optimises the metric alone and prunes trials whose running mean falls behind
-(``MedianPruner``). Studies live in any Optuna storage: an SQLite file by default,
-or a PostgreSQL/MySQL URL shared by several machines; rerunning with the same
-storage and name resumes the study.
+(``MedianPruner``).
+
+Studies live in an Optuna RDB storage: an SQLite file by default (one worker at a
+time: a second process on the same file is refused), or a PostgreSQL/MySQL URL that
+any number of workers on any machines share. ``n_trials`` is the study's budget of
+complete trials, whoever runs them: each worker starts trials only while complete,
+running and waiting trials leave room, and a trial that finds the budget already
+claimed by trials numbered before it ends as PRUNED without running (user attribute
+``budget``), so racing workers never overshoot. Every worker sends Optuna's heartbeat;
+a trial whose worker died (no heartbeat for ``grace_period`` seconds) is marked FAIL
+by the next worker to look and retried from its parameters
+(``RetryHeartbeatStaleTrialCallback``), and workers wait for running trials before they stop,
+so a dead worker's share of the budget is run by the others. Rerunning with the same
+storage, name and budget resumes the study; a larger budget extends it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import fcntl
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dspy
@@ -63,13 +80,30 @@ def suggest_spri(trial: optuna.Trial, seeds: Sequence[dspy.Example] = (), critic
     return program
 
 
+class StorageBusyError(RuntimeError):
+    """An SQLite study file already in use by another tuning process."""
+
+
 class TrialFailed(RuntimeError):
     """A trial in which an example failed (an LM error after DSPy's retries, an unparseable answer):
     Optuna records the trial as failed with this message, and the study goes on."""
 
 
-def _objective(devset, metric, build, cost: bool, report_every: int, retries: int) -> Callable[[optuna.Trial], Any]:
+WORKER = f"{os.uname().nodename}:{os.getpid()}"
+"""This process, as the ``worker`` user attribute of the trials it runs names it."""
+_FINISHED = (optuna.trial.TrialState.COMPLETE,)
+_HOLDING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+
+
+def _objective(devset, metric, build, cost: bool, report_every: int, retries: int,
+               budget: int | None) -> Callable[[optuna.Trial], Any]:
     def objective(trial: optuna.Trial):
+        trial.set_user_attr("worker", WORKER)
+        if budget is not None:  # the trials numbered before this one may already hold the whole budget
+            earlier = [t for t in trial.study.get_trials(deepcopy=False, states=_HOLDING) if t.number < trial.number]
+            if len(earlier) >= budget:
+                trial.set_user_attr("budget", f"spent: {len(earlier)} earlier trials hold the study's {budget}")
+                raise optuna.TrialPruned()
         program = build(trial)
         # The whole dev set at once, or (single objective) in chunks whose running mean can prune the trial.
         chunks = [devset] if cost else [devset[i:i + report_every] for i in range(0, len(devset), report_every)]
@@ -118,35 +152,115 @@ def tune(
     build: Callable[[optuna.Trial], dspy.Module] | None = None,
     framing: str | None = None,
     retries: int = 2,
+    heartbeat: int = 30,
+    poll: float = 1.0,
 ) -> TuneResult:
-    """Run (or resume) the study ``study_name`` in ``storage`` for ``n_trials`` more trials or ``timeout`` seconds.
+    """Run the study ``study_name`` in ``storage`` until it has ``n_trials`` complete trials (the study's
+    budget, shared by every worker; None: until ``timeout``), or for ``timeout`` seconds.
 
     ``build(trial)`` may replace the default search space (:func:`suggest_spri`, given the task's ``framing``).
     Returns the study and its best trials: the Pareto front, or the single best trial with ``cost=False``.
-    An example that fails is tried ``retries`` more times; a trial in which one still fails is recorded as failed (Optuna's FAIL state, its error in the user
-    attribute ``error``) and the study goes on; :class:`TrialFailed` is raised only when every trial of this
-    call failed.
+    An example that fails is tried ``retries`` more times; a trial in which one still fails is recorded as failed
+    (Optuna's FAIL state, its error in the user attribute ``error``) and another trial takes its place;
+    :class:`TrialFailed` is raised when every trial this worker ran failed. ``heartbeat``: seconds between
+    heartbeats (a trial without one for twice that is taken for dead, failed and retried); ``poll``: seconds
+    between looks at the study while other workers' trials hold the rest of the budget.
     """
     if not devset:
         raise ValueError("tune needs a non-empty dev set")
+    if n_trials is None and timeout is None:
+        raise ValueError("give n_trials (the study's budget) or a timeout")
     seed_examples = load_seeds(seeds) if seeds is not None else []
     build = build or (lambda trial: suggest_spri(trial, seed_examples, critic_lm, framing))
-    study = optuna.create_study(
-        storage=storage, study_name=study_name, load_if_exists=True,
-        directions=["maximize", "minimize"] if cost else ["maximize"],
-        pruner=None if cost else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-    )
-    # Reproducible, yet a resumed study does not replay the random start-up trials it already ran.
-    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
-    report_every = max(1, len(devset) // 4)
-    before = len(study.trials)
-    study.optimize(_objective(list(devset), metric, build, cost, report_every, retries), n_trials=n_trials, timeout=timeout,
-                   catch=(TrialFailed,))
-    added = study.trials[before:]
-    if added and all(trial.state == optuna.trial.TrialState.FAIL for trial in added):
-        raise TrialFailed(f"every one of the {len(added)} trials failed; the first: "
-                          f"{added[0].user_attrs.get('error', '?')}")
+    with _one_sqlite_worker(storage):
+        study = open_study(storage, study_name, cost=cost, heartbeat=heartbeat)
+        # Reproducible, yet a resumed study does not replay the random start-up trials it already ran.
+        study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
+        objective = _objective(list(devset), metric, build, cost, max(1, len(devset) // 4), retries, n_trials)
+        ran = _work(study, objective, n_trials, timeout, poll)
+    if ran and all(trial.state == optuna.trial.TrialState.FAIL for trial in ran):
+        raise TrialFailed(f"every one of the {len(ran)} trials failed; the first: "
+                          f"{ran[0].user_attrs.get('error', '?')}")
     return TuneResult(study, pareto_front(study))
+
+
+def open_study(storage: str, study_name: str, *, cost: bool = True, heartbeat: int = 30) -> optuna.Study:
+    """Create or load the study on an RDB storage with heartbeats and retries of dead workers' trials, safe
+    when many workers start at once (Optuna's schema and the study are created by whoever comes first; the
+    others' creation errors are retried a few times, then they load what was made)."""
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                rdb = optuna.storages.RDBStorage(
+                    storage, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+            return optuna.create_study(
+                storage=rdb, study_name=study_name, load_if_exists=True,
+                directions=["maximize", "minimize"] if cost else ["maximize"],
+                pruner=None if cost else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+        except Exception as exc:  # sqlalchemy's errors of a concurrent CREATE TYPE/TABLE or INSERT of the study
+            if attempt == 5 or type(exc).__module__.split(".")[0] != "sqlalchemy":
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _work(study: optuna.Study, objective, budget: int | None, timeout: float | None, poll: float) -> list:
+    """Run trials one at a time while the budget has room; wait while running trials hold the rest (they may
+    die and be retried); stop at the budget, at the timeout, or after ``budget`` failed trials of this worker."""
+    started, mine, failures = time.monotonic(), [], 0
+    while timeout is None or time.monotonic() - started < timeout:
+        with warnings.catch_warnings():  # Optuna marks the heartbeat API experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and a retry WAITING
+        trials = study.get_trials(deepcopy=False)
+        complete = sum(t.state in _FINISHED for t in trials)
+        holding = sum(t.state in _HOLDING for t in trials)
+        if budget is not None and (complete >= budget or failures >= budget):
+            break
+        if budget is not None and holding >= budget and not any(t.state == optuna.trial.TrialState.WAITING
+                                                                 for t in trials):
+            time.sleep(poll)
+            continue
+        before = {t.number for t in trials}
+        remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        study.optimize(objective, n_trials=1, timeout=remaining, catch=(TrialFailed,))
+        new = [t for t in study.get_trials(deepcopy=False) if t.number not in before and t.user_attrs.get("budget") is None
+               and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                               optuna.trial.TrialState.PRUNED)]
+        ours = [t for t in new if t.user_attrs.get("worker") == WORKER]
+        mine += ours
+        failures += sum(t.state == optuna.trial.TrialState.FAIL for t in ours)
+    return mine
+
+
+@contextlib.contextmanager
+def _one_sqlite_worker(storage: str) -> Iterator[None]:
+    """Hold a lock beside an SQLite study file for the whole run: a second worker on it is refused (SQLite
+    serializes writers and its heartbeats would time out), pointing to a server database instead."""
+    if not storage.startswith("sqlite:///") or storage == "sqlite:///:memory:":
+        yield
+        return
+    path = Path(storage[len("sqlite:///"):])
+    lock = path.with_name(path.name + ".lock")
+    handle = open(lock, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise StorageBusyError(
+                f"{storage} is in use by another tuning process (pid {handle.read().strip() or '?'}); an SQLite "
+                "file serves one worker at a time: to tune with several, give every worker the same "
+                "--storage postgresql://USER:PASSWORD@HOST/DB and --study") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def pareto_front(study: optuna.Study) -> list[dict[str, Any]]:

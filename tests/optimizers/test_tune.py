@@ -37,7 +37,9 @@ def test_pareto_front_of_quality_and_cost_and_resume(scripted, tmp_path):
     with dspy.context(lm=lm):
         first = tune(DEVSET, metric, storage=storage, study_name="s", n_trials=6)
         assert len(first.study.trials) == 6
-        second = tune(DEVSET, metric, storage=storage, study_name="s", n_trials=3)
+        again = tune(DEVSET, metric, storage=storage, study_name="s", n_trials=6)
+        assert len(again.study.trials) == 6  # n_trials is the study's budget: already spent
+        second = tune(DEVSET, metric, storage=storage, study_name="s", n_trials=9)
     assert len(second.study.trials) == 9
     params = [tuple(sorted(t.params.items())) for t in second.study.trials]
     assert len(set(params)) == 9  # the resumed study explores new settings
