@@ -576,12 +576,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     task, examples, metric = _task_data(args)
     if task.kind != "response":
         raise CLIError("spri tune tunes SPRI; use --task reappraisal or instructions")
+    from spri_dspy.optimizers.tune import WORKER, StorageBusyError, one_sqlite_worker
+
+    try:  # a busy SQLite file is refused before any model is loaded (tune holds the lock for the run itself)
+        with one_sqlite_worker(args.storage):
+            pass
+    except StorageBusyError as exc:
+        raise CLIError(f"--storage: {exc}") from None
     lm, critic_lm, adapter = _models(args)
     if not args.verbose:  # a failed trial's traceback: in the study (its "error"), not on the screen
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-    from spri_dspy.optimizers.tune import WORKER, StorageBusyError
     from spri_dspy.secrets import register_url
 
     register_url(args.storage)  # a database password is printed as *** (here and in any error)

@@ -172,7 +172,7 @@ def tune(
         raise ValueError("give n_trials (the study's budget) or a timeout")
     seed_examples = load_seeds(seeds) if seeds is not None else []
     build = build or (lambda trial: suggest_spri(trial, seed_examples, critic_lm, framing))
-    with _one_sqlite_worker(storage):
+    with one_sqlite_worker(storage):
         study = open_study(storage, study_name, cost=cost, heartbeat=heartbeat)
         # Reproducible, yet a resumed study does not replay the random start-up trials it already ran.
         study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
@@ -236,7 +236,7 @@ def _work(study: optuna.Study, objective, budget: int | None, timeout: float | N
 
 
 @contextlib.contextmanager
-def _one_sqlite_worker(storage: str) -> Iterator[None]:
+def one_sqlite_worker(storage: str) -> Iterator[None]:
     """Hold a lock beside an SQLite study file for the whole run: a second worker on it is refused (SQLite
     serializes writers and its heartbeats would time out), pointing to a server database instead."""
     if not storage.startswith("sqlite:///") or storage == "sqlite:///:memory:":
@@ -253,7 +253,7 @@ def _one_sqlite_worker(storage: str) -> Iterator[None]:
             raise StorageBusyError(
                 f"{storage} is in use by another tuning process (pid {handle.read().strip() or '?'}); an SQLite "
                 "file serves one worker at a time: to tune with several, give every worker the same "
-                "--storage postgresql://USER:PASSWORD@HOST/DB and --study") from None
+                "PostgreSQL URL as --storage (postgresql://HOST/DB) and the same --study") from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
