@@ -44,7 +44,7 @@ def _trials(storage):
         return []
 
 
-def test_three_workers_one_killed_mid_trial_end_with_exactly_the_budget(data, postgres_url):
+def test_three_workers_one_killed_mid_trial_end_with_exactly_the_budget(data, postgres_url, tmp_path):
     """Started together on a fresh database (the schema race), one killed with SIGKILL while it runs a trial:
     the survivors fail that trial by its missing heartbeat, retry it, and stop at exactly BUDGET complete."""
     with FakeOpenAIServer(latency=0.1, critic_scores=(2, 5)) as server:
@@ -77,7 +77,15 @@ def test_three_workers_one_killed_mid_trial_end_with_exactly_the_budget(data, po
     # every trial beyond the budget was one that found it claimed and did not run
     assert all("budget" in t.user_attrs for t in trials if t.state == optuna.trial.TrialState.PRUNED)
     assert len(trials) == BUDGET + 1 + sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    # the shared study gives what a single worker's does: the Pareto front and the plots
+    from spri_dspy.ablate import plot_study
+    from spri_dspy.optimizers.tune import pareto_front
+
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    assert pareto_front(study) and [p.name for p in plot_study(study, tmp_path / "plots")] == [
+        "pareto_front.png", "param_importances.png"]
     for out, _ in outcomes:
+        assert "; best:\n  trial " in out
         assert f": {BUDGET} complete trials of {len(trials)}; 1 failed (e.g. trial {killed.number}: its worker " \
                "stopped sending heartbeats; retried)" in out
 
