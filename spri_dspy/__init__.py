@@ -21,6 +21,7 @@ from spri_dspy.baselines import (
 )
 from spri_dspy.critique import CritiqueRefine, Round
 from spri_dspy.embedded import LlamaCppEngine, embedded_lm
+from spri_dspy.lms import openai_lm
 from spri_dspy.modules import (
     PrincipleCritic,
     PrincipleGenerator,
@@ -84,5 +85,6 @@ __all__ = [
     "SeedError",
     "LlamaCppEngine",
     "embedded_lm",
+    "openai_lm",
     "CompactJSONAdapter",
 ]

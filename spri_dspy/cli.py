@@ -282,8 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512, cache: bool = True):
-    """A ``dspy.LM`` for a model name: ``embedded`` or a DSPy/LiteLLM model string (checked up front)."""
+def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512, cache: bool = True,
+            max_connections: int = 1024):
+    """A ``dspy.LM`` for a model name: ``embedded`` or a DSPy/LiteLLM model string (checked up front);
+    ``openai/...`` models get :func:`spri_dspy.lms.openai_lm` (no cap of 100 requests in flight)."""
     import dspy
 
     if model == EMBEDDED:
@@ -293,6 +295,11 @@ def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512, c
 
         return embedded_lm(max_tokens=max_tokens, cache=cache)
     _check_model_name(model, api_base)
+    if model.startswith("openai/"):  # OpenAI or any OpenAI-compatible server: a pool for many calls in flight
+        from spri_dspy.lms import openai_lm
+
+        return openai_lm(model, api_base, max_connections=max(1024, max_connections), max_tokens=max_tokens,
+                         cache=cache)
     return dspy.LM(model, api_base=api_base, max_tokens=max_tokens, cache=cache)
 
 
@@ -396,9 +403,11 @@ def _models(args: argparse.Namespace):
     from spri_dspy.secrets import register_url
 
     register_url(args.api_base)
-    lm = make_lm(args.lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache)
-    critic = (make_lm(args.critic_lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache)
-              if args.critic_lm else None)
+    pool = getattr(args, "threads", None) or 0  # calls in flight: one per thread of a batch
+    lm = make_lm(args.lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
+                 max_connections=pool)
+    critic = (make_lm(args.critic_lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
+                      max_connections=pool) if args.critic_lm else None)
     # The embedded model is driven through JSON schemas with a short prompt; other models use DSPy's default adapter.
     from spri_dspy.adapters import CompactJSONAdapter
 

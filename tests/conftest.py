@@ -9,9 +9,12 @@ from pathlib import Path
 # A fresh DSPy disk cache per test session (set before DSPy is imported): no stale hits, no writes to ~.
 os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="spri-dspy-test-cache-")
 
+import uuid
+
 import pytest
 
 from spri_dspy.testing import ScriptedEngine, scripted_lm
+from spri_dspy.testing.postgres import PostgresServer, server_binaries
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PAPER = SHARED / "spri-paper"
@@ -72,3 +75,21 @@ def judge_script(rubric_scores=(5,), judgement_scores=(5,), judged=(3,)):
                                            "refined_score": next(judged)},
         "judgement_critic": critic_answers(judgement_scores, "judgement"),
     }
+
+
+# A real PostgreSQL server for the tuning-worker tests (spri_dspy.testing.postgres).
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A server started for this test session; skipped with a reason where no server binaries exist
+    (``.ci/run`` installs them)."""
+    if server_binaries() is None:
+        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql); .ci/run installs them")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver comes with pip install 'spri-dspy[postgres]'")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's server, as the URL a user gives ``--storage``."""
+    return postgres_server.database(f"tune_{uuid.uuid4().hex[:8]}")

@@ -119,9 +119,17 @@ class FakeOpenAIServer:
         self.latency, self.critic_scores = latency, list(critic_scores)
         self.faults, self.timeout_delay = dict(faults or {}), timeout_delay
         self.counts: Counter[str] = Counter()
+        self.in_flight = self.max_in_flight = 0  # requests being answered now, and the most at once
         self._random, self._lock = random.Random(seed), threading.Lock()
         self._recogniser = ScriptedEngine()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler(), bind_and_activate=False)
+        self._httpd.request_queue_size = 4096  # a listen backlog for thousands of clients connecting at once
+        try:
+            self._httpd.server_bind()
+            self._httpd.server_activate()
+        except BaseException:
+            self._httpd.server_close()
+            raise
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -199,7 +207,8 @@ class FakeOpenAIServer:
             def do_GET(self):
                 if self.path.rstrip("/").endswith("/stats"):
                     with server._lock:
-                        self._send(200, json.dumps(dict(server.counts)).encode())
+                        stats = {**server.counts, "max_in_flight": server.max_in_flight}
+                    self._send(200, json.dumps(stats).encode())
                 else:
                     self._send(404, b'{"error": "not found"}')
 
@@ -212,12 +221,18 @@ class FakeOpenAIServer:
                 fault = server._draw_fault()
                 with server._lock:
                     server.counts["requests"] += 1
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     if fault:
                         server.counts[f"fault:{fault}"] += 1
-                status, payload, headers = self._respond(raw, fault)
-                time.sleep(max(0.0, self.deadline - time.monotonic()))
-                if fault == "timeout":
-                    time.sleep(server.timeout_delay)
+                try:
+                    status, payload, headers = self._respond(raw, fault)
+                    time.sleep(max(0.0, self.deadline - time.monotonic()))
+                    if fault == "timeout":
+                        time.sleep(server.timeout_delay)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
                 self._send(status, payload, headers)
 
             def _respond(self, raw: bytes, fault: str | None) -> tuple[int, bytes, Mapping[str, str] | None]:
