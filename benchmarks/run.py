@@ -1,14 +1,21 @@
-"""Batch-run benchmarks against a local fake OpenAI-compatible server, through DSPy's normal LM client.
+"""Batch-run benchmarks against a local fake OpenAI-compatible server (its own process), as users run them.
 
-    python benchmarks/run.py            # P1 and P4 (about 6 minutes on 2 cores)
-    python benchmarks/run.py --only p1
+    python benchmarks/run.py            # P1, P4 and P5 (about 10 minutes on 2 cores)
+    python benchmarks/run.py --only p5
 
-P1: 200 inputs, 100 ms per LM call, 16 threads. Prints wall time over the lower bound
-    max(K*L/C, D*L) (K calls, L latency, C threads, D the longest chain of one input),
-    the same ratio for DSPy's LM client alone (the same number of plain calls), and the
-    speed-up over issuing the same calls one at a time (all measured in the same run).
+Every run names a model no catalogue knows (``openai/m``, as vLLM users have), through the
+LM that ``spri`` builds for ``openai/`` models (``spri_dspy.openai_lm``).
+
+P1: ``spri generate`` (a subprocess, as users run it) over 400 inputs, 200 ms per LM call, 16
+    threads. Prints its wall time (run_batch's own, from summary.json) over the lower bound
+    max(K*L/C, D*L) (K calls, L latency, C threads, D the longest chain of one input), the same
+    ratio for the LM client alone (the same number of plain calls), and the speed-up over one
+    call at a time (all measured in the same run).
 P4: peak RSS of a batch over 1,000 and 10,000 inputs at zero latency, each in a fresh
     process, and their ratio (memory must not grow with the number of inputs).
+P5: ``spri generate`` at 1000 ms per LM call with 64, 256 and 1024 threads (calls in flight):
+    LM calls per second over the steady middle of the run (read from the server), as a share of
+    the ideal threads / latency, with the client's CPU time per call and its peak RSS.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import sys
 import tempfile
 import time
 
-MODEL = "openai/gpt-4o-mini"  # any name works with the fake server; a catalogued one keeps DSPy's pricing lookup cheap
+MODEL = "openai/m"  # a name no catalogue knows, as a vLLM deployment's are
+SPRI = [sys.executable, "-m", "spri_dspy.cli"]
 
 
 def batch(url: str, n: int, threads: int, scores: str, output: str) -> dict:
@@ -41,8 +49,10 @@ def batch(url: str, n: int, threads: int, scores: str, output: str) -> dict:
     from spri_dspy import SPRI
     from spri_dspy.batch import run_batch
 
+    from spri_dspy import openai_lm
+
     os.environ.setdefault("OPENAI_API_KEY", "unused")
-    lm = dspy.LM(MODEL, api_base=url, cache=False)
+    lm = openai_lm(MODEL, url, cache=False)
     rows = [{"query": f"benchmark question {i}"} for i in range(n)]
     with dspy.context(lm=lm):
         run_batch(SPRI(), [{"query": "warm-up"}], os.path.join(output, "warm-up"), fields={"query": "query"},
@@ -64,8 +74,10 @@ def bare_calls(url: str, n: int, threads: int) -> dict:
     import dspy
     from dspy.utils.parallelizer import ParallelExecutor
 
+    from spri_dspy import openai_lm
+
     os.environ.setdefault("OPENAI_API_KEY", "unused")
-    lm = dspy.LM(MODEL, api_base=url, cache=False)
+    lm = openai_lm(MODEL, url, cache=False)
     executor = ParallelExecutor(num_threads=threads, disable_progress_bar=True, timeout=0)
     with dspy.context(lm=lm, disable_history=True):
         executor.execute(lambda lane: lm(f"warm-up {lane}"), range(threads))
@@ -83,17 +95,50 @@ def child(url: str, n: int, threads: int, scores: str, bare: bool = False) -> di
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+CLI_CHILD = """
+import json, resource, sys
+from spri_dspy.cli import main
+code = main(sys.argv[1:])
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"code": code, "cpu": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}),
+      file=sys.stderr)
+"""
+
+
+def cli_generate(url: str, n: int, threads: int) -> dict:
+    """``spri generate`` over ``n`` inputs in a fresh process: summary.json's figures, the process's wall
+    time, CPU time and peak RSS."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = os.path.join(folder, "in.jsonl")
+        with open(data, "w") as handle:
+            handle.writelines(json.dumps({"query": f"benchmark question {i}"}) + "\n" for i in range(n))
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", CLI_CHILD, "generate", data, os.path.join(folder, "out"), "--lm",
+                               MODEL, "--api-base", url, "--threads", str(threads), "--no-progress", "--no-cache"],
+                              capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "unused"})
+        process_wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"spri generate failed: {done.stderr[-800:]}")
+        with open(os.path.join(folder, "out", "summary.json")) as handle:
+            summary = json.load(handle)
+        with open(os.path.join(folder, "out", "results.jsonl")) as handle:
+            chains = [json.loads(line)["lm_calls"] for line in handle]
+    figures = json.loads(done.stderr.strip().splitlines()[-1])
+    return {"n": n, "done": summary["done"], "failed": summary["failed"], "calls": summary["lm_calls"],
+            "wall": summary["seconds"], "process_wall": process_wall, "longest_chain": max(chains), **figures}
+
+
 def p1(repeat: int) -> None:
     from spri_dspy.testing.server import spawn
 
-    latency, threads, n, scores = 0.1, 16, 200, "2,5"
+    latency, threads, n, scores = 0.2, 16, 400, "2,5"
     server, url = spawn(latency=latency, critic_scores=[int(s) for s in scores.split(",")])
     try:
         runs, bare = [], []
         for _ in range(repeat):  # alternated, so a noisy stretch of a shared machine touches both alike
-            runs.append(child(url, n, threads, scores))
+            runs.append(cli_generate(url, n, threads))
             bare.append(child(url, runs[0]["calls"], threads, scores, bare=True))
-        sequential = child(url, n, 1, scores)
+        sequential = cli_generate(url, 20, 1)
     finally:
         server.kill()
     k, d = runs[0]["calls"], max(run["longest_chain"] for run in runs)
@@ -101,19 +146,60 @@ def p1(repeat: int) -> None:
     ratios = sorted(run["wall"] / bound for run in runs)
     bare_ratios = sorted(run["wall"] / (k * latency / threads) for run in bare)
     wall = statistics.median(run["wall"] for run in runs)
-    print(f"P1  {n} inputs, {k} LM calls (longest chain {d}), latency {latency * 1000:.0f} ms, {threads} threads, "
-          f"{repeat} runs")
-    print(f"    wall {wall:.2f} s (median), lower bound max(K*L/C, D*L) = {bound:.2f} s, "
+    print(f"P1  spri generate --lm {MODEL}: {n} inputs, {k} LM calls (longest chain {d}), latency "
+          f"{latency * 1000:.0f} ms, {threads} threads, {repeat} runs")
+    print(f"    wall {wall:.2f} s (median, run_batch's own), lower bound max(K*L/C, D*L) = {bound:.2f} s, "
           f"ratio {statistics.median(ratios):.3f} (median; runs {', '.join(f'{r:.3f}' for r in ratios)}; "
           "target <= 1.10)")
-    print(f"    reference, DSPy's LM client alone: the same {k} calls as plain dspy.LM calls, {k // threads} "
+    print(f"    reference, the LM client alone: the same {k} calls as plain calls, {k // threads} "
           f"one after another on each of {threads} threads: ratio {statistics.median(bare_ratios):.3f} "
           f"(median; runs {', '.join(f'{r:.3f}' for r in bare_ratios)})")
-    print(f"    one call at a time: {sequential['wall']:.2f} s; speed-up {sequential['wall'] / wall:.1f}x "
-          f"(ideal {threads}x); per-call overhead one at a time: "
-          f"{(sequential['wall'] / sequential['calls'] - latency) * 1000:.1f} ms")
-    print(f"    done {runs[0]['done']}, failed {sum(run['failed'] for run in runs)}; start-up before the clock "
-          f"(imports, a one-input warm-up batch): {runs[0]['startup']:.1f} s")
+    per_input_one = sequential["wall"] / sequential["n"]
+    print(f"    one call at a time ({sequential['n']} inputs, --threads 1): {per_input_one:.2f} s per input against "
+          f"{wall / n:.3f} s per input at {threads} threads: speed-up {per_input_one * n / wall:.1f}x (ideal {threads}x)")
+    print(f"    done {runs[0]['done']}, failed {sum(run['failed'] for run in runs)}; the whole process (start-up, "
+          f"imports, writing Parquet): {statistics.median(run['process_wall'] for run in runs):.1f} s; client CPU "
+          f"{statistics.median(run['cpu'] / run['calls'] * 1000 for run in runs):.2f} ms per LM call")
+
+
+def p5() -> None:
+    """Calls per second at 1000 ms latency with many calls in flight, read from the server's counter over the
+    steady middle of each run."""
+    import threading
+    import urllib.request
+
+    from spri_dspy.testing.server import spawn
+
+    latency = 1.0
+    server, url = spawn(latency=latency, critic_scores=[5])
+    stats = url.removesuffix("/v1") + "/v1/stats"
+
+    def requests() -> int:
+        with urllib.request.urlopen(stats, timeout=10) as response:
+            return json.load(response).get("requests", 0)
+
+    try:
+        print(f"P5  spri generate --lm {MODEL}, latency {latency * 1000:.0f} ms, 4 LM calls per input")
+        for threads in (64, 256, 1024):
+            n = max(200, threads * 6)  # about 24 s of calls at the ideal rate
+            result: dict = {}
+            runner = threading.Thread(target=lambda: result.update(cli_generate(url, n, threads)))
+            runner.start()
+            samples = []
+            while runner.is_alive():
+                samples.append((time.perf_counter(), requests()))
+                time.sleep(1.0)
+            runner.join()
+            start = next(i for i, (_, count) in enumerate(samples) if count > samples[0][1])  # calls have begun
+            steady = samples[start + 4: max(start + 5, len(samples) - 6)]  # past the ramp-up, before the tail
+            rate = (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+            ideal = threads / latency
+            print(f"    {threads:>4} in flight: {rate:6.1f} calls/s steady ({rate / ideal:.0%} of ideal {ideal:.0f}); "
+                  f"whole run {result['calls'] / result['wall']:.1f} calls/s; client CPU "
+                  f"{result['cpu'] / result['calls'] * 1000:.2f} ms per call ({result['cpu'] / result['wall']:.0%} of "
+                  f"one core); peak RSS {result['peak_rss_mb']:.0f} MB; done {result['done']}, failed {result['failed']}")
+    finally:
+        server.kill()
 
 
 def p4() -> None:
@@ -132,7 +218,7 @@ def p4() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=("p1", "p4"))
+    parser.add_argument("--only", choices=("p1", "p4", "p5"))
     parser.add_argument("--repeat", type=int, default=3, help="P1 parallel runs, reported by their median")
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -151,6 +237,8 @@ def main() -> None:
         p1(args.repeat)
     if args.only in (None, "p4"):
         p4()
+    if args.only in (None, "p5"):
+        p5()
 
 
 if __name__ == "__main__":

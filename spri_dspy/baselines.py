@@ -21,6 +21,7 @@ import dspy
 
 from spri_dspy.critique import CritiqueRefineProgram, Keep
 from spri_dspy.data import check_text
+from spri_dspy.flow import FlowModule, call
 from spri_dspy.judge import Judge, check_use_reference, judge_context, judgement_stage
 from spri_dspy.modules import Responder, ResponseCritic, ResponseRefiner, Step
 from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds, select_seeds
@@ -52,7 +53,7 @@ Score 4: Strong on the key skills with minor flaws in one or two of them.
 Score 5: Excellent on every skill the instruction depends on: correct, complete, insightful, clear and safe."""
 
 
-class Vanilla(dspy.Module):
+class Vanilla(FlowModule, dspy.Module):
     """Baseline: respond directly, with no principles and no critique (within ``max_words``, like SPRI).
 
     Args:
@@ -78,9 +79,9 @@ class Vanilla(dspy.Module):
         self.responder = Step(word_limited(framed(RespondDirectly, framing), max_words, "writer"),
                               {"response": "response"}, stage="response", kind="generator")
 
-    def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
+    async def run(self, query: str, goal: str | None = None) -> dspy.Prediction:
         query, goal = check_text("query", query), check_text("goal", goal, optional=True)
-        response = self.responder(query=query, goal=goal).response
+        response = (await call(self.responder, query=query, goal=goal)).response
         return dspy.Prediction(principles=None, response=response, trace=[], seeds=[])
 
 
@@ -120,9 +121,10 @@ class SelfRefine(CritiqueRefineProgram):
                                                    field="response")
         self.place_critics(critic_lm)
 
-    def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
+    async def run(self, query: str, goal: str | None = None) -> dspy.Prediction:
         query, goal = check_text("query", query), check_text("goal", goal, optional=True)
-        response = self.response_stage(self.responder(query=query, goal=goal).response, query=query, goal=goal)
+        draft = (await call(self.responder, query=query, goal=goal)).response
+        response = await call(self.response_stage, draft, query=query, goal=goal)
         return dspy.Prediction(principles=None, response=response.final, trace=response.trace, seeds=[])
 
 
@@ -159,11 +161,11 @@ class OraclePrinciples(CritiqueRefineProgram):
                                                    field="response")
         self.place_critics(critic_lm)
 
-    def forward(self, query: str, principles: str, goal: str | None = None, seeds: list[int] | None = None) -> dspy.Prediction:
+    async def run(self, query: str, principles: str, goal: str | None = None, seeds: list[int] | None = None) -> dspy.Prediction:
         query, goal = check_text("query", query), check_text("goal", goal, optional=True)
         principles = check_text("principles", principles)
-        draft = self.responder(query=query, goal=goal, principles=principles).response
-        response = self.response_stage(draft, query=query, goal=goal, principles=principles)
+        draft = (await call(self.responder, query=query, goal=goal, principles=principles)).response
+        response = await call(self.response_stage, draft, query=query, goal=goal, principles=principles)
         return dspy.Prediction(principles=principles, response=response.final, trace=response.trace,
                                seeds=seeds or [])
 
@@ -200,16 +202,16 @@ class SeedPrinciples(OraclePrinciples):
         select_seeds([], query="", match=seed_match)  # validates seed_match
         self.seed_match, self.leave_one_out = seed_match, leave_one_out
 
-    def forward(self, query: str, goal: str | None = None) -> dspy.Prediction:
+    async def run(self, query: str, goal: str | None = None) -> dspy.Prediction:
         check_text("query", query)
         shown = select_seeds(self.seeds, query=query, goal=goal, match=self.seed_match, leave_one_out=self.leave_one_out)
         if not shown:
             raise ValueError("no seed matches this input (seed_match/leave_one_out left none)")
         principles = "\n\n".join(self.seeds[i].principles for i in shown)
-        return super().forward(query=query, principles=principles, goal=goal, seeds=shown)
+        return await super().run(query=query, principles=principles, goal=goal, seeds=shown)
 
 
-class VanillaJudge(dspy.Module):
+class VanillaJudge(FlowModule, dspy.Module):
     """Baseline judge: feedback and a 1..5 score with no rubric and no critique.
 
     Called like :class:`spri_dspy.SPRIJudge`; ``system_prompt`` and ``capability`` are accepted and unused.
@@ -234,10 +236,10 @@ class VanillaJudge(dspy.Module):
         self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"}, stage="judgement",
                           kind="generator")
 
-    def forward(self, instruction: str, response: str, reference_answer: str | None = None,
+    async def run(self, instruction: str, response: str, reference_answer: str | None = None,
                 system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
         context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
-        judgement = self.judge(**context)
+        judgement = await call(self.judge, **context)
         return dspy.Prediction(rubric=None, feedback=judgement.feedback, score=judgement.score, trace=[])
 
 
@@ -273,15 +275,15 @@ class SelfRefineJudge(CritiqueRefineProgram):
         self.judgement_stage = judgement_stage(self, self.judgement_critic, self.judgement_refiner)
         self.place_critics(critic_lm)
 
-    def forward(self, instruction: str, response: str, reference_answer: str | None = None,
+    async def run(self, instruction: str, response: str, reference_answer: str | None = None,
                 system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
         context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
-        judgement = self.judgement_stage(self.judge(**context), **context)
+        judgement = await call(self.judgement_stage, await call(self.judge, **context), **context)
         return dspy.Prediction(rubric=None, feedback=judgement.final.feedback, score=judgement.final.score,
                                trace=judgement.trace)
 
 
-class RubricJudge(dspy.Module):
+class RubricJudge(FlowModule, dspy.Module):
     """Baseline judge: one judgement with a rubric that is not written for the input.
 
     The rubric is, in order of precedence: the ``rubric`` given with the call
@@ -317,7 +319,7 @@ class RubricJudge(dspy.Module):
         self.use_reference = check_use_reference(use_reference)
         self.judge = Judge()
 
-    def forward(self, instruction: str, response: str, reference_answer: str | None = None,
+    async def run(self, instruction: str, response: str, reference_answer: str | None = None,
                 rubric: str | None = None, system_prompt: str | None = None,
                 capability: str | None = None) -> dspy.Prediction:
         context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
@@ -330,5 +332,5 @@ class RubricJudge(dspy.Module):
                 raise ValueError("rubric is required: pass rubric= to the call, a fixed rubric, or seeds "
                                  "(none matched this input)")
             rubric = "\n\n".join(self.seeds[i].principles for i in shown)
-        judgement = self.judge(**context, rubric=rubric)
+        judgement = await call(self.judge, **context, rubric=rubric)
         return dspy.Prediction(rubric=rubric, feedback=judgement.feedback, score=judgement.score, trace=[], seeds=shown)

@@ -16,6 +16,7 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 from typing_extensions import NotRequired
 
+from spri_dspy.flow import FlowModule, call
 from spri_dspy.signatures.score import SCORE_RANGE
 
 Keep = Literal["latest", "best"]
@@ -75,7 +76,7 @@ def _verdict(prediction: dspy.Prediction) -> tuple[int, str]:
     return int(score), feedback
 
 
-class CritiqueRefine(dspy.Module):
+class CritiqueRefine(FlowModule, dspy.Module):
     """One critique-refine stage of SPRI's Algorithm 1, as a module: critique a draft; below
     ``threshold`` refine it with the critic's feedback and critique it again, for at most
     ``max_rounds`` critiques.
@@ -133,14 +134,15 @@ class CritiqueRefine(dspy.Module):
         self.max_rounds = check_max_rounds(max_rounds)
         self.keep = check_keep(keep)
 
-    def forward(self, draft: Any, **context: Any) -> dspy.Prediction:
+    async def run(self, draft: Any, **context: Any) -> dspy.Prediction:
+        """The loop, for ``forward`` and ``aforward`` alike (:mod:`spri_dspy.flow`)."""
         rounds: list[Round] = []
         drafts: list[Any] = []
         for number in range(1, self.max_rounds + 1):
             drafts.append(draft)
             text = self.render(draft)
             try:
-                score, feedback = _verdict(self.critic(**context, **{self.field: text}))
+                score, feedback = _verdict(await call(self.critic, **context, **{self.field: text}))
             except (AdapterParseError, CriticOutputError) as exc:
                 rounds.append(Round(stage=self.stage, round=number, text=text, score=None, feedback=None,
                                     accepted=False, error=f"{type(exc).__name__}: {exc}"))
@@ -150,7 +152,7 @@ class CritiqueRefine(dspy.Module):
                                 accepted=accepted))
             if accepted or number == self.max_rounds:
                 break
-            refined = self.refiner(**context, **{self.draft_field: text}, feedback=feedback)
+            refined = await call(self.refiner, **context, **{self.draft_field: text}, feedback=feedback)
             draft = refined if self.output is None else refined[self.output]
         return dspy.Prediction(final=_kept(draft, drafts, rounds, self.keep), trace=rounds)
 
@@ -163,7 +165,7 @@ def _kept(latest: Any, drafts: list[Any], rounds: list[Round], keep: Keep) -> An
     return drafts[best["round"] - 1]
 
 
-class CritiqueRefineProgram(dspy.Module):
+class CritiqueRefineProgram(FlowModule, dspy.Module):
     """Base of the programs built from :class:`CritiqueRefine` stages (SPRI, SPRIJudge, baselines).
 
     Holds the validated loop settings (``threshold``, ``max_rounds``, ``keep``) that its

@@ -7,6 +7,7 @@ import dspy
 
 from spri_dspy.critique import CritiqueRefineProgram, Keep, Round
 from spri_dspy.data import check_text
+from spri_dspy.flow import call, run_sync
 from spri_dspy.modules import SeededStep, Step
 from spri_dspy.seeds import SeedMatch, SeedSource, load_seeds
 from spri_dspy.signatures import (
@@ -197,14 +198,15 @@ class RubricProgram(CritiqueRefineProgram):
         self.rubric_refiner = RubricRefiner()
         self.rubric_stage = self.critique_refine("rubric", self.rubric_critic, self.rubric_refiner, field="rubric")
 
-    def situated_rubric(self, instruction: str, reference_answer: str | None, system_prompt: str | None,
-                        capability: str | None) -> dspy.Prediction:
+    async def situated_rubric(self, instruction: str, reference_answer: str | None, system_prompt: str | None,
+                              capability: str | None) -> dspy.Prediction:
         """A rubric for the (validated) instruction, critiqued and refined: ``rubric``, ``trace``, ``seeds``.
         The rubric steps also see the instance's ``system_prompt``; ``capability`` only picks seeds."""
         context = {"instruction": instruction, "reference_answer": reference_answer,
                    "system_prompt": check_text("system_prompt", system_prompt, optional=True)}
-        generated = self.rubric_generator(**context, capability=check_text("capability", capability, optional=True))
-        rubric = self.rubric_stage(generated.rubric, **context)
+        generated = await call(self.rubric_generator, **context,
+                               capability=check_text("capability", capability, optional=True))
+        rubric = await call(self.rubric_stage, generated.rubric, **context)
         return dspy.Prediction(rubric=rubric.final, trace=rubric.trace, seeds=generated.seeds)
 
 
@@ -267,10 +269,11 @@ class SPRIJudge(RubricProgram):
         self.judgement_stage = judgement_stage(self, self.judgement_critic, self.judgement_refiner)
         self.place_critics(critic_lm)
 
-    def forward(self, instruction: str, response: str, reference_answer: str | None = None,
-                system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
-        return self.write_judgement(**self.write_rubric(instruction, response, reference_answer, system_prompt,
-                                                        capability))
+    async def run(self, instruction: str, response: str, reference_answer: str | None = None,
+                  system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
+        """The rubric, then the judgement, for ``forward`` and ``aforward`` alike (:mod:`spri_dspy.flow`)."""
+        return await self.awrite_judgement(**await self.awrite_rubric(instruction, response, reference_answer,
+                                                                      system_prompt, capability))
 
     def stages(self):
         """The rubric, then the judgement (see :class:`spri_dspy.critique.CritiqueRefineProgram`)."""
@@ -278,17 +281,28 @@ class SPRIJudge(RubricProgram):
 
     def write_rubric(self, instruction: str, response: str, reference_answer: str | None = None,
                      system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
-        """Stage 1: a rubric for the instruction, critiqued and refined; returns stage 2's arguments."""
-        context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
-        rubric = self.situated_rubric(context["instruction"], context["reference_answer"], system_prompt, capability)
-        return dspy.Prediction(**context, rubric=rubric.rubric, trace=rubric.trace, seeds=rubric.seeds)
+        """Stage 1 (sync): see :meth:`awrite_rubric`."""
+        return run_sync(self.awrite_rubric(instruction, response, reference_answer, system_prompt, capability))
 
     def write_judgement(self, instruction: str, reference_answer: str | None, response: str, rubric: str,
                         trace: list[Round], seeds: list[int]) -> dspy.Prediction:
+        """Stage 2 (sync): see :meth:`awrite_judgement`."""
+        return run_sync(self.awrite_judgement(instruction, reference_answer, response, rubric, trace, seeds))
+
+    async def awrite_rubric(self, instruction: str, response: str, reference_answer: str | None = None,
+                            system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
+        """Stage 1: a rubric for the instruction, critiqued and refined; returns stage 2's arguments."""
+        context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
+        rubric = await self.situated_rubric(context["instruction"], context["reference_answer"], system_prompt,
+                                            capability)
+        return dspy.Prediction(**context, rubric=rubric.rubric, trace=rubric.trace, seeds=rubric.seeds)
+
+    async def awrite_judgement(self, instruction: str, reference_answer: str | None, response: str, rubric: str,
+                               trace: list[Round], seeds: list[int]) -> dspy.Prediction:
         """Stage 2: the judgement of the response under the final rubric, critiqued and refined."""
         context = {"instruction": instruction, "reference_answer": reference_answer, "rubric": rubric,
                    "response": response}
-        judgement = self.judgement_stage(self.judge(**context), **context)
+        judgement = await call(self.judgement_stage, await call(self.judge, **context), **context)
         return dspy.Prediction(rubric=rubric, feedback=judgement.final.feedback, score=judgement.final.score,
                                trace=trace + judgement.trace, seeds=seeds)
 

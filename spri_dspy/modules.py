@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import dspy
 
+from spri_dspy.flow import FlowModule, call, run_sync
 from spri_dspy.seeds import SeedMatch, select_seeds
 from spri_dspy.signatures.instructions import MAX_WORDS, framed, word_limited
 from spri_dspy.usage import current_step
@@ -24,7 +25,7 @@ from spri_dspy.signatures import (
 )
 
 
-class Step(dspy.Module):
+class Step(FlowModule, dspy.Module):
     """A single LM call: one ``dspy.Predict`` whose output fields are renamed for the program.
 
     Args:
@@ -58,17 +59,22 @@ class Step(dspy.Module):
         self.stage = stage or self.stage
         self.kind = kind or self.kind
 
-    def call_predict(self, **inputs) -> dspy.Prediction:
-        """``self.predict(**inputs)`` with :data:`spri_dspy.usage.current_step` set to this step."""
+    async def predict_as_step(self, **inputs) -> dspy.Prediction:
+        """``self.predict`` (through :func:`spri_dspy.flow.call`) with :data:`spri_dspy.usage.current_step`
+        set to this step."""
         token = current_step.set(self)
         try:
-            return self.predict(**inputs)
+            return await call(self.predict, **inputs)
         finally:
             current_step.reset(token)
 
-    def forward(self, **inputs) -> dspy.Prediction:
+    def call_predict(self, **inputs) -> dspy.Prediction:
+        """``self.predict(**inputs)`` with :data:`spri_dspy.usage.current_step` set to this step."""
+        return run_sync(self.predict_as_step(**inputs))
+
+    async def run(self, **inputs) -> dspy.Prediction:
         given = {name: value for name, value in inputs.items() if value is not None}
-        prediction = self.call_predict(**given)
+        prediction = await self.predict_as_step(**given)
         return dspy.Prediction(**{ours: prediction[theirs] for theirs, ours in self.outputs.items()})
 
 
@@ -98,14 +104,14 @@ class SeededStep(Step):
         fields.update({self.query_field: seed.query, self.output: seed.principles})
         return dspy.Example(**fields).with_inputs(*(k for k in (self.query_field, "goal") if k in fields))
 
-    def forward(self, capability: str | None = None, **inputs) -> dspy.Prediction:
+    async def run(self, capability: str | None = None, **inputs) -> dspy.Prediction:
         demos = self.predict.demos
         shown = select_seeds([dspy.Example(query=d.get(self.query_field), goal=d.get("goal"),
                                            capability=d.get("capability")) for d in demos],
                              query=inputs[self.query_field], goal=inputs.get("goal"), capability=capability,
                              match=self.seed_match, leave_one_out=self.leave_one_out)
         given = {name: value for name, value in inputs.items() if value is not None}
-        prediction = self.call_predict(**given, demos=[demos[i] for i in shown])
+        prediction = await self.predict_as_step(**given, demos=[demos[i] for i in shown])
         return dspy.Prediction(**{self.output: prediction[self.output]}, seeds=shown)
 
 

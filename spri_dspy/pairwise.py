@@ -12,6 +12,7 @@ import dspy
 
 from spri_dspy.critique import Keep, Round
 from spri_dspy.data import check_text
+from spri_dspy.flow import call, run_sync
 from spri_dspy.judge import RubricProgram
 from spri_dspy.modules import Step
 from spri_dspy.seeds import SeedMatch, SeedSource
@@ -157,10 +158,11 @@ class SPRIPairwiseJudge(RubricProgram):
                                                   **options)
         self.place_critics(critic_lm)
 
-    def forward(self, instruction: str, response_a: str, response_b: str, reference_answer: str | None = None,
-                system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
-        return self.write_verdict(**self.write_rubric(instruction, response_a, response_b, reference_answer,
-                                                      system_prompt, capability))
+    async def run(self, instruction: str, response_a: str, response_b: str, reference_answer: str | None = None,
+                  system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
+        """The rubric, then the verdict, for ``forward`` and ``aforward`` alike (:mod:`spri_dspy.flow`)."""
+        return await self.awrite_verdict(**await self.awrite_rubric(instruction, response_a, response_b,
+                                                                    reference_answer, system_prompt, capability))
 
     def stages(self):
         """The rubric, then the verdict (see :class:`spri_dspy.critique.CritiqueRefineProgram`)."""
@@ -168,23 +170,36 @@ class SPRIPairwiseJudge(RubricProgram):
 
     def write_rubric(self, instruction: str, response_a: str, response_b: str, reference_answer: str | None = None,
                      system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
+        """Stage 1 (sync): see :meth:`awrite_rubric`."""
+        return run_sync(self.awrite_rubric(instruction, response_a, response_b, reference_answer, system_prompt,
+                                           capability))
+
+    def write_verdict(self, instruction: str, reference_answer: str | None, response_a: str, response_b: str,
+                      rubric: str, trace: list[Round], seeds: list[int]) -> dspy.Prediction:
+        """Stage 2 (sync): see :meth:`awrite_verdict`."""
+        return run_sync(self.awrite_verdict(instruction, reference_answer, response_a, response_b, rubric, trace,
+                                            seeds))
+
+    async def awrite_rubric(self, instruction: str, response_a: str, response_b: str,
+                            reference_answer: str | None = None, system_prompt: str | None = None,
+                            capability: str | None = None) -> dspy.Prediction:
         """Stage 1: a rubric for the instruction, critiqued and refined; returns stage 2's arguments."""
         instruction = check_text("instruction", instruction)
         responses = {"response_a": check_text("response_a", response_a),
                      "response_b": check_text("response_b", response_b)}
         reference = check_text("reference_answer", reference_answer, optional=True) if self.use_reference else None
-        rubric = self.situated_rubric(instruction, reference, system_prompt, capability)
+        rubric = await self.situated_rubric(instruction, reference, system_prompt, capability)
         return dspy.Prediction(instruction=instruction, reference_answer=reference, **responses, rubric=rubric.rubric,
                                trace=rubric.trace, seeds=rubric.seeds)
 
-    def write_verdict(self, instruction: str, reference_answer: str | None, response_a: str, response_b: str,
-                      rubric: str, trace: list[Round], seeds: list[int]) -> dspy.Prediction:
+    async def awrite_verdict(self, instruction: str, reference_answer: str | None, response_a: str, response_b: str,
+                             rubric: str, trace: list[Round], seeds: list[int]) -> dspy.Prediction:
         """Stage 2: the comparison under the final rubric, critiqued and refined, in both orders with ``swap``."""
         context = {"instruction": instruction, "reference_answer": reference_answer, "rubric": rubric}
-        first = self._compare(self.verdict_stage, context, response_a, response_b)
+        first = await self._compare(self.verdict_stage, context, response_a, response_b)
         verdicts, trace = {"ab": first.final.verdict}, trace + first.trace
         if self.swap:
-            second = self._compare(self.swapped_stage, context, response_b, response_a)
+            second = await self._compare(self.swapped_stage, context, response_b, response_a)
             verdicts["ba"] = _SWAPPED[second.final.verdict]
             trace = trace + second.trace
         consistent = len(set(verdicts.values())) == 1
@@ -192,6 +207,6 @@ class SPRIPairwiseJudge(RubricProgram):
                                feedback=first.final.feedback, verdicts=verdicts, consistent=consistent, trace=trace,
                                seeds=seeds)
 
-    def _compare(self, stage, context: dict, response_a: str, response_b: str) -> dspy.Prediction:
+    async def _compare(self, stage, context: dict, response_a: str, response_b: str) -> dspy.Prediction:
         shown = {**context, "response_a": response_a, "response_b": response_b}
-        return stage(self.comparer(**shown), **shown)
+        return await call(stage, await call(self.comparer, **shown), **shown)
