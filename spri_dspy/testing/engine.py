@@ -221,6 +221,17 @@ def render_answer(answer: Answer, json_mode: bool) -> str:
     return "\n\n".join(itertools.chain(blocks, ["[[ ## completed ## ]]"]))
 
 
+class AsyncScriptedEngine:
+    """The async face of a :class:`ScriptedEngine` (DSPy's ``async_engine=``): the same script and call log,
+    so a program run with ``acall`` can be compared call by call with the same program run synchronously."""
+
+    def __init__(self, engine: ScriptedEngine):
+        self.engine = engine
+
+    async def complete(self, request) -> Response:
+        return self.engine.complete(request)
+
+
 def scripted_lm(engine: ScriptedEngine, model: str = "scripted/base") -> dspy.LM:
-    """A ``dspy.LM`` over ``engine`` with DSPy's cache off, so every call reaches the script."""
-    return dspy.LM(model, engine=engine, cache=False)
+    """A ``dspy.LM`` over ``engine`` (sync and async) with DSPy's cache off, so every call reaches the script."""
+    return dspy.LM(model, engine=engine, async_engine=AsyncScriptedEngine(engine), cache=False)
