@@ -200,6 +200,37 @@ def prompt_state_cache(capacity_bytes: int):
     return PromptStateCache(capacity_bytes)
 
 
+class CopyGuard:
+    """A llama.cpp logits processor that never lets a completion copy more than ``longest`` tokens in a row
+    from its prompt: after ``longest`` tokens that appear together in the prompt, the token that followed
+    them there gets no chance. Text inside a JSON answer tokenizes like the prompt's text, so a copied
+    query or instruction is cut off after ``longest`` tokens and the model has to write its own words."""
+
+    def __init__(self, llama, messages: list[dict[str, str]], longest: int):
+        self.longest = longest
+        self.follows: dict[tuple[int, ...], set[int]] = {}
+        for message in messages:
+            for line in (message.get("content") or "").split("\n"):
+                tokens = llama.tokenize(line.encode("utf-8"), add_bos=False, special=False)
+                for i in range(len(tokens) - longest):
+                    self.follows.setdefault(tuple(tokens[i:i + longest]), set()).add(tokens[i + longest])
+        self.prompt_length: int | None = None
+
+    def reset(self) -> CopyGuard:
+        """Ready for a new completion of the same prompt."""
+        self.prompt_length = None
+        return self
+
+    def __call__(self, input_ids, scores):
+        if self.prompt_length is None:
+            self.prompt_length = len(input_ids)
+        if len(input_ids) - self.prompt_length >= self.longest:
+            banned = self.follows.get(tuple(int(t) for t in input_ids[-self.longest:]))
+            if banned:
+                scores[list(banned)] = -float("inf")
+        return scores
+
+
 class LlamaCppEngine:
     """A DSPy engine running a GGUF model in this process with llama-cpp-python.
 
@@ -213,6 +244,9 @@ class LlamaCppEngine:
         state_cache_mb: memory for the prompt states of earlier calls (0 turns reuse off but
             for the previous call's prefix, which llama-cpp-python always reuses).
         memo_size: identical temperature-0 requests remembered (0 turns the memo off).
+        no_copy_tokens: the longest run of tokens a completion may copy verbatim from its prompt (the
+            inputs and the instructions): a run one token longer is never sampled, so a small model
+            cannot answer with the question or its instructions copied back (0 turns the guard off).
 
     ``stats`` counts requests, memo hits, the prompt tokens of the requests that reached
     llama.cpp and how many of them it evaluated (the rest were restored from earlier states).
@@ -241,6 +275,7 @@ class LlamaCppEngine:
         seed: int = 0,
         state_cache_mb: int = 256,
         memo_size: int = 256,
+        no_copy_tokens: int = 5,
     ):
         self.model_path = None if model_path is None else os.fspath(model_path)
         self.n_ctx = n_ctx
@@ -250,6 +285,7 @@ class LlamaCppEngine:
         self.seed = seed
         self.state_cache_mb = state_cache_mb
         self.memo_size = memo_size
+        self.no_copy_tokens = no_copy_tokens
         self.stats = {"requests": 0, "memo_hits": 0, "prompt_tokens": 0, "prompt_tokens_evaluated": 0}
         self._memo: OrderedDict[str, tuple[str, str, int, int]] = OrderedDict()
         self._llama = None
@@ -332,9 +368,12 @@ class LlamaCppEngine:
         out, prompt_tokens, completion_tokens = None, 0, 0
         cap = self._string_cap(schema, options["max_tokens"]) if schema is not None else 0
         evaluated = llama_cpp.llama_perf_context(llama._ctx.ctx).n_p_eval
+        guard = CopyGuard(llama, messages, self.no_copy_tokens) if self.no_copy_tokens > 0 else None
         for _ in range(3):
             if schema is not None:
                 options["grammar"] = llama_cpp.LlamaGrammar.from_string(schema_grammar(schema, cap), verbose=False)
+            if guard is not None:
+                options["logits_processor"] = llama_cpp.LogitsProcessorList([guard.reset()])
             out = self._generate(llama, messages, options)
             usage = out.get("usage") or {}
             prompt_tokens += usage.get("prompt_tokens") or 0
@@ -393,6 +432,7 @@ class LlamaCppEngine:
             "seed": self.seed,
             "state_cache_mb": self.state_cache_mb,
             "memo_size": self.memo_size,
+            "no_copy_tokens": self.no_copy_tokens,
         }
 
     @classmethod

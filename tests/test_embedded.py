@@ -271,3 +271,50 @@ def test_memo_is_bounded_and_can_be_turned_off(monkeypatch):
 ])
 def test_degenerate_reason(text, reason):
     assert degenerate_reason(text) == reason
+
+
+class _WordTokenizer:
+    """Stands in for llama.cpp's tokenizer: one id per distinct word."""
+
+    def __init__(self):
+        self.ids: dict[str, int] = {}
+
+    def tokenize(self, text: bytes, add_bos=False, special=False):
+        return [self.ids.setdefault(word, len(self.ids)) for word in text.decode().split()]
+
+
+def test_the_copy_guard_bans_the_token_that_would_extend_a_copied_run():
+    import numpy as np
+
+    from spri_dspy.embedded import CopyGuard
+
+    words = _WordTokenizer()
+    guard = CopyGuard(words, [{"role": "user", "content": "my dog barks at the mailman\nevery single morning"}], 3)
+    ids = words.ids
+    prompt = [99, 98]  # the chat template's own tokens: never looked at
+    scores = np.zeros(100)
+    assert not np.isinf(guard(np.array(prompt), scores.copy())).any()  # the first call learns the prompt length
+    copied = prompt + [ids["dog"], ids["barks"], ids["at"]]
+    banned = guard(np.array(copied), scores.copy())
+    assert list(np.flatnonzero(np.isinf(banned))) == [ids["the"]]  # "dog barks at" may not go on to "the"
+    own = prompt + [ids["dog"], ids["the"], ids["at"]]
+    assert not np.isinf(guard(np.array(own), scores.copy())).any()
+    across = prompt + [ids["the"], ids["mailman"], ids["every"]]  # runs never span the prompt's lines
+    assert not np.isinf(guard(np.array(across), scores.copy())).any()
+    guard.reset()
+    assert guard.prompt_length is None
+
+
+@pytest.mark.embedded
+def test_the_engine_never_copies_more_than_its_limit_from_the_prompt():
+    """Asked to copy a sentence, the model must write its own words after at most five copied tokens."""
+    text = "the quick brown fox jumps over the lazy dog and then runs all the way home to sleep"
+    engine = LlamaCppEngine(n_ctx=1024, no_copy_tokens=5, memo_size=0)
+    lm = dspy.LM("embedded/guarded", engine=engine, max_tokens=64, cache=False)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        copy = dspy.Predict("text -> copy_of_text")(text=text).copy_of_text
+    tokens = lambda s: engine.llama.tokenize(s.encode(), add_bos=False)
+    source, written = tokens(text), tokens(copy)
+    runs = {tuple(source[i:i + 6]) for i in range(len(source) - 5)}
+    assert written and not any(tuple(written[i:i + 6]) in runs for i in range(len(written) - 5)), copy
+    engine.close()
