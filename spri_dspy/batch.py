@@ -37,7 +37,7 @@ from typing import Any
 import dspy
 from dspy.utils.parallelizer import ParallelExecutor
 
-from spri_dspy.data import RowError, TableSource, load_table, text_field
+from spri_dspy.data import RowError, TableSource, jsonl_lines, load_table, text_field
 from spri_dspy.rubric import format_rubric
 from spri_dspy.secrets import redact
 from spri_dspy.usage import StepUsage, count_calls_needed, name_steps
@@ -538,6 +538,54 @@ def _fill_usage(summary: BatchSummary, totals: Mapping[tuple[str, str, str], Cou
     summary.by_model = {k: dict(v) for k, v in summary.by_model.items()}
     summary.prompt_tokens = sum(c["prompt_tokens"] for c in totals.values())
     summary.completion_tokens = sum(c["completion_tokens"] for c in totals.values())
+
+
+@dataclass
+class BatchOutput:
+    """What a batch run left in its OUTPUT folder, read back (:func:`read_output`)."""
+
+    records: list[dict[str, Any]]
+    """``results.jsonl``: one record per input with a result, in file order."""
+    failures: dict[str, str]
+    """Inputs without a result that failed: id -> the last error logged for it."""
+    summary: dict[str, Any]
+    """``summary.json`` of the last run ({} when absent)."""
+    run: dict[str, Any]
+    """``run.json``: what produced the folder ({} when absent)."""
+
+    @property
+    def not_run(self) -> int:
+        """Inputs of the last run's table with neither a result nor a failure."""
+        rows = self.summary.get("rows")
+        return max(0, rows - len(self.records) - len(self.failures)) if isinstance(rows, int) else 0
+
+
+def read_output(directory: str | os.PathLike) -> BatchOutput:
+    """Read a batch run's OUTPUT folder: its results, the failures still without a result, its summary and
+    identity. FileNotFoundError without ``results.jsonl``; ValueError naming the line of a line that is not
+    a result record."""
+    directory = Path(directory)
+    if not (directory / RESULTS).is_file():
+        raise FileNotFoundError(f"{directory} holds no {RESULTS}")
+    records = []
+    for line, record in jsonl_lines(directory / RESULTS):
+        if not isinstance(record, dict) or "id" not in record:
+            raise ValueError(f"{directory / RESULTS} line {line}: not a result record")
+        records.append(record)
+    done = {record["id"] for record in records}
+    failures: dict[str, str] = {}
+    if (directory / FAILURES).is_file():
+        for _, record in jsonl_lines(directory / FAILURES):
+            if isinstance(record, dict) and record.get("id") not in done:
+                failures[record.get("id")] = record.get("error", "")
+    return BatchOutput(records, failures, _read_json(directory / SUMMARY), _read_json(directory / IDENTITY))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -617,10 +617,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     surplus = sum("budget" in t.user_attrs for t in trials)
-    reason = lambda t: t.user_attrs.get("error") or ("its worker stopped sending heartbeats; retried"
-                                                      if t.state == optuna.trial.TrialState.FAIL else "?")
     print(f"study {args.study!r} in {args.storage}: {complete} complete trials of {len(trials)}"
-          + (f"; {len(failed)} failed (e.g. trial {failed[0].number}: {reason(failed[0])[:200]})" if failed else "")
+          + (f"; {len(failed)} failed (e.g. trial {failed[0].number}: "
+             f"{failed[0].user_attrs.get('error', 'its worker stopped sending heartbeats; retried')[:200]})"
+             if failed else "")
           + (f"; {surplus} started after the budget was claimed, not run" if surplus else "") + "; best:")
     for row in result.best:
         calls = row["lm_calls_per_input"]
@@ -787,20 +787,20 @@ def cmd_judge(args: argparse.Namespace) -> int:
     if args.capability_field:
         fields["capability"] = args.capability_field
     status = _batch(args, "pairwise" if args.pairwise else "judge", fields, optional=("reference_answer", "system_prompt"))
-    if args.pairwise:
-        print(_preference_report(args))
+    report = _preference_report(args) if args.pairwise else ""
+    if report:
+        print(report)
     return status
 
 
 def _preference_report(args: argparse.Namespace) -> str:
     """Accuracy and Cohen's kappa of the run's verdicts against the label column, per group."""
-    from spri_dspy.batch import RESULTS
-    from spri_dspy.data import jsonl_lines
+    from spri_dspy.batch import read_output
     from spri_dspy.metrics import preference_agreement
 
     label = args.label_field or "label"
     rows = []
-    for _, record in jsonl_lines(Path(args.output) / RESULTS):
+    for record in read_output(args.output).records:
         columns = record.get("columns", {})
         if label not in columns:
             return (f"  no '{label}' column: give --label-field COLUMN to score the verdicts against human preferences"

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from spri_dspy.batch import FAILURES, IDENTITY, RESULTS, SUMMARY
-from spri_dspy.data import jsonl_lines
+from spri_dspy.batch import RESULTS, read_output
 
 Format = Literal["sft", "dpo"]
 DATA_FILE = "data/train-00000-of-00001.parquet"
@@ -88,20 +87,19 @@ def export(output: str | os.PathLike, format: Format = "sft", to: str | os.PathL
     output = Path(output)
     if format not in ("sft", "dpo"):
         raise ExportError(f"format must be 'sft' or 'dpo', got {format!r}")
-    if not (output / RESULTS).is_file():
-        raise ExportError(f"{output} holds no {RESULTS}: export reads the folder a 'spri generate' run wrote")
-    identity = _read_json(output / IDENTITY)
-    rows, left_out, done = [], Counter(), set()
-    for line, record in jsonl_lines(output / RESULTS):
-        if isinstance(record, Exception) or not isinstance(record, dict):
-            raise ExportError(f"{output / RESULTS} line {line}: not a result record")
+    try:
+        run = read_output(output)
+    except FileNotFoundError:
+        raise ExportError(f"{output} holds no {RESULTS}: export reads the folder a 'spri generate' run wrote") from None
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
+    rows, left_out = [], Counter()
+    for line, record in enumerate(run.records, start=1):
         query, result = record.get("input", {}).get("query"), record.get("output", {})
         if query is None or not isinstance(result.get("response"), str):
             raise ExportError(f"{output / RESULTS} line {line}: not a response record (export takes the results of "
                               "'spri generate'; judgements have no response to train on)")
         system = _system(system_prompt, result.get("principles"), principles_as_system)
-        columns = record.get("columns", {})
-        done.add(record["id"])
         row: dict[str, Any] = {"id": record["id"]}
         if format == "sft":
             row["messages"] = messages(query, result["response"], system)
@@ -116,15 +114,12 @@ def export(output: str | os.PathLike, format: Format = "sft", to: str | os.PathL
                        rejected=[{"role": "assistant", "content": rejected}], score_chosen=chosen_score,
                        score_rejected=rejected_score)
         row["principles"] = result.get("principles")
-        row.update({f"columns.{k}" if k in row else k: v for k, v in columns.items()})
+        row.update({f"columns.{k}" if k in row else k: v for k, v in record.get("columns", {}).items()})
         rows.append(row)
-    failed = {r.get("id") for _, r in jsonl_lines(output / FAILURES) if isinstance(r, dict)} - done \
-        if (output / FAILURES).exists() else set()
-    if failed:
-        left_out["failed"] = len(failed)
-    total = _read_json(output / SUMMARY).get("rows")
-    if isinstance(total, int) and total > len(done) + len(failed):
-        left_out["not run yet"] = total - len(done) - len(failed)
+    if run.failures:
+        left_out["failed"] = len(run.failures)
+    if run.not_run:
+        left_out["not run yet"] = run.not_run
     if not rows:
         raise ExportError(f"{output}: no input gives a {format} row ({_counts(left_out) or 'no results'})")
     target = Path(to) if to is not None else output / format
@@ -132,17 +127,9 @@ def export(output: str | os.PathLike, format: Format = "sft", to: str | os.PathL
     table = datasets.Dataset.from_list(rows)
     table.to_parquet(str(target / DATA_FILE))
     result = Export(path=target, format=format, rows=len(rows), left_out=dict(left_out))
-    (target / "README.md").write_text(dataset_card(result, identity, _read_json(output / SUMMARY), table,
-                                                   system_prompt=system_prompt,
+    (target / "README.md").write_text(dataset_card(result, run.run, run.summary, table, system_prompt=system_prompt,
                                                    principles_as_system=principles_as_system), encoding="utf-8")
     return result
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _counts(counts: Mapping[str, int]) -> str:

@@ -20,8 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from spri_dspy.batch import FAILURES, IDENTITY, RESULTS, SUMMARY
-from spri_dspy.data import jsonl_lines
+from spri_dspy.batch import RESULTS, read_output
 
 REPORT = "report.html"
 _PLOTS = ("metric_by_variant.png", "quality_vs_cost.png", "pareto_front.png", "param_importances.png")
@@ -48,13 +47,6 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def _final_scores(trace: list[dict]) -> dict[str, Any]:
     """The last round's score of each stage, and the number of rounds of each."""
     scores, rounds = {}, Counter()
@@ -65,17 +57,11 @@ def _final_scores(trace: list[dict]) -> dict[str, Any]:
 
 
 def _batch(folder: Path, max_rows: int) -> str:
-    summary, identity = _read_json(folder / SUMMARY), _read_json(folder / IDENTITY)
-    records = [r for _, r in jsonl_lines(folder / RESULTS) if isinstance(r, dict)]
-    done = {r.get("id") for r in records}
-    failures: dict[str, str] = {}
-    if (folder / FAILURES).is_file():
-        for _, r in jsonl_lines(folder / FAILURES):
-            if isinstance(r, dict) and r.get("id") not in done:
-                failures[r.get("id")] = r.get("error", "")
+    run = read_output(folder)
+    records, failures, summary, identity = run.records, run.failures, run.summary, run.run
     stages = list(dict.fromkeys(r.get("stage") for rec in records for r in rec.get("output", {}).get("trace") or []))
     finals = [_final_scores(rec.get("output", {}).get("trace")) for rec in records]
-    parts = [_overview(folder, summary, identity, len(records), len(failures))]
+    parts = [_overview(folder, summary, identity, len(records), len(failures), run.not_run)]
     parts.append(_usage(summary))
     charts = []
     for stage in stages:
@@ -94,14 +80,13 @@ def _batch(folder: Path, max_rows: int) -> str:
     return "".join(parts)
 
 
-def _overview(folder: Path, summary: dict, identity: dict, results: int, failed: int) -> str:
+def _overview(folder: Path, summary: dict, identity: dict, results: int, failed: int, not_run: int) -> str:
     models = ", ".join(f"{_e(step)}: <code>{_e((m or {}).get('model'))}</code>"
                        for step, m in (identity.get("models") or {}).items() if m)
     settings = ", ".join(f"{_e(k)}={_e(json.dumps(v))}" for k, v in (identity.get("settings") or {}).items())
-    rows = summary.get("rows", results + failed)
+    rows = results + failed + not_run
     facts = [("program", _e(identity.get("program", "?"))), ("models", models or "?"), ("settings", settings or "-"),
-             ("inputs", f"{results} with a result, {failed} failed, {max(0, rows - results - failed)} not run, "
-                        f"of {rows}"),
+             ("inputs", f"{results} with a result, {failed} failed, {not_run} not run, of {rows}"),
              ("LM calls", f"{summary.get('lm_calls_needed', '?')} needed, {summary.get('lm_calls', '?')} made "
                           "(the rest answered by DSPy's cache), in the last run"),
              ("tokens", f"{summary.get('prompt_tokens', 0)} prompt + {summary.get('completion_tokens', 0)} completion "
