@@ -91,7 +91,6 @@ class TrialFailed(RuntimeError):
 
 WORKER = f"{os.uname().nodename}:{os.getpid()}"
 """This process, as the ``worker`` user attribute of the trials it runs names it."""
-_FINISHED = (optuna.trial.TrialState.COMPLETE,)
 _HOLDING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
 
 
@@ -215,7 +214,7 @@ def _work(study: optuna.Study, objective, budget: int | None, timeout: float | N
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and a retry WAITING
         trials = study.get_trials(deepcopy=False)
-        complete = sum(t.state in _FINISHED for t in trials)
+        complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
         holding = sum(t.state in _HOLDING for t in trials)
         if budget is not None and (complete >= budget or failures >= budget):
             break
@@ -223,13 +222,11 @@ def _work(study: optuna.Study, objective, budget: int | None, timeout: float | N
                                                                  for t in trials):
             time.sleep(poll)
             continue
-        before = {t.number for t in trials}
+        finished_before = {t.number for t in trials if t.state.is_finished()}  # a retry WAITING now is not
         remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
         study.optimize(objective, n_trials=1, timeout=remaining, catch=(TrialFailed,))
-        new = [t for t in study.get_trials(deepcopy=False) if t.number not in before and t.user_attrs.get("budget") is None
-               and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
-                               optuna.trial.TrialState.PRUNED)]
-        ours = [t for t in new if t.user_attrs.get("worker") == WORKER]
+        ours = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in finished_before
+                and t.user_attrs.get("worker") == WORKER and "budget" not in t.user_attrs]
         mine += ours
         failures += sum(t.state == optuna.trial.TrialState.FAIL for t in ours)
     return mine

@@ -87,7 +87,7 @@ def test_the_word_limit_is_tuned_and_reaches_the_prompts(scripted, tmp_path):
 
 def test_a_failed_trial_is_recorded_and_the_study_goes_on(scripted, tmp_path):
     """One unparseable answer used to end the whole study with a traceback."""
-    from spri_dspy.optimizers.tune import TrialFailed
+    from spri_dspy.optimizers.tune import TrialFailed, open_study
 
     answers = script()
     fail = {"on": True}
@@ -125,3 +125,21 @@ def test_a_warm_cache_does_not_move_the_cost_objective(tmp_path):
     assert len(engine.calls) == calls
     assert [t.values for t in warm.study.trials] == [t.values for t in cold.study.trials]
     assert all(t.user_attrs["lm_calls_made_per_input"] == 0 for t in warm.study.trials)
+
+
+def test_a_waiting_retry_this_worker_runs_counts_as_its_own(tmp_path):
+    """A WAITING trial (a dead worker's trial, queued for retry) that fails here is this worker's failure: the
+    worker stops at its budget of failures instead of starting another trial on top of it."""
+    from spri_dspy.optimizers.tune import TrialFailed, open_study
+
+    class Broken(dspy.Module):
+        def forward(self, query):
+            raise RuntimeError("the server is down")
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    open_study(storage, "s").enqueue_trial({"x": 1.0})
+    with pytest.raises(TrialFailed, match="every one of the 1 trials failed"):
+        tune(DEVSET, metric, storage=storage, study_name="s", n_trials=1, retries=0,
+             build=lambda trial: (trial.suggest_float("x", 0, 2), Broken())[1])
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert [(t.number, t.state.name, t.params) for t in trials] == [(0, "FAIL", {"x": 1.0})]
