@@ -56,8 +56,6 @@ def openai_lm(model: str, api_base: str | None = None, *, api_key: str | None = 
     if not key and api_base:
         key = "unused"  # a self-hosted server that checks no key; OpenAI itself refuses one, with its own error
 
-    def config() -> RouterConfig:
-        return RouterConfig(max_connections=max_connections, api_keys={OPENAI_PROVIDER: key} if key else None,
-                            base_urls={OPENAI_PROVIDER: api_base} if api_base else None)
-
-    return dspy.LM(model, engine=LM15Engine(config()), async_engine=AsyncLM15Engine(config()), **lm_kwargs)
+    config = RouterConfig(max_connections=max_connections, api_keys={OPENAI_PROVIDER: key} if key else None,
+                          base_urls={OPENAI_PROVIDER: api_base} if api_base else None)
+    return dspy.LM(model, engine=LM15Engine(config), async_engine=AsyncLM15Engine(config), **lm_kwargs)

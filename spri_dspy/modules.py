@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import dspy
 
-from spri_dspy.flow import FlowModule, call, run_sync
+from spri_dspy.flow import FlowModule, call
 from spri_dspy.seeds import SeedMatch, select_seeds
 from spri_dspy.signatures.instructions import MAX_WORDS, framed, word_limited
 from spri_dspy.usage import current_step
@@ -67,10 +67,6 @@ class Step(FlowModule, dspy.Module):
             return await call(self.predict, **inputs)
         finally:
             current_step.reset(token)
-
-    def call_predict(self, **inputs) -> dspy.Prediction:
-        """``self.predict(**inputs)`` with :data:`spri_dspy.usage.current_step` set to this step."""
-        return run_sync(self.predict_as_step(**inputs))
 
     async def run(self, **inputs) -> dspy.Prediction:
         given = {name: value for name, value in inputs.items() if value is not None}

@@ -64,9 +64,7 @@ class StepProgress(BaseCallback):
             else:
                 action = _VERBS.get(step.kind, step.kind or "call")
                 note = f"failed: {type(exception).__name__}" if exception is not None else ""
-            line = f"{stage:<11} {action:<12} {note:<34} {seconds:5.1f} s"
-            print(line.rstrip() if note else f"{stage:<11} {action:<12} {'':<34} {seconds:5.1f} s",
-                  file=self.stream or sys.stderr, flush=True)
+            print(f"{stage:<11} {action:<12} {note:<34} {seconds:5.1f} s", file=self.stream or sys.stderr, flush=True)
 
     def _verdict(self, outputs: Any, exception: BaseException | None, number: int) -> str:
         score = getattr(outputs, "score", None) if exception is None else None

@@ -55,3 +55,13 @@ def test_a_call_answers_counts_tokens_and_reports_no_cost(monkeypatch):
 def test_bad_settings_are_named(model, settings, message):
     with pytest.raises(ValueError, match=message):
         openai_lm(model, "http://127.0.0.1:1/v1", **settings)
+
+
+def test_acall_goes_through_the_same_pooled_engine(monkeypatch):
+    import asyncio
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    with FakeOpenAIServer() as server:
+        lm = openai_lm("openai/m", server.url, cache=False)
+        assert asyncio.run(lm.acall("hello"))[0] == lm("hello")[0]
+        assert server.counts["requests"] == 2
