@@ -776,7 +776,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
         pairwise_only = sorted(f"--{n.replace('_', '-')}" for n in ("response_a_field", "response_b_field",
                                                                       "label_field") if n in given)
         if pairwise_only:
-            raise CLIError(f"{', '.join(pairwise_only)} only apply with --pairwise")
+            raise CLIError(f"{', '.join(pairwise_only)} only appl{'ies' if len(pairwise_only) == 1 else 'y'} with --pairwise")
         fields = {"instruction": args.instruction_field, "response": args.response_field}
         if _program_name(args.program) == "oracle":
             fields["rubric"] = args.rubric_field

@@ -163,3 +163,15 @@ def test_ablate_preferences_compares_one_order_with_both(monkeypatch, scripted, 
     rows = {r["variant"]: r for r in csv.DictReader((tmp_path / "ab" / "ablation.csv").open())}
     assert float(rows["spri_one_order"]["metric"]) == pytest.approx(4 / 12)
     assert float(rows["spri_both_orders"]["metric"]) == pytest.approx(3 / 12)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--label-field", "label"], "--label-field only applies with --pairwise"),
+    (["--label-field", "l", "--response-a-field", "a"], "--label-field, --response-a-field only apply with --pairwise"),
+    (["--pairwise", "--response-field", "r"], "--pairwise compares --response-a-field with --response-b-field"),
+])
+def test_pairwise_flags_out_of_place_are_named(capsys, tmp_path, flags, message):
+    from spri_dspy import cli
+
+    assert cli.main(["judge", str(EXAMPLES), str(tmp_path / "out"), *flags]) == 2
+    assert capsys.readouterr().err.startswith(f"spri: error: {message}")
