@@ -21,7 +21,7 @@ from spri_dspy.baselines import (
 )
 from spri_dspy.critique import CritiqueRefine, Round
 from spri_dspy.embedded import LlamaCppEngine, embedded_lm
-from spri_dspy.lms import openai_lm
+from spri_dspy.lms import LMSpec, openai_lm
 from spri_dspy.modules import (
     PrincipleCritic,
     PrincipleGenerator,
@@ -86,5 +86,6 @@ __all__ = [
     "LlamaCppEngine",
     "embedded_lm",
     "openai_lm",
+    "LMSpec",
     "CompactJSONAdapter",
 ]

@@ -32,7 +32,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dspy
 from dspy.utils.parallelizer import ParallelExecutor
@@ -41,6 +41,9 @@ from spri_dspy.data import RowError, TableSource, jsonl_lines, load_table, text_
 from spri_dspy.rubric import format_rubric
 from spri_dspy.secrets import redact
 from spri_dspy.usage import StepUsage, count_calls_needed, name_steps
+
+if TYPE_CHECKING:
+    from spri_dspy.distributed import RayCluster
 
 RESULTS, FAILURES, SUMMARY, PARQUET = "results.jsonl", "failures.jsonl", "summary.json", "results.parquet"
 
@@ -284,6 +287,7 @@ def run_batch(
     skip_bad_rows: bool = False,
     progress: bool = True,
     info: Mapping[str, Any] | None = None,
+    ray: RayCluster | None = None,
 ) -> BatchSummary:
     """Run ``program`` over every row of ``source`` into the folder ``output`` (see the module docstring).
 
@@ -307,6 +311,10 @@ def run_batch(
         restart: when OUTPUT holds a different run, move its files aside into ``OUTPUT/previous-N/``
             and start over (without it, a different run is refused: :class:`RunMismatchError`).
         info: what ran (program, settings, seeds), recorded in ``summary.json``.
+        ray: run on a Ray cluster (:class:`~spri_dspy.distributed.RayCluster`: a pool of actors, each
+            building the program and its LMs itself); OUTPUT is written as by a local run, exactly once.
+            ``threads`` counts stages in flight over all actors. ``program`` must be one of
+            :data:`~spri_dspy.programs.PROGRAMS` (it travels as :func:`~spri_dspy.save_program`'s JSON).
 
     OUTPUT's ``run.json`` records what produced it (:func:`run_identity`); a rerun with the same
     identity resumes, a different one is refused before any LM call, naming the difference.
@@ -323,95 +331,65 @@ def run_batch(
         raise RowError(f"the id column {id_field!r} is not in the input (its columns: {', '.join(table.column_names)})")
     used = {*fields.values(), id_field}  # the id column is the record's id already
     carried = [column for column in table.column_names if column not in used] if keep_columns else []
-    identity = run_identity(program, source, fields, id_field, keep_columns, split)
+    if ray is None:
+        identity = run_identity(program, source, fields, id_field, keep_columns, split)
+    else:  # the models the actors build: a local run of the same program and models has the same identity
+        program = program.deepcopy()
+        if ray.critic_lm is not None and hasattr(program, "place_critics"):  # programs without critics have none
+            program.place_critics(ray.critic_lm.build())
+        with dspy.context(lm=ray.lm.build()):
+            identity = run_identity(program, source, fields, id_field, keep_columns, split)
     store = ResultStore(output, prepare=lambda directory: _check_identity(directory, identity, restart))
     try:
         return _run(program, table, store, started, fields=fields, optional=optional, id_field=id_field,
                     identity=identity, carried=carried, threads=threads, max_errors=max_errors,
-                    skip_bad_rows=skip_bad_rows, progress=progress, info=info)
+                    skip_bad_rows=skip_bad_rows, progress=progress, info=info, ray=ray)
     finally:
         store.unlock()
 
 
 def _run(program, table, store: ResultStore, started: float, *, fields, optional, id_field, identity, carried, threads,
-         max_errors, skip_bad_rows, progress, info) -> BatchSummary:
+         max_errors, skip_bad_rows, progress, info, ray=None) -> BatchSummary:
     summary = BatchSummary(rows=table.num_rows, run=identity, info=dict(info or {}))
     try:
         pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
     except BaseException:
         store.close()
         raise
-    name_steps(program)
-    count_calls_needed(dspy.settings.lm, program)
-    stages = program.stages() if hasattr(program, "stages") else (program,)
     totals: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
     lock = threading.Lock()
     bar = _progress(len(pending), progress)
-    executor = ParallelExecutor(num_threads=threads, max_errors=10**9, disable_progress_bar=True, timeout=0)
-    queue = _StageQueue(pending, window=threads + threads // 2, stop=executor.cancel_jobs)
+    stop = threading.Event()
 
-    def finish(task: _Task, outcome: str, result: dict) -> None:
-        record = {"id": task.row_id, "index": task.index, "input": task.inputs, **result}
+    def record(outcome: str, record: dict, by_step: Mapping[tuple[str, str, str], Mapping[str, int]]) -> None:
+        """One input's outcome, from a thread of this process or from a Ray actor: written once, counted once."""
         if carried:
-            record["columns"] = task.columns
+            record["columns"] = {column: value for column, value in table[record["index"]].items() if column in carried}
         if outcome == "done":
-            store.add(record | {"lm_calls": task.usage.calls_needed, "lm_calls_made": task.usage.calls})
+            if not store.add(record):
+                return  # a second copy (a Ray task retried after it had returned): already written and counted
         else:
             store.fail(record)
         with lock:
             setattr(summary, outcome, getattr(summary, outcome) + 1)
-            for key, counter in task.usage.by_step.items():
+            for key, counter in by_step.items():
                 totals[key].update(counter)
-            summary.lm_calls += task.usage.calls
-            summary.lm_calls_needed += task.usage.calls_needed
+                summary.lm_calls += counter.get("calls", 0)
+                summary.lm_calls_needed += counter.get("calls_needed", 0)
             if outcome == "failed" and max_errors is not None and summary.failed >= max_errors:
                 summary.stopped_early = True
-                executor.cancel_jobs.set()
+                stop.set()
             bar.set_postfix(done=summary.done, failed=summary.failed, lm_calls=summary.lm_calls_needed, refresh=False)
             bar.update()
-        queue.finish()
-
-    def run_stage(task: _Task) -> None:
-        if task.stage == 0:
-            row = table[task.index]
-            task.arguments = _validated(row, task.index, fields, optional)
-            task.inputs = task.arguments
-            task.columns = {column: row[column] for column in carried}
-        try:
-            with dspy.context(usage_tracker=task.usage):
-                result = stages[task.stage](**task.arguments)
-        except Exception as exc:
-            finish(task, "failed", {"error": f"{type(exc).__name__}: {exc}"})
-            return
-        task.stage += 1
-        if task.stage < len(stages):
-            task.arguments = dict(result.items())
-            queue.put(task)
-        else:
-            finish(task, "done", {"output": _as_json(result)})
-
-    broken: list[BaseException] = []
-
-    def drain(_thread: int) -> None:
-        """One executor thread: take stages from the queue until none is left."""
-        try:
-            while (task := queue.take()) is not None:
-                run_stage(task)
-        except BaseException as exc:  # e.g. a full disk: stop every thread rather than leave them waiting
-            broken.append(exc)
-            executor.cancel_jobs.set()
-            raise
 
     try:
-        # No LM history and no DSPy trace: both keep every call's inputs and outputs (up to 10,000
-        # of them), which a batch never reads back; memory stays flat in the number of inputs.
-        with dspy.context(disable_history=True, trace=None):
-            executor.execute(drain, range(threads))
-    except Exception:
-        if broken:
-            raise broken[0] from None
-        if not summary.stopped_early:
-            raise
+        if ray is None:
+            _run_here(program, table, pending, record, fields=fields, optional=optional, threads=threads, stop=stop)
+        else:
+            from spri_dspy.distributed import run_on_ray
+
+            inputs = [(index, row_id, _validated(table[index], index, fields, optional)) for index, row_id in pending]
+            run_on_ray(ray, program, inputs, record, threads=threads, stop=stop)
     finally:
         bar.close()
         store.close()
@@ -423,6 +401,36 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
     return summary
 
 
+def _run_here(program, table, pending, record, *, fields, optional, threads, stop: threading.Event) -> None:
+    """Run the pending inputs in this process, on ``threads`` of DSPy's ParallelExecutor."""
+    name_steps(program)
+    count_calls_needed(dspy.settings.lm, program)
+
+    def load(task: _Task) -> None:  # the row is read when its first stage starts: memory stays flat
+        task.arguments = task.inputs = _validated(table[task.index], task.index, fields, optional)
+
+    finished = _recorder(record)
+    runner = StageRunner(program, threads, load=load, stop=stop)
+    runner.add(_Task(index, row_id, finished=finished) for index, row_id in pending)
+    runner.close()
+    runner.run()
+
+
+def _recorder(record: Callable[[str, dict, Mapping], None]) -> Callable[[_Task, str, dict], None]:
+    """A task's outcome as a record (:func:`task_record`) handed to ``record``."""
+    def finished(task: _Task, outcome: str, result: dict) -> None:
+        record(outcome, task_record(task, result), task.usage.by_step)
+    return finished
+
+
+def task_record(task: _Task, result: dict) -> dict[str, Any]:
+    """The ``results.jsonl``/``failures.jsonl`` record of a finished task (``result``: its output or error)."""
+    record = {"id": task.row_id, "index": task.index, "input": task.inputs, **result}
+    if "output" in result:
+        record |= {"lm_calls": task.usage.calls_needed, "lm_calls_made": task.usage.calls}
+    return record
+
+
 @dataclass
 class _Task:
     """One input on its way through the program's stages."""
@@ -432,8 +440,95 @@ class _Task:
     stage: int = 0
     inputs: dict[str, Any] = field(default_factory=dict)
     arguments: dict[str, Any] = field(default_factory=dict)  # of the stage due next
-    columns: dict[str, Any] = field(default_factory=dict)  # the input's columns the program does not read
-    usage: StepUsage = field(default_factory=StepUsage)
+    usage: StepUsage | None = None  # from its first stage on: a queued input stays small
+    finished: Callable[[_Task, str, dict], None] | None = None
+    """Called once with the outcome (``"done"`` or ``"failed"``) and ``{"output": ...}`` or ``{"error": ...}``."""
+
+
+class StageRunner:
+    """Runs inputs through a program's stages on ``threads`` of DSPy's ParallelExecutor.
+
+    A program that lists its ``stages()`` (SPRI: principles, then response) has each
+    stage scheduled as its own task (:class:`_StageQueue`); a failed stage fails its
+    input, recorded through the task's ``finished``. Inputs are added with :meth:`add`
+    (also while :meth:`run` runs, from another thread) until :meth:`close`; :meth:`run`
+    returns once every input added is finished, or at once after ``stop`` is set.
+    """
+
+    def __init__(self, program: dspy.Module, threads: int, *, load: Callable[[_Task], None] | None = None,
+                 stop: threading.Event | None = None):
+        self.stages = program.stages() if hasattr(program, "stages") else (program,)
+        self.threads = threads
+        self.load = load
+        self.executor = ParallelExecutor(num_threads=threads, max_errors=10**9, disable_progress_bar=True, timeout=0)
+        if stop is not None:
+            self.executor.cancel_jobs = stop
+        self.queue = _StageQueue(window=threads + threads // 2, stop=self.executor.cancel_jobs)
+        self.broken: BaseException | None = None
+        """What broke a thread (e.g. a full disk), which stopped them all."""
+
+    def add(self, tasks) -> None:
+        """Queue new inputs (:class:`_Task`s at stage 0)."""
+        self.queue.add(tasks)
+
+    def close(self) -> None:
+        """No more inputs: :meth:`run` returns once those added are finished."""
+        self.queue.close()
+
+    def run(self) -> None:
+        """Run every input's stages (see the class docstring); re-raises what broke a thread (e.g. a full disk)."""
+        try:
+            # No LM history and no DSPy trace: both keep every call's inputs and outputs (up to 10,000
+            # of them), which a batch never reads back; memory stays flat in the number of inputs.
+            with dspy.context(disable_history=True, trace=None):
+                self.executor.execute(self._drain, range(self.threads))
+        except Exception:
+            if self.broken is not None:
+                raise self.broken from None
+            if not self.executor.cancel_jobs.is_set():
+                raise
+
+    def serve(self, **context: Any) -> None:
+        """Run the stages on daemon threads, each in ``dspy.context(**context)``, until the process ends (a Ray
+        actor's pool: queue inputs with :meth:`add`; the threads never hold the process at its exit)."""
+        def serve_one(thread: int) -> None:
+            with dspy.context(**context, disable_history=True, trace=None):
+                self._drain(thread)
+
+        for thread in range(self.threads):
+            threading.Thread(target=serve_one, args=(thread,), name=f"spri-stages-{thread}", daemon=True).start()
+
+    def _drain(self, _thread: int) -> None:
+        """One executor thread: take stages from the queue until none is left."""
+        try:
+            while (task := self.queue.take()) is not None:
+                self._run_stage(task)
+        except BaseException as exc:  # e.g. a full disk: stop every thread rather than leave them waiting
+            self.broken = self.broken or exc
+            self.executor.cancel_jobs.set()
+            raise
+
+    def _run_stage(self, task: _Task) -> None:
+        if task.stage == 0:
+            task.usage = StepUsage()
+            if self.load is not None:
+                self.load(task)
+        try:
+            with dspy.context(usage_tracker=task.usage):
+                result = self.stages[task.stage](**task.arguments)
+        except Exception as exc:
+            self._finish(task, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+            return
+        task.stage += 1
+        if task.stage < len(self.stages):
+            task.arguments = dict(result.items())
+            self.queue.put(task)
+        else:
+            self._finish(task, "done", {"output": _as_json(result)})
+
+    def _finish(self, task: _Task, outcome: str, result: dict) -> None:
+        task.finished(task, outcome, result)
+        self.queue.finish()
 
 
 class _StageQueue:
@@ -446,24 +541,36 @@ class _StageQueue:
     leaving some idle while others finish whole inputs.
     """
 
-    def __init__(self, items: list[tuple[int, str]], window: int, stop: threading.Event):
-        self._new = deque(items)
+    def __init__(self, window: int, stop: threading.Event):
+        self._new: deque[_Task] = deque()
         self._due: deque[_Task] = deque()
-        self._active, self._window, self._stop = 0, window, stop
+        self._active, self._window, self._stop, self._closed = 0, window, stop, False
         self._changed = threading.Condition()
 
+    def add(self, tasks) -> None:
+        """New inputs to start."""
+        with self._changed:
+            self._new.extend(tasks)
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """No more inputs will be added."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
     def take(self) -> _Task | None:
-        """The next stage to run; None once every input is finished or ``stop`` is set."""
+        """The next stage to run; None once closed and every input is finished, or once ``stop`` is set."""
         with self._changed:
             while not self._stop.is_set():
                 if self._new and self._active < self._window:
                     self._active += 1
-                    return _Task(*self._new.popleft())
+                    return self._new.popleft()
                 if self._due:
                     return self._due.popleft()
-                if not self._active:
+                if self._closed and not self._active and not self._new:
                     return None
-                self._changed.wait(timeout=0.5)  # woken by put/finish; the timeout notices ``stop``
+                self._changed.wait(timeout=0.5)  # woken by add/put/finish/close; the timeout notices ``stop``
             return None
 
     def put(self, task: _Task) -> None:

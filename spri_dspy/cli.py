@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-EMBEDDED = "embedded"
+EMBEDDED = "embedded"  # spri_dspy.lms.EMBEDDED, without importing DSPy at start
 
 
 class CLIError(Exception):
@@ -75,6 +75,13 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
                             "own names, so results join back to the input)")
     group.add_argument("--threads", type=int, default=8, metavar="N",
                        help="threads, each running one input's stage at a time (default 8)")
+    group.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                       help="run on a Ray cluster (pip install 'spri-dspy[ray]'): ADDRESS such as auto, HOST:6379 or "
+                            "ray://HOST:10001; without one, RAY_ADDRESS or a Ray started on this machine. Each actor "
+                            "builds the program and its LMs itself (keys from its node's environment); --threads "
+                            "counts stages in flight over all actors")
+    group.add_argument("--actors", type=int, metavar="N", help="with --ray: actors in the pool, one CPU each "
+                                                                 "(default one per node)")
     group.add_argument("--max-errors", type=int, metavar="N", help="stop early once N inputs failed")
     group.add_argument("--skip-bad-rows", action="store_true",
                        help="record rows with a missing/empty/mistyped field as failed instead of stopping")
@@ -286,21 +293,20 @@ def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512, c
             max_connections: int = 1024):
     """A ``dspy.LM`` for a model name: ``embedded`` or a DSPy/LiteLLM model string (checked up front);
     ``openai/...`` models get :func:`spri_dspy.lms.openai_lm` (no cap of 100 requests in flight)."""
-    import dspy
+    return _lm_spec(model, api_base=api_base, max_tokens=max_tokens, cache=cache,
+                    max_connections=max_connections).build()
+
+
+def _lm_spec(model: str, *, api_base: str | None, max_tokens: int, cache: bool, max_connections: int):
+    """The checked :class:`~spri_dspy.lms.LMSpec` of ``--lm``/``--critic-lm``/``--judge-lm``."""
+    from spri_dspy.lms import LMSpec
 
     if model == EMBEDDED:
         if api_base:
             raise CLIError("--api-base cannot be used with the embedded model")
-        from spri_dspy.embedded import embedded_lm
-
-        return embedded_lm(max_tokens=max_tokens, cache=cache)
-    _check_model_name(model, api_base)
-    if model.startswith("openai/"):  # OpenAI or any OpenAI-compatible server: a pool for many calls in flight
-        from spri_dspy.lms import openai_lm
-
-        return openai_lm(model, api_base, max_connections=max(1024, max_connections), max_tokens=max_tokens,
-                         cache=cache)
-    return dspy.LM(model, api_base=api_base, max_tokens=max_tokens, cache=cache)
+    else:
+        _check_model_name(model, api_base)
+    return LMSpec(model, api_base=api_base, max_tokens=max_tokens, cache=cache, max_connections=max(1024, max_connections))
 
 
 def _check_model_name(model: str, api_base: str | None) -> None:
@@ -336,7 +342,7 @@ def _check_settings(args: argparse.Namespace) -> None:
         check_threshold(args.threshold)
     except ValueError:
         raise CLIError(f"--threshold must be from 1 to 5, got {args.threshold}") from None
-    for name in ("max_rounds", "max_tokens", "threads", "max_errors", "n_trials", "limit", "max_demos", "trials",
+    for name in ("max_rounds", "max_tokens", "threads", "actors", "max_errors", "n_trials", "limit", "max_demos", "trials",
                  "budget", "heartbeat"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
@@ -399,20 +405,24 @@ def _check_writable(option: str, path: str) -> None:
         raise CLIError(f"{option} {path}: is a folder; give a file name")
 
 
-def _models(args: argparse.Namespace):
+def _lm_specs(args: argparse.Namespace):
+    """The checked specs of ``--lm`` and ``--critic-lm`` (None without one), pooled for ``--threads`` calls in flight."""
     from spri_dspy.secrets import register_url
 
     register_url(args.api_base)
     pool = getattr(args, "threads", None) or 0  # calls in flight: one per thread of a batch
-    lm = make_lm(args.lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
-                 max_connections=pool)
-    critic = (make_lm(args.critic_lm, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
-                      max_connections=pool) if args.critic_lm else None)
-    # The embedded model is driven through JSON schemas with a short prompt; other models use DSPy's default adapter.
-    from spri_dspy.adapters import CompactJSONAdapter
+    return tuple(_lm_spec(model, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
+                          max_connections=pool) if model else None for model in (args.lm, args.critic_lm))
 
-    adapter = CompactJSONAdapter() if EMBEDDED in (args.lm, args.critic_lm) else None
-    return lm, critic, adapter
+
+def _models(args: argparse.Namespace):
+    """(base LM, critic LM or None, adapter) of ``--lm``/``--critic-lm``: the embedded model is driven through
+    JSON schemas with a short prompt, other models through DSPy's default adapter."""
+    from spri_dspy.lms import adapter_for
+
+    specs = _lm_specs(args)
+    lm, critic = (spec.build() if spec else None for spec in specs)
+    return lm, critic, adapter_for(*specs)
 
 
 def _settings(args: argparse.Namespace, critic_lm) -> dict:
@@ -731,6 +741,7 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
     from spri_dspy.data import RowError
 
     _check_settings(args)
+    ray = _ray_cluster(args)
     lm, critic_lm, adapter = _models(args)
     program = _program(kind, args.program, args, critic_lm)
     info = {"program": args.program, "lm": args.lm, "critic_lm": args.critic_lm, "threshold": args.threshold,
@@ -743,14 +754,34 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
                                 id_field=args.id_field, hash_ids=args.hash_ids, keep_columns=args.keep_columns,
                                 restart=args.restart, require_columns=True, threads=args.threads,
                                 max_errors=args.max_errors, skip_bad_rows=args.skip_bad_rows,
-                                progress=not args.no_progress, info=info)
+                                progress=not args.no_progress, info=info, ray=ray)
     except (OutputBusyError, RunMismatchError) as exc:
         raise CLIError(str(exc)) from None
+    except ConnectionError as exc:  # Ray's, for an address where no cluster answers
+        raise CLIError(f"--ray {args.ray}: {' '.join(str(exc).split())[:300]}") from None
     except (RowError, FileNotFoundError, ValueError) as exc:
         message = str(exc)
         raise CLIError(message if message.startswith(str(args.input)) else f"{args.input}: {message}") from None
     print(render_batch(summary, args.output))
     return 1 if summary.failed or summary.stopped_early else 0
+
+
+def _ray_cluster(args: argparse.Namespace):
+    """``--ray``/``--actors`` as a :class:`~spri_dspy.distributed.RayCluster` (None without ``--ray``)."""
+    import importlib.util
+
+    if args.ray is None:
+        if args.actors is not None:
+            raise CLIError("--actors sizes the pool of Ray actors; give --ray [ADDRESS] too")
+        return None
+    if importlib.util.find_spec("ray") is None:
+        from spri_dspy.distributed import RAY_MISSING
+
+        raise CLIError(f"--ray: {RAY_MISSING}")
+    from spri_dspy.distributed import RayCluster
+
+    lm, critic_lm = _lm_specs(args)
+    return RayCluster(lm, critic_lm, address=args.ray or None, actors=args.actors, logs=args.verbose)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

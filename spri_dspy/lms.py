@@ -15,6 +15,7 @@ call. Cost is not reported for these LMs; calls and tokens are.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import dspy
@@ -59,3 +60,52 @@ def openai_lm(model: str, api_base: str | None = None, *, api_key: str | None = 
     config = RouterConfig(max_connections=max_connections, api_keys={OPENAI_PROVIDER: key} if key else None,
                           base_urls={OPENAI_PROVIDER: api_base} if api_base else None)
     return dspy.LM(model, engine=LM15Engine(config), async_engine=AsyncLM15Engine(config), **lm_kwargs)
+
+
+EMBEDDED = "embedded"
+"""The model name of the embedded SmolLM2-135M-Instruct (:func:`spri_dspy.embedded_lm`)."""
+
+
+@dataclass(frozen=True)
+class LMSpec:
+    """What builds an LM, on this machine or on any node of a cluster: a model name and its settings, never a
+    key (each machine reads its keys from its own environment, e.g. ``OPENAI_API_KEY``).
+
+    ``embedded`` builds :func:`spri_dspy.embedded_lm`; ``openai/...`` builds :func:`openai_lm` (a pool of
+    ``max_connections``); any other DSPy/LiteLLM model string a plain ``dspy.LM``.
+
+    Example:
+        ```python
+        spec = LMSpec("openai/meta-llama/Llama-3.1-8B-Instruct", api_base="http://gpu-host:8000/v1")
+        dspy.configure(lm=spec.build())
+        ```
+    """
+
+    model: str
+    api_base: str | None = None
+    max_tokens: int = 512
+    cache: bool = True
+    max_connections: int = 1024
+
+    def build(self) -> dspy.BaseLM:
+        """The ``dspy.LM`` this spec describes (the embedded model loads on its first call)."""
+        if self.model == EMBEDDED:
+            if self.api_base:
+                raise ValueError("the embedded model takes no api_base")
+            from spri_dspy.embedded import embedded_lm
+
+            return embedded_lm(max_tokens=self.max_tokens, cache=self.cache)
+        if self.model.startswith("openai/"):  # OpenAI or any OpenAI-compatible server: a pool for many calls in flight
+            return openai_lm(self.model, self.api_base, max_connections=self.max_connections,
+                             max_tokens=self.max_tokens, cache=self.cache)
+        return dspy.LM(self.model, api_base=self.api_base, max_tokens=self.max_tokens, cache=self.cache)
+
+
+def adapter_for(*models: LMSpec | None) -> dspy.Adapter | None:
+    """The adapter for these models: :class:`spri_dspy.CompactJSONAdapter` when one is the embedded model
+    (driven through JSON schemas with a short prompt), else None (DSPy's default)."""
+    if any(spec is not None and spec.model == EMBEDDED for spec in models):
+        from spri_dspy.adapters import CompactJSONAdapter
+
+        return CompactJSONAdapter()
+    return None

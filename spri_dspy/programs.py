@@ -142,6 +142,13 @@ def save_program(program: dspy.Module, path: str | os.PathLike) -> None:
     The metadata (under ``"spri_dspy"``) holds the program's kind, name, class,
     settings and the package version; secrets in it are redacted and no LM is saved.
     """
+    text = _saved_text(program)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _saved_text(program: dspy.Module) -> str:
+    """What :func:`save_program` writes (JSON text, secrets redacted, no LM)."""
     from spri_dspy.secrets import redact
 
     from dspy.utils.saving import get_dependency_versions
@@ -150,8 +157,7 @@ def save_program(program: dspy.Module, path: str | os.PathLike) -> None:
     state = {**program.dump_state(), "metadata": {"dependency_versions": get_dependency_versions()}}
     state[METADATA_KEY] = {"kind": spec.kind, "program": spec.name, "class": spec.cls.__name__,
                            "settings": program_settings(program), "version": _version()}
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(redact(json.dumps(state, indent=2, ensure_ascii=False, default=_no_lm)))
+    return redact(json.dumps(state, indent=2, ensure_ascii=False, default=_no_lm))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -180,12 +186,18 @@ def load_program(path: str | os.PathLike, critic_lm: dspy.BaseLM | None = None, 
         ```
     """
     metadata = read_metadata(path)
-    settings = {**metadata.get("settings", {}), **overrides, "critic_lm": critic_lm}
-    program = build_program(metadata["program"], metadata["kind"], **settings)
     with open(path, encoding="utf-8") as handle:
         state = json.load(handle)
+    return _rebuilt(state, metadata, critic_lm, **overrides)
+
+
+def _rebuilt(state: dict[str, Any], metadata: dict[str, Any], critic_lm: dspy.BaseLM | None = None,
+             **overrides: Any) -> dspy.Module:
+    """The program of a saved ``state`` (see :func:`load_program`)."""
+    settings = {**metadata.get("settings", {}), **overrides, "critic_lm": critic_lm}
+    program = build_program(metadata["program"], metadata["kind"], **settings)
     program.load_state(state)
-    if critic_lm is not None:  # DSPy's load_state sets each step's LM from the file, dropping the one placed above
+    if critic_lm is not None and hasattr(program, "place_critics"):  # DSPy's load_state sets each step's LM from the file, dropping the one placed above
         program.place_critics(critic_lm)
     return program
 

@@ -1,0 +1,195 @@
+"""Batch runs on a Ray cluster: the same OUTPUT, exactly once, from a pool of actors on many machines.
+
+``run_batch(..., ray=RayCluster(lm=...))`` (``spri generate/judge --ray [ADDRESS]``)
+makes the inputs not yet done a Ray Dataset and maps it through a pool of actors
+(``Dataset.map_batches`` with an ``ActorPoolStrategy``). Each actor builds the
+program from its saved state (what :func:`~spri_dspy.save_program` writes: no LM,
+no key) and its LMs from :class:`~spri_dspy.lms.LMSpec`\\ s, reading any key from
+its own node's environment, and runs the stages of its batches on its share of
+the threads with the local runner's scheduler (:class:`~spri_dspy.batch.StageRunner`).
+
+Results stream back to the driver, which alone writes OUTPUT, through the same
+store as a local run: one process holds OUTPUT's lock and writes each id once.
+A task Ray retries after its actor died returns nothing twice to the files, and
+a rerun after the driver itself was killed skips the ids already written, so
+every input ends with exactly one result, as in a local run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import dspy
+
+from spri_dspy.lms import LMSpec, adapter_for
+
+RAY_MISSING = "Ray is not installed: pip install 'spri-dspy[ray]'"
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    """Where and how :func:`~spri_dspy.run_batch` runs on Ray (its ``ray`` argument).
+
+    Every node needs spri-dspy installed (``pip install "spri-dspy[ray]"``) and, for a
+    hosted model, its key in the environment ``ray start`` ran in: keys never travel
+    with the work. The LMs configured in DSPy on the driver are not sent either; each
+    actor builds its own from ``lm`` and ``critic_lm``.
+
+    Example:
+        ```python
+        from spri_dspy import SPRI, LMSpec
+        from spri_dspy.batch import run_batch
+        from spri_dspy.distributed import RayCluster
+
+        vllm = LMSpec("openai/meta-llama/Llama-3.1-8B-Instruct", api_base="http://vllm-head:8000/v1")
+        run_batch(SPRI(), "instructions.jsonl", "out", fields={"query": "instruction"}, threads=1024,
+                  ray=RayCluster(vllm, address="auto", actors=8))
+        ```
+    """
+
+    lm: LMSpec
+    """The base model of every actor."""
+    critic_lm: LMSpec | None = None
+    """The critic model (default: the base model)."""
+    address: str | None = None
+    """The cluster (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``); None connects to ``RAY_ADDRESS``
+    when it is set, else starts Ray on this machine for the run."""
+    actors: int | None = None
+    """The pool's size, each actor holding one CPU; default one actor per node."""
+    logs: bool = False
+    """Show Ray's own logs and the actors' output on the driver."""
+
+
+def run_on_ray(cluster: RayCluster, program: dspy.Module, pending: list[tuple[int, str, dict[str, Any]]],
+               record: Callable[[str, dict, Mapping], None], *, threads: int, stop: threading.Event) -> None:
+    """Run the ``pending`` inputs ((index, id, program arguments)) on ``cluster``, ``threads`` stages in flight
+    in all, handing each outcome to ``record`` (on this thread) as it arrives; returns early once ``stop`` is set."""
+    if not pending:
+        return
+    ray = _import_ray(cluster.logs)
+    from spri_dspy.programs import _saved_text
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        with contextlib.nullcontext() if cluster.logs else _stderr_silenced():
+            ray.init(address=cluster.address, logging_level=logging.INFO if cluster.logs else logging.ERROR,
+                     log_to_driver=cluster.logs)
+    try:
+        actors = cluster.actors or len([node for node in ray.nodes() if node.get("Alive")])
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if actors > cpus:
+            raise ValueError(f"{actors} actors need {actors} CPUs (one each); the cluster has {cpus:g}")
+        per_actor = math.ceil(threads / actors)
+        payload = {"program": _saved_text(program), "lm": asdict(cluster.lm),
+                   "critic_lm": asdict(cluster.critic_lm) if cluster.critic_lm else None, "threads": per_actor}
+        results = _dataset(ray, pending, rows=per_actor).map_batches(
+            ProgramActor, fn_constructor_kwargs={"payload": payload}, batch_size=per_actor, batch_format="pyarrow",
+            # Two batches per actor at once share its threads, so one batch's last inputs never leave them idle.
+            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2,
+                                               max_concurrent_calls_per_actor=2, enable_true_multi_threading=True),
+            num_cpus=1)
+        for batch in results.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for row in batch.to_pylist():
+                usage = {(step, stage, model): counter for step, stage, model, counter in json.loads(row["usage"])}
+                record(row["outcome"], json.loads(row["record"]), usage)
+            if stop.is_set():
+                return
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _import_ray(logs: bool):
+    """Ray, quiet unless ``logs``: no progress bars (the run's own bar counts inputs), no start-up notices."""
+    if not logs:  # Ray's C++ core logs to stderr (Ray Data's actors draw a note on restarts, ray#53727); its log
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # files keep everything
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise ImportError(RAY_MISSING) from None
+    if not logs:
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    return ray
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Nothing written to file descriptor 2 shows, Python's or C++'s: Ray's core notes on its log level at start
+    (its errors still raise)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _dataset(ray, pending: list[tuple[int, str, dict[str, Any]]], rows: int):
+    """The pending inputs as a Ray Dataset of blocks of ``rows`` rows (index, id, arguments as JSON)."""
+    import pyarrow as pa
+
+    table = pa.table({"index": [index for index, _, _ in pending], "id": [row_id for _, row_id, _ in pending],
+                      "inputs": [json.dumps(inputs, ensure_ascii=False) for _, _, inputs in pending]})
+    return ray.data.from_arrow([table.slice(start, rows) for start in range(0, table.num_rows, rows)])
+
+
+class ProgramActor:
+    """One actor of the pool: the program and its LMs, built once from the payload, and a
+    :class:`~spri_dspy.batch.StageRunner` whose threads run every batch the actor is given."""
+
+    def __init__(self, payload: dict[str, Any]):
+        from spri_dspy.batch import StageRunner
+        from spri_dspy.programs import METADATA_KEY, _rebuilt
+        from spri_dspy.usage import count_calls_needed, name_steps
+
+        specs = [LMSpec(**spec) if spec else None for spec in (payload["lm"], payload["critic_lm"])]
+        self.lm, critic_lm = (spec.build() if spec else None for spec in specs)
+        self.adapter = adapter_for(*specs)
+        state = json.loads(payload["program"])
+        program = _rebuilt(state, state[METADATA_KEY], critic_lm)
+        name_steps(program)
+        count_calls_needed(self.lm, program)
+        self.runner = StageRunner(program, payload["threads"])
+        self.runner.serve(lm=self.lm, adapter=self.adapter)
+
+    def __call__(self, batch):
+        """Run a batch's inputs; one row per input: outcome, record (JSON) and usage (JSON)."""
+        import pyarrow as pa
+
+        from spri_dspy.batch import _Task, task_record
+
+        outcomes: list[tuple[str, str, str]] = []
+        lock, finished = threading.Lock(), threading.Event()
+        size = batch.num_rows
+
+        def done(task: _Task, outcome: str, result: dict) -> None:
+            usage = [[*key, dict(counter)] for key, counter in task.usage.by_step.items()]
+            line = (outcome, json.dumps(task_record(task, result), ensure_ascii=False, default=str), json.dumps(usage))
+            with lock:
+                outcomes.append(line)
+                if len(outcomes) == size:
+                    finished.set()
+
+        tasks = []
+        for row in batch.to_pylist():
+            inputs = json.loads(row["inputs"])
+            tasks.append(_Task(row["index"], row["id"], inputs=inputs, arguments=inputs, finished=done))
+        self.runner.add(tasks)
+        while not finished.wait(timeout=1.0):
+            if self.runner.broken is not None:  # e.g. out of memory: its threads stopped, the batch cannot finish
+                raise RuntimeError("the actor's stage runner stopped") from self.runner.broken
+        return pa.table({name: [line[i] for line in outcomes] for i, name in enumerate(("outcome", "record", "usage"))})
