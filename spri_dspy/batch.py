@@ -23,6 +23,7 @@ under way at once, which bounds the work a kill throws away.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -136,13 +137,13 @@ def run_identity(program: dspy.Module, source: Any, fields: Mapping[str, str], i
     """What produced an OUTPUT folder (JSON data, no keys): the program's class, settings and a hash of its
     state (instructions, demos, seeds), the models of the configured LM and of each step that has its own,
     the input, the field mapping, the id column and the package version."""
-    from spri_dspy.programs import _version, program_settings
+    from spri_dspy.programs import _state_without_lms, _version, program_settings
 
     try:
         settings = program_settings(program)
     except Exception:  # a user's own module: its state hash still tells programs apart
         settings = {}
-    state = json.dumps(program.dump_state(), sort_keys=True, default=str)
+    state = json.dumps(_state_without_lms(program), sort_keys=True, default=str)  # the models are listed below
     models = {"lm": _model(dspy.settings.lm)}
     models.update({name.removesuffix(".predict"): _model(predictor.lm)
                    for name, predictor in program.named_predictors() if predictor.lm is not None})
@@ -339,17 +340,22 @@ def run_batch(
             program.place_critics(ray.critic_lm.build())
         with dspy.context(lm=ray.lm.build()):
             identity = run_identity(program, source, fields, id_field, keep_columns, split)
-    store = ResultStore(output, prepare=lambda directory: _check_identity(directory, identity, restart))
-    try:
-        return _run(program, table, store, started, fields=fields, optional=optional, id_field=id_field,
-                    identity=identity, carried=carried, threads=threads, max_errors=max_errors,
-                    skip_bad_rows=skip_bad_rows, progress=progress, info=info, ray=ray)
-    finally:
-        store.unlock()
+    with contextlib.ExitStack() as stack:
+        if ray is not None:  # connected before OUTPUT is touched: a missing or too small cluster changes nothing
+            from spri_dspy.distributed import connected
+
+            ray = (ray, stack.enter_context(connected(ray)))
+        store = ResultStore(output, prepare=lambda directory: _check_identity(directory, identity, restart))
+        try:
+            return _run(program, table, store, started, fields=fields, optional=optional, id_field=id_field,
+                        identity=identity, carried=carried, threads=threads, max_errors=max_errors,
+                        skip_bad_rows=skip_bad_rows, progress=progress, info=info, ray=ray)
+        finally:
+            store.unlock()
 
 
 def _run(program, table, store: ResultStore, started: float, *, fields, optional, id_field, identity, carried, threads,
-         max_errors, skip_bad_rows, progress, info, ray=None) -> BatchSummary:
+         max_errors, skip_bad_rows, progress, info, ray: tuple[RayCluster, int] | None = None) -> BatchSummary:
     summary = BatchSummary(rows=table.num_rows, run=identity, info=dict(info or {}))
     try:
         pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
@@ -388,8 +394,9 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
         else:
             from spri_dspy.distributed import run_on_ray
 
+            cluster, actors = ray
             inputs = [(index, row_id, _validated(table[index], index, fields, optional)) for index, row_id in pending]
-            run_on_ray(ray, program, inputs, record, threads=threads, stop=stop)
+            run_on_ray(cluster, actors, program, inputs, record, threads=threads, stop=stop)
     finally:
         bar.close()
         store.close()

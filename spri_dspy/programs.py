@@ -154,10 +154,19 @@ def _saved_text(program: dspy.Module) -> str:
     from dspy.utils.saving import get_dependency_versions
 
     spec = _spec_of(program)
-    state = {**program.dump_state(), "metadata": {"dependency_versions": get_dependency_versions()}}
+    state = {**_state_without_lms(program), "metadata": {"dependency_versions": get_dependency_versions()}}
     state[METADATA_KEY] = {"kind": spec.kind, "program": spec.name, "class": spec.cls.__name__,
                            "settings": program_settings(program), "version": _version()}
     return redact(json.dumps(state, indent=2, ensure_ascii=False, default=_no_lm))
+
+
+def _state_without_lms(program: dspy.Module) -> dict[str, Any]:
+    """DSPy's state of ``program`` with no step's LM in it: a step LM (a critic placed on its own model) is a
+    setting of the run, given again at load (``critic_lm``); DSPy cannot even save some (an engine's LM)."""
+    copy = program.deepcopy()
+    for predictor in copy.predictors():
+        predictor.lm = None
+    return copy.dump_state()
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -397,3 +397,20 @@ def test_an_id_column_is_used_and_other_columns_carried_through(scripted, tmp_pa
     assert sorted(r["id"] for r in dropped) == sorted(input_id({"query": f"q{i}"}) for i in range(3))
     with pytest.raises(RowError, match="the id column 'key' is not in the input"):
         batch(Vanilla(), table, tmp_path / "bad", lm, fields={"query": "query"}, optional=(), id_field="key")
+
+
+def test_a_batch_with_its_critic_on_an_engine_lm_runs_and_records_both_models(tmp_path):
+    """The run's identity hashes the program's state without its step LMs: with a critic from openai_lm (what the
+    CLI builds for --critic-lm openai/...) hashing the state used to raise before the first input."""
+    from spri_dspy import openai_lm
+
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"query": "one"}\n{"query": "two"}\n')
+    with FakeOpenAIServer(critic_scores=(2, 5)) as server:
+        program = SPRI(critic_lm=openai_lm("openai/critic", server.url))
+        with dspy.context(lm=openai_lm("openai/base", server.url)):
+            summary = run_batch(program, source, tmp_path / "out", fields={"query": "query"}, progress=False)
+    assert (summary.done, summary.failed) == (2, 0)
+    assert summary.by_model["openai/critic"]["calls"] == 8 and summary.by_model["openai/base"]["calls"] == 8
+    models = json.loads((tmp_path / "out" / "run.json").read_text())["models"]
+    assert models["lm"]["model"] == "openai/base" and models["principle_critic"]["model"] == "openai/critic"

@@ -90,3 +90,20 @@ def test_not_a_saved_program(tmp_path):
         load_program(tmp_path / "y.json")
     with pytest.raises(TypeError, match="not one of spri_dspy's programs"):
         save_program(dspy.Predict("a -> b"), tmp_path / "z.json")
+
+
+def test_a_program_whose_critic_is_on_an_engine_lm_saves_without_any_lm(tmp_path):
+    """DSPy cannot save an LM built on an engine (openai_lm's pooled one, which the CLI gives every openai/
+    model): saving such a critic used to fail; the file holds no step LM, the critic is given again at load."""
+    from spri_dspy import openai_lm
+
+    critic = openai_lm("openai/critic", "http://127.0.0.1:9/v1", api_key="sk-never-saved-0123456789")
+    program = SPRI(critic_lm=critic)
+    save_program(program, tmp_path / "p.json")
+    text = (tmp_path / "p.json").read_text()
+    assert "sk-never" not in text and "openai/critic" not in text
+    assert all(state.get("lm") is None for state in json.loads(text).values() if isinstance(state, dict))
+    assert program.principle_critic.predict.lm is critic  # saving left the program as it was
+    other = openai_lm("openai/other", "http://127.0.0.1:9/v1")
+    loaded = load_program(tmp_path / "p.json", critic_lm=other)
+    assert loaded.principle_critic.predict.lm is other and loaded.principle_generator.predict.lm is None
