@@ -739,6 +739,7 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
 
     from spri_dspy.batch import OutputBusyError, RunMismatchError, run_batch
     from spri_dspy.data import RowError
+    from spri_dspy.distributed import ClusterError
 
     _check_settings(args)
     ray = _ray_cluster(args)
@@ -757,8 +758,8 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
                                 progress=not args.no_progress, info=info, ray=ray)
     except (OutputBusyError, RunMismatchError) as exc:
         raise CLIError(str(exc)) from None
-    except ConnectionError as exc:  # Ray's, for an address where no cluster answers
-        raise CLIError(f"--ray {args.ray}: {' '.join(str(exc).split())[:300]}") from None
+    except (ClusterError, ConnectionError) as exc:  # ConnectionError: Ray's own, e.g. for 'auto' without a cluster
+        raise CLIError(f"--ray {args.ray or '(RAY_ADDRESS or a local Ray)'}: {' '.join(str(exc).split())[:300]}") from None
     except (RowError, FileNotFoundError, ValueError) as exc:
         message = str(exc)
         raise CLIError(message if message.startswith(str(args.input)) else f"{args.input}: {message}") from None

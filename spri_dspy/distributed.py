@@ -22,9 +22,10 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,6 +34,10 @@ import dspy
 from spri_dspy.lms import LMSpec, adapter_for
 
 RAY_MISSING = "Ray is not installed: pip install 'spri-dspy[ray]'"
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster cannot run the batch: no cluster at the address, or too few CPUs for the actors."""
 
 
 @dataclass(frozen=True)
@@ -69,17 +74,14 @@ class RayCluster:
     """Show Ray's own logs and the actors' output on the driver."""
 
 
-def run_on_ray(cluster: RayCluster, program: dspy.Module, pending: list[tuple[int, str, dict[str, Any]]],
-               record: Callable[[str, dict, Mapping], None], *, threads: int, stop: threading.Event) -> None:
-    """Run the ``pending`` inputs ((index, id, program arguments)) on ``cluster``, ``threads`` stages in flight
-    in all, handing each outcome to ``record`` (on this thread) as it arrives; returns early once ``stop`` is set."""
-    if not pending:
-        return
+@contextlib.contextmanager
+def connected(cluster: RayCluster) -> Iterator[int]:
+    """Connect to ``cluster`` (or start Ray here) for the block; yields the pool's size. A missing cluster or
+    one with fewer CPUs than actors is a :class:`ClusterError` (or Ray's ConnectionError) before any work."""
     ray = _import_ray(cluster.logs)
-    from spri_dspy.programs import _saved_text
-
     started_here = not ray.is_initialized()
     if started_here:
+        _check_reachable(cluster.address)
         with contextlib.nullcontext() if cluster.logs else _stderr_silenced():
             ray.init(address=cluster.address, logging_level=logging.INFO if cluster.logs else logging.ERROR,
                      log_to_driver=cluster.logs)
@@ -87,25 +89,44 @@ def run_on_ray(cluster: RayCluster, program: dspy.Module, pending: list[tuple[in
         actors = cluster.actors or len([node for node in ray.nodes() if node.get("Alive")])
         cpus = ray.cluster_resources().get("CPU", 0)
         if actors > cpus:
-            raise ValueError(f"{actors} actors need {actors} CPUs (one each); the cluster has {cpus:g}")
-        per_actor = math.ceil(threads / actors)
-        payload = {"program": _saved_text(program), "lm": asdict(cluster.lm),
-                   "critic_lm": asdict(cluster.critic_lm) if cluster.critic_lm else None, "threads": per_actor}
-        results = _dataset(ray, pending, rows=per_actor).map_batches(
-            ProgramActor, fn_constructor_kwargs={"payload": payload}, batch_size=per_actor, batch_format="pyarrow",
-            # Two batches per actor at once share its threads, so one batch's last inputs never leave them idle.
-            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2,
-                                               max_concurrent_calls_per_actor=2, enable_true_multi_threading=True),
-            num_cpus=1)
-        for batch in results.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for row in batch.to_pylist():
-                usage = {(step, stage, model): counter for step, stage, model, counter in json.loads(row["usage"])}
-                record(row["outcome"], json.loads(row["record"]), usage)
-            if stop.is_set():
-                return
+            raise ClusterError(f"{actors} actors need {actors} CPUs (one each); the cluster has {cpus:g}")
+        yield actors
     finally:
         if started_here:
             ray.shutdown()
+
+
+def run_on_ray(cluster: RayCluster, actors: int, program: dspy.Module, pending: list[tuple[int, str, dict[str, Any]]],
+               record: Callable[[str, dict, Mapping], None], *, threads: int, stop: threading.Event) -> None:
+    """Run the ``pending`` inputs ((index, id, program arguments)) on ``actors`` actors (inside
+    :func:`connected`), ``threads`` stages in flight in all, handing each outcome to ``record`` (on this
+    thread) as it arrives; returns early once ``stop`` is set."""
+    if not pending:
+        return
+    ray = _import_ray(cluster.logs)
+    per_actor = math.ceil(threads / actors)
+    results = _dataset(ray, pending, rows=per_actor).map_batches(
+        ProgramActor, fn_constructor_kwargs={"payload": actor_payload(cluster, program, per_actor)},
+        batch_size=per_actor, batch_format="pyarrow",
+        # Two batches per actor at once share its threads, so one batch's last inputs never leave them idle.
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2,
+                                           max_concurrent_calls_per_actor=2, enable_true_multi_threading=True),
+        num_cpus=1)
+    for batch in results.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for row in batch.to_pylist():
+            usage = {(step, stage, model): counter for step, stage, model, counter in json.loads(row["usage"])}
+            record(row["outcome"], json.loads(row["record"]), usage)
+        if stop.is_set():
+            return
+
+
+def actor_payload(cluster: RayCluster, program: dspy.Module, threads: int) -> dict[str, Any]:
+    """What every actor is built from (JSON data): the program as :func:`~spri_dspy.save_program` writes it,
+    the specs of its LMs and its threads. No LM object and no key."""
+    from spri_dspy.programs import _saved_text
+
+    return {"program": _saved_text(program), "lm": asdict(cluster.lm),
+            "critic_lm": asdict(cluster.critic_lm) if cluster.critic_lm else None, "threads": threads}
 
 
 def _import_ray(logs: bool):
@@ -121,6 +142,20 @@ def _import_ray(logs: bool):
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     ray.data.DataContext.get_current().enable_progress_bars = False
     return ray
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """:class:`ClusterError` unless something listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address: Ray itself
+    keeps retrying an address where nothing answers, for minutes."""
+    if not address or address == "auto":
+        return  # Ray's own lookup of a local cluster fails at once when there is none
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"{address!r} is not a Ray address: give auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(f"no Ray cluster answers at {address} ({exc.strerror or exc})") from None
 
 
 @contextlib.contextmanager
@@ -148,7 +183,7 @@ def _dataset(ray, pending: list[tuple[int, str, dict[str, Any]]], rows: int):
 
 
 class ProgramActor:
-    """One actor of the pool: the program and its LMs, built once from the payload, and a
+    """One actor of the pool: the program and its LMs, built once from :func:`actor_payload`, and a
     :class:`~spri_dspy.batch.StageRunner` whose threads run every batch the actor is given."""
 
     def __init__(self, payload: dict[str, Any]):

@@ -64,8 +64,8 @@ class RedactingStream(io.TextIOBase):
     def flush(self) -> None:
         self.stream.flush()
 
-    def isatty(self) -> bool:
-        return self.stream.isatty()
+    def isatty(self) -> bool:  # asked at exit too (Ray's colorama), when the stream may be closed
+        return not self.stream.closed and self.stream.isatty()
 
     def fileno(self) -> int:
         return self.stream.fileno()
