@@ -1,7 +1,7 @@
 """Batch-run benchmarks against a local fake OpenAI-compatible server (its own process), as users run them.
 
-    python benchmarks/run.py            # P1, P4 and P5 (about 10 minutes on 2 cores)
-    python benchmarks/run.py --only p5
+    python benchmarks/run.py            # P1, P4, P5 and P6 (about 20 minutes on 2 cores)
+    python benchmarks/run.py --only p6  # P6 needs Ray: pip install -e ".[ray]"
 
 Every run names a model no catalogue knows (``openai/m``, as vLLM users have), through the
 LM that ``spri`` builds for ``openai/`` models (``spri_dspy.openai_lm``).
@@ -16,6 +16,10 @@ P4: peak RSS of a batch over 1,000 and 10,000 inputs at zero latency, each in a 
 P5: ``spri generate`` at 1000 ms per LM call with 64, 256 and 1024 threads (calls in flight):
     LM calls per second over the steady middle of the run (read from the server), as a share of
     the ideal threads / latency, with the client's CPU time per call and its peak RSS.
+P6: the same batch (1000 ms per LM call, 64 and then 1024 calls in flight) through ``spri generate`` in one
+    process and through ``spri generate --ray ADDRESS --actors 2`` on a two-node Ray cluster started here
+    (a head and a second node, one CPU each): wall-time ratio, steady calls/s of each, and the rows lost or
+    written twice (ids missing from results.jsonl, lines beyond one per id).
 """
 
 from __future__ import annotations
@@ -105,16 +109,17 @@ print(json.dumps({"code": code, "cpu": usage.ru_utime + usage.ru_stime, "peak_rs
 """
 
 
-def cli_generate(url: str, n: int, threads: int) -> dict:
-    """``spri generate`` over ``n`` inputs in a fresh process: summary.json's figures, the process's wall
-    time, CPU time and peak RSS."""
+def cli_generate(url: str, n: int, threads: int, *extra: str) -> dict:
+    """``spri generate`` over ``n`` inputs in a fresh process (``extra``: more flags): summary.json's figures,
+    the process's wall time, CPU time and peak RSS, and the ids lost or written twice."""
     with tempfile.TemporaryDirectory() as folder:
         data = os.path.join(folder, "in.jsonl")
         with open(data, "w") as handle:
             handle.writelines(json.dumps({"query": f"benchmark question {i}"}) + "\n" for i in range(n))
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", CLI_CHILD, "generate", data, os.path.join(folder, "out"), "--lm",
-                               MODEL, "--api-base", url, "--threads", str(threads), "--no-progress", "--no-cache"],
+                               MODEL, "--api-base", url, "--threads", str(threads), "--no-progress", "--no-cache",
+                               *extra],
                               capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "unused"})
         process_wall = time.perf_counter() - started
         if done.returncode != 0:
@@ -122,10 +127,12 @@ def cli_generate(url: str, n: int, threads: int) -> dict:
         with open(os.path.join(folder, "out", "summary.json")) as handle:
             summary = json.load(handle)
         with open(os.path.join(folder, "out", "results.jsonl")) as handle:
-            chains = [json.loads(line)["lm_calls"] for line in handle]
+            records = [json.loads(line) for line in handle]
+    chains, ids = [record["lm_calls"] for record in records], {record["id"] for record in records}
     figures = json.loads(done.stderr.strip().splitlines()[-1])
     return {"n": n, "done": summary["done"], "failed": summary["failed"], "calls": summary["lm_calls"],
-            "wall": summary["seconds"], "process_wall": process_wall, "longest_chain": max(chains), **figures}
+            "wall": summary["seconds"], "process_wall": process_wall, "longest_chain": max(chains),
+            "lost": n - len(ids), "twice": len(records) - len(ids), **figures}
 
 
 def p1(repeat: int) -> None:
@@ -162,37 +169,45 @@ def p1(repeat: int) -> None:
           f"{statistics.median(run['cpu'] / run['calls'] * 1000 for run in runs):.2f} ms per LM call")
 
 
-def p5() -> None:
-    """Calls per second at 1000 ms latency with many calls in flight, read from the server's counter over the
-    steady middle of each run."""
+def steady_run(url: str, n: int, threads: int, *extra: str) -> tuple[dict, float]:
+    """:func:`cli_generate` while sampling the server's request counter once a second: its figures and the
+    calls/s over the steady middle of the run (past the ramp-up, before the tail)."""
     import threading
     import urllib.request
 
-    from spri_dspy.testing.server import spawn
-
-    latency = 1.0
-    server, url = spawn(latency=latency, critic_scores=[5])
     stats = url.removesuffix("/v1") + "/v1/stats"
 
     def requests() -> int:
         with urllib.request.urlopen(stats, timeout=10) as response:
             return json.load(response).get("requests", 0)
 
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(cli_generate(url, n, threads, *extra)))
+    runner.start()
+    samples = []
+    while runner.is_alive():
+        samples.append((time.perf_counter(), requests()))
+        time.sleep(1.0)
+    runner.join()
+    if not result:
+        raise SystemExit("spri generate failed (see above)")
+    start = next(i for i, (_, count) in enumerate(samples) if count > samples[0][1])  # calls have begun
+    steady = samples[start + 4: max(start + 5, len(samples) - 6)]
+    return result, (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+
+
+def p5() -> None:
+    """Calls per second at 1000 ms latency with many calls in flight, read from the server's counter over the
+    steady middle of each run."""
+    from spri_dspy.testing.server import spawn
+
+    latency = 1.0
+    server, url = spawn(latency=latency, critic_scores=[5])
     try:
         print(f"P5  spri generate --lm {MODEL}, latency {latency * 1000:.0f} ms, 4 LM calls per input")
         for threads in (64, 256, 1024):
             n = max(200, threads * 6)  # about 24 s of calls at the ideal rate
-            result: dict = {}
-            runner = threading.Thread(target=lambda: result.update(cli_generate(url, n, threads)))
-            runner.start()
-            samples = []
-            while runner.is_alive():
-                samples.append((time.perf_counter(), requests()))
-                time.sleep(1.0)
-            runner.join()
-            start = next(i for i, (_, count) in enumerate(samples) if count > samples[0][1])  # calls have begun
-            steady = samples[start + 4: max(start + 5, len(samples) - 6)]  # past the ramp-up, before the tail
-            rate = (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+            result, rate = steady_run(url, n, threads)
             ideal = threads / latency
             print(f"    {threads:>4} in flight: {rate:6.1f} calls/s steady ({rate / ideal:.0%} of ideal {ideal:.0f}); "
                   f"whole run {result['calls'] / result['wall']:.1f} calls/s; client CPU "
@@ -200,6 +215,35 @@ def p5() -> None:
                   f"one core); peak RSS {result['peak_rss_mb']:.0f} MB; done {result['done']}, failed {result['failed']}")
     finally:
         server.kill()
+
+
+def p6() -> None:
+    """One process against two Ray actors on a two-node cluster started here, at the same calls in flight."""
+    from ray.cluster_utils import Cluster
+
+    from spri_dspy.testing.server import spawn
+
+    latency = 1.0
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    server, url = spawn(latency=latency, critic_scores=[5])
+    try:
+        print(f"P6  spri generate --lm {MODEL}, latency {latency * 1000:.0f} ms, 4 LM calls per input: one process "
+              f"against --ray on two nodes (--actors 2, one CPU each), the same --threads")
+        for threads in (64, 1024):
+            n = threads * 6
+            local, local_rate = steady_run(url, n, threads)
+            ray, ray_rate = steady_run(url, n, threads, "--ray", cluster.address, "--actors", "2")
+            print(f"    {threads:>4} in flight, {n} inputs: one process {local['wall']:.1f} s ({local_rate:.1f} calls/s "
+                  f"steady), Ray {ray['wall']:.1f} s ({ray_rate:.1f} calls/s steady; start-up included in its wall "
+                  f"time); Ray / one process = {ray['wall'] / local['wall']:.2f}")
+            for name, run in (("one process", local), ("Ray", ray)):
+                print(f"         {name}: done {run['done']}, failed {run['failed']}, lost {run['lost']}, written twice "
+                      f"{run['twice']}; the driver's peak RSS {run['peak_rss_mb']:.0f} MB")
+    finally:
+        server.kill()
+        cluster.shutdown()
 
 
 def p4() -> None:
@@ -218,7 +262,7 @@ def p4() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=("p1", "p4", "p5"))
+    parser.add_argument("--only", choices=("p1", "p4", "p5", "p6"))
     parser.add_argument("--repeat", type=int, default=3, help="P1 parallel runs, reported by their median")
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -239,6 +283,8 @@ def main() -> None:
         p4()
     if args.only in (None, "p5"):
         p5()
+    if args.only in (None, "p6"):
+        p6()
 
 
 if __name__ == "__main__":

@@ -421,7 +421,8 @@ def _models(args: argparse.Namespace):
     from spri_dspy.lms import adapter_for
 
     specs = _lm_specs(args)
-    lm, critic = (spec.build() if spec else None for spec in specs)
+    lm, critic = (make_lm(spec.model, api_base=spec.api_base, max_tokens=spec.max_tokens, cache=spec.cache,
+                          max_connections=spec.max_connections) if spec else None for spec in specs)
     return lm, critic, adapter_for(*specs)
 
 

@@ -67,7 +67,8 @@ class RayCluster:
     """The critic model (default: the base model)."""
     address: str | None = None
     """The cluster (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``); None connects to ``RAY_ADDRESS``
-    when it is set, else starts Ray on this machine for the run."""
+    when it is set, else starts Ray on this machine for the run. A process already connected to Ray
+    (``ray.init`` called) keeps its connection, and the run leaves it open."""
     actors: int | None = None
     """The pool's size, each actor holding one CPU; default one actor per node."""
     logs: bool = False
@@ -195,10 +196,10 @@ class ProgramActor:
         self.lm, critic_lm = (spec.build() if spec else None for spec in specs)
         self.adapter = adapter_for(*specs)
         state = json.loads(payload["program"])
-        program = _rebuilt(state, state[METADATA_KEY], critic_lm)
-        name_steps(program)
-        count_calls_needed(self.lm, program)
-        self.runner = StageRunner(program, payload["threads"])
+        self.program = _rebuilt(state, state[METADATA_KEY], critic_lm)
+        name_steps(self.program)
+        count_calls_needed(self.lm, self.program)
+        self.runner = StageRunner(self.program, payload["threads"])
         self.runner.serve(lm=self.lm, adapter=self.adapter)
 
     def __call__(self, batch):

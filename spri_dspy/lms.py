@@ -71,8 +71,13 @@ class LMSpec:
     """What builds an LM, on this machine or on any node of a cluster: a model name and its settings, never a
     key (each machine reads its keys from its own environment, e.g. ``OPENAI_API_KEY``).
 
-    ``embedded`` builds :func:`spri_dspy.embedded_lm`; ``openai/...`` builds :func:`openai_lm` (a pool of
-    ``max_connections``); any other DSPy/LiteLLM model string a plain ``dspy.LM``.
+    Args:
+        model: ``embedded`` (:func:`spri_dspy.embedded_lm`), ``openai/<name>`` (:func:`openai_lm`, for OpenAI
+            and any OpenAI-compatible server) or any other DSPy/LiteLLM model string (a plain ``dspy.LM``).
+        api_base: the server's base URL (none for the embedded model).
+        max_tokens: the completion budget per call.
+        cache: DSPy's LM cache on or off.
+        max_connections: ``openai/`` models: the most requests in flight at once.
 
     Example:
         ```python

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import dspy
 import pyarrow as pa
 import pytest
 
@@ -16,6 +17,7 @@ from spri_dspy import LMSpec
 from spri_dspy.batch import RESULTS, SUMMARY, run_batch
 from spri_dspy.cli import main
 from spri_dspy.distributed import ProgramActor, RayCluster, actor_payload
+from spri_dspy.programs import _state_without_lms, program_settings
 from spri_dspy.testing import FakeOpenAIServer
 
 SECRET = "sk-driver-only-0123456789abcdef"
@@ -48,6 +50,24 @@ def test_the_payload_holds_no_key_and_an_actor_rebuilt_from_it_runs_the_program(
     assert usage == {("principle_generator", "openai/base"): 1, ("principle_critic", "openai/critic"): 2,
                      ("principle_refiner", "openai/base"): 1, ("responder", "openai/base"): 1,
                      ("response_critic", "openai/critic"): 2, ("response_refiner", "openai/base"): 1}
+
+
+@pytest.mark.parametrize("kind, name", list(spri_dspy.PROGRAMS))
+def test_every_program_reaches_its_actors_with_its_settings_state_and_critic(kind, name):
+    seeds = [{"query": "q1", "principles": "p1", "goal": "g", "instruction": "i1", "rubric": "r1"}]
+    critic = LMSpec("openai/critic", api_base="http://127.0.0.1:9/v1")
+    program = spri_dspy.build_program(name, kind, seeds=seeds, threshold=3, max_rounds=2, keep="best",
+                                      critic_lm=critic.build())
+    program.predictors()[0].demos = [dspy.Example(query="a compiled demo", principles="its principles")]
+    actor = ProgramActor(actor_payload(RayCluster(LMSpec("openai/base", api_base=critic.api_base), critic), program,
+                                       threads=1))
+    rebuilt = actor.program
+    assert type(rebuilt) is type(program)
+    assert program_settings(rebuilt) == program_settings(program)
+    assert _state_without_lms(rebuilt) == _state_without_lms(program)
+    critics = {path for path, predictor in rebuilt.named_predictors() if predictor.lm is not None}
+    assert critics == {path for path, predictor in program.named_predictors() if predictor.lm is not None}
+    assert all(predictor.lm.model == "openai/critic" for _, predictor in rebuilt.named_predictors() if predictor.lm)
 
 
 def test_ray_flags_are_checked_before_any_work(capsys, tmp_path, monkeypatch):
