@@ -169,6 +169,26 @@ def p1(repeat: int) -> None:
           f"{statistics.median(run['cpu'] / run['calls'] * 1000 for run in runs):.2f} ms per LM call")
 
 
+def ray_actors() -> dict[int, tuple[float, float]]:
+    """pid -> (CPU seconds so far, peak RSS in MB) of every Ray Data actor process (``ray::MapWorker``) here."""
+    found, tick = {}, os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if not handle.read().startswith(b"ray::MapWorker"):
+                    continue
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/status") as handle:
+                peak = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            continue
+        found[int(entry)] = ((int(fields[11]) + int(fields[12])) / tick, peak / 1024)
+    return found
+
+
 def steady_run(url: str, n: int, threads: int, *extra: str) -> tuple[dict, float]:
     """:func:`cli_generate` while sampling the server's request counter once a second: its figures and the
     calls/s over the steady middle of the run (past the ramp-up, before the tail)."""
@@ -184,13 +204,17 @@ def steady_run(url: str, n: int, threads: int, *extra: str) -> tuple[dict, float
     result: dict = {}
     runner = threading.Thread(target=lambda: result.update(cli_generate(url, n, threads, *extra)))
     runner.start()
-    samples = []
+    samples, actors = [], {}
     while runner.is_alive():
         samples.append((time.perf_counter(), requests()))
+        actors.update(ray_actors())
         time.sleep(1.0)
     runner.join()
     if not result:
         raise SystemExit("spri generate failed (see above)")
+    result["actors"] = len(actors)
+    result["actor_cpu"] = sum(cpu for cpu, _ in actors.values())  # as last sampled, up to a second short
+    result["actor_peak_rss_mb"] = max((rss for _, rss in actors.values()), default=0)
     start = next(i for i, (_, count) in enumerate(samples) if count > samples[0][1])  # calls have begun
     steady = samples[start + 4: max(start + 5, len(samples) - 6)]
     return result, (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
@@ -239,8 +263,12 @@ def p6() -> None:
                   f"steady), Ray {ray['wall']:.1f} s ({ray_rate:.1f} calls/s steady; start-up included in its wall "
                   f"time); Ray / one process = {ray['wall'] / local['wall']:.2f}")
             for name, run in (("one process", local), ("Ray", ray)):
+                cpu = (run["cpu"] + run["actor_cpu"]) / run["calls"] * 1000
+                actors = (f", each of its {run['actors']} actors at most {run['actor_peak_rss_mb']:.0f} MB"
+                          if run["actors"] else "")
                 print(f"         {name}: done {run['done']}, failed {run['failed']}, lost {run['lost']}, written twice "
-                      f"{run['twice']}; the driver's peak RSS {run['peak_rss_mb']:.0f} MB")
+                      f"{run['twice']}; client CPU {cpu:.2f} ms per call (driver{' and actors' if actors else ''}); "
+                      f"peak RSS: the driver {run['peak_rss_mb']:.0f} MB{actors}")
     finally:
         server.kill()
         cluster.shutdown()

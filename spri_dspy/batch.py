@@ -18,7 +18,9 @@ DSPy's own ``ParallelExecutor``. A program that lists its ``stages()`` (SPRI:
 principles, then response) has each stage scheduled as its own task: the stages
 of one input run in order, those of different inputs interleave, so the last
 inputs of a batch spread over every thread. At most 1.5 x ``threads`` inputs are
-under way at once, which bounds the work a kill throws away.
+under way at once, which bounds the work a kill throws away. With ``ray=`` the
+stages run on a Ray cluster's actors instead (:mod:`spri_dspy.distributed`), each
+with the same scheduler, while this process alone writes OUTPUT.
 """
 
 from __future__ import annotations
