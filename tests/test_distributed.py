@@ -118,6 +118,14 @@ def spri(*args, env_extra=None):
     return [sys.executable, "-m", "spri_dspy.cli", *map(str, args)], env
 
 
+def ray_generate(tmp_path, n, text, url, address):
+    """``spri generate`` of ``n`` inputs on two actors at ``address``, 8 calls in flight: (argv, env, OUTPUT)."""
+    output = tmp_path / "out"
+    argv, env = spri("generate", write_inputs(tmp_path, n, text), output, "--lm", "openai/m", "--api-base", url,
+                     "--threads", "8", "--ray", address, "--actors", "2", "--no-progress", "--no-cache")
+    return argv, env, output
+
+
 def results(output):
     return [json.loads(line) for line in (output / RESULTS).read_text().splitlines()]
 
@@ -145,6 +153,16 @@ def actor_processes():
             except OSError:
                 continue
     return found
+
+
+def no_actors_left(timeout=60):
+    """Whether every actor process exits within ``timeout`` seconds (Ray ends them shortly after their job)."""
+    deadline = time.monotonic() + timeout
+    while actor_processes():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 @pytest.mark.ray
@@ -184,11 +202,8 @@ def test_a_run_on_two_nodes_writes_what_a_local_run_writes(two_nodes, tmp_path, 
 @pytest.mark.ray
 def test_an_actor_killed_mid_run_is_replaced_and_every_input_ends_with_one_result(two_nodes, tmp_path):
     n = 120
-    source = write_inputs(tmp_path, n, "worker kill")
-    output = tmp_path / "out"
     with FakeOpenAIServer(latency=0.2, critic_scores=(2, 5)) as server:
-        argv, env = spri("generate", source, output, "--lm", "openai/m", "--api-base", server.url, "--threads", "8",
-                         "--ray", two_nodes, "--actors", "2", "--no-progress", "--no-cache")
+        argv, env, output = ray_generate(tmp_path, n, "worker kill", server.url, two_nodes)
         process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for_results(output, 10, process)
         actors = actor_processes()
@@ -202,25 +217,19 @@ def test_an_actor_killed_mid_run_is_replaced_and_every_input_ends_with_one_resul
     assert sorted(ids) == sorted(f"q{i}" for i in range(n))  # none lost, none twice
     summary = json.loads((output / SUMMARY).read_text())
     assert (summary["done"], summary["failed"], summary["results"]) == (n, 0, n)
-    assert not actor_processes()  # the pool ends with the run
+    assert no_actors_left()  # the pool ends with the run
 
 
 @pytest.mark.ray
 def test_a_driver_killed_with_sigkill_then_rerun_ends_with_exactly_one_result_per_input(two_nodes, tmp_path):
     n = 120
-    source = write_inputs(tmp_path, n, "driver kill")
-    output = tmp_path / "out"
     with FakeOpenAIServer(latency=0.2, critic_scores=(2, 5)) as server:
-        argv, env = spri("generate", source, output, "--lm", "openai/m", "--api-base", server.url, "--threads", "8",
-                         "--ray", two_nodes, "--actors", "2", "--no-progress", "--no-cache")
+        argv, env, output = ray_generate(tmp_path, n, "driver kill", server.url, two_nodes)
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_results(output, 10, process)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        deadline = time.monotonic() + 60
-        while actor_processes() and time.monotonic() < deadline:  # Ray ends a dead driver's actors
-            time.sleep(0.2)
-        assert not actor_processes()
+        assert no_actors_left()  # Ray ends a dead driver's actors
         written = (output / RESULTS).read_bytes().count(b"\n")  # whole lines: a torn last one is cut off
         rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
