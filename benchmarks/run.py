@@ -16,7 +16,7 @@ P4: peak RSS of a batch over 1,000 and 10,000 inputs at zero latency, each in a 
 P5: ``spri generate`` at 1000 ms per LM call with 64, 256 and 1024 threads (calls in flight):
     LM calls per second over the steady middle of the run (read from the server), as a share of
     the ideal threads / latency, with the client's CPU time per call and its peak RSS.
-P6: the same batch (1000 ms per LM call, 64 and then 1024 calls in flight) through ``spri generate`` in one
+P6: the same batch (1000 ms per LM call, 64, 256 and 1024 calls in flight) through ``spri generate`` in one
     process and through ``spri generate --ray ADDRESS --actors 2`` on a two-node Ray cluster started here
     (a head and a second node, one CPU each): wall-time ratio, steady calls/s of each, and the rows lost or
     written twice (ids missing from results.jsonl, lines beyond one per id).
@@ -255,7 +255,7 @@ def p6() -> None:
     try:
         print(f"P6  spri generate --lm {MODEL}, latency {latency * 1000:.0f} ms, 4 LM calls per input: one process "
               f"against --ray on two nodes (--actors 2, one CPU each), the same --threads")
-        for threads in (64, 1024):
+        for threads in (64, 256, 1024):
             n = threads * 6
             local, local_rate = steady_run(url, n, threads)
             ray, ray_rate = steady_run(url, n, threads, "--ray", cluster.address, "--actors", "2")
