@@ -407,23 +407,24 @@ def _check_writable(option: str, path: str) -> None:
 
 def _lm_specs(args: argparse.Namespace):
     """The checked specs of ``--lm`` and ``--critic-lm`` (None without one), pooled for ``--threads`` calls in flight."""
-    from spri_dspy.secrets import register_url
-
-    register_url(args.api_base)
-    pool = getattr(args, "threads", None) or 0  # calls in flight: one per thread of a batch
     return tuple(_lm_spec(model, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
-                          max_connections=pool) if model else None for model in (args.lm, args.critic_lm))
+                          max_connections=_pool(args)) if model else None for model in (args.lm, args.critic_lm))
+
+
+def _pool(args: argparse.Namespace) -> int:
+    return getattr(args, "threads", None) or 0  # calls in flight: one per thread of a batch
 
 
 def _models(args: argparse.Namespace):
     """(base LM, critic LM or None, adapter) of ``--lm``/``--critic-lm``: the embedded model is driven through
     JSON schemas with a short prompt, other models through DSPy's default adapter."""
     from spri_dspy.lms import adapter_for
+    from spri_dspy.secrets import register_url
 
-    specs = _lm_specs(args)
-    lm, critic = (make_lm(spec.model, api_base=spec.api_base, max_tokens=spec.max_tokens, cache=spec.cache,
-                          max_connections=spec.max_connections) if spec else None for spec in specs)
-    return lm, critic, adapter_for(*specs)
+    register_url(args.api_base)
+    lm, critic = (make_lm(model, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
+                          max_connections=_pool(args)) if model else None for model in (args.lm, args.critic_lm))
+    return lm, critic, adapter_for(args.lm, args.critic_lm)
 
 
 def _settings(args: argparse.Namespace, critic_lm) -> dict:
@@ -743,8 +744,8 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
     from spri_dspy.distributed import ClusterError
 
     _check_settings(args)
-    ray = _ray_cluster(args)
     lm, critic_lm, adapter = _models(args)
+    ray = _ray_cluster(args)
     program = _program(kind, args.program, args, critic_lm)
     info = {"program": args.program, "lm": args.lm, "critic_lm": args.critic_lm, "threshold": args.threshold,
             "max_rounds": args.max_rounds, "keep": args.keep, "seeds": args.seeds, "seed_match": args.seed_match,

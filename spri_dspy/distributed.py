@@ -194,7 +194,7 @@ class ProgramActor:
 
         specs = [LMSpec(**spec) if spec else None for spec in (payload["lm"], payload["critic_lm"])]
         self.lm, critic_lm = (spec.build() if spec else None for spec in specs)
-        self.adapter = adapter_for(*specs)
+        self.adapter = adapter_for(*(spec.model for spec in specs if spec))
         state = json.loads(payload["program"])
         self.program = _rebuilt(state, state[METADATA_KEY], critic_lm)
         name_steps(self.program)

@@ -106,10 +106,10 @@ class LMSpec:
         return dspy.LM(self.model, api_base=self.api_base, max_tokens=self.max_tokens, cache=self.cache)
 
 
-def adapter_for(*models: LMSpec | None) -> dspy.Adapter | None:
-    """The adapter for these models: :class:`spri_dspy.CompactJSONAdapter` when one is the embedded model
+def adapter_for(*models: str | None) -> dspy.Adapter | None:
+    """The adapter for these model names: :class:`spri_dspy.CompactJSONAdapter` when one is the embedded model
     (driven through JSON schemas with a short prompt), else None (DSPy's default)."""
-    if any(spec is not None and spec.model == EMBEDDED for spec in models):
+    if EMBEDDED in models:
         from spri_dspy.adapters import CompactJSONAdapter
 
         return CompactJSONAdapter()
