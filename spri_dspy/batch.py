@@ -346,7 +346,7 @@ def run_batch(
         if ray is not None:  # connected before OUTPUT is touched: a missing or too small cluster changes nothing
             from spri_dspy.distributed import connected
 
-            ray = (ray, stack.enter_context(connected(ray)))
+            ray = stack.enter_context(connected(ray))
         store = ResultStore(output, prepare=lambda directory: _check_identity(directory, identity, restart))
         try:
             return _run(program, table, store, started, fields=fields, optional=optional, id_field=id_field,
@@ -357,7 +357,7 @@ def run_batch(
 
 
 def _run(program, table, store: ResultStore, started: float, *, fields, optional, id_field, identity, carried, threads,
-         max_errors, skip_bad_rows, progress, info, ray: tuple[RayCluster, int] | None = None) -> BatchSummary:
+         max_errors, skip_bad_rows, progress, info, ray: RayCluster | None = None) -> BatchSummary:
     summary = BatchSummary(rows=table.num_rows, run=identity, info=dict(info or {}))
     try:
         pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
@@ -371,8 +371,9 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
 
     def record(outcome: str, record: dict, by_step: Mapping[tuple[str, str, str], Mapping[str, int]]) -> None:
         """One input's outcome, from a thread of this process or from a Ray actor: written once, counted once."""
-        if carried:
-            record["columns"] = {column: value for column, value in table[record["index"]].items() if column in carried}
+        if carried and "columns" not in record:  # a Ray actor's record: the row is read here, once
+            row = table[record["index"]]
+            record["columns"] = {column: row[column] for column in carried}
         if outcome == "done":
             if not store.add(record):
                 return  # a second copy (a Ray task retried after it had returned): already written and counted
@@ -392,13 +393,13 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
 
     try:
         if ray is None:
-            _run_here(program, table, pending, record, fields=fields, optional=optional, threads=threads, stop=stop)
+            _run_here(program, table, pending, record, fields=fields, optional=optional, carried=carried,
+                      threads=threads, stop=stop)
         else:
             from spri_dspy.distributed import run_on_ray
 
-            cluster, actors = ray
             inputs = [(index, row_id, _validated(table[index], index, fields, optional)) for index, row_id in pending]
-            run_on_ray(cluster, actors, program, inputs, record, threads=threads, stop=stop)
+            run_on_ray(ray, program, inputs, record, threads=threads, stop=stop)
     finally:
         bar.close()
         store.close()
@@ -410,13 +411,16 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
     return summary
 
 
-def _run_here(program, table, pending, record, *, fields, optional, threads, stop: threading.Event) -> None:
+def _run_here(program, table, pending, record, *, fields, optional, carried, threads, stop: threading.Event) -> None:
     """Run the pending inputs in this process, on ``threads`` of DSPy's ParallelExecutor."""
     name_steps(program)
     count_calls_needed(dspy.settings.lm, program)
 
     def load(task: _Task) -> None:  # the row is read when its first stage starts: memory stays flat
-        task.arguments = task.inputs = _validated(table[task.index], task.index, fields, optional)
+        row = table[task.index]
+        task.arguments = task.inputs = _validated(row, task.index, fields, optional)
+        if carried:
+            task.columns = {column: row[column] for column in carried}
 
     finished = _recorder(record)
     runner = StageRunner(program, threads, load=load, stop=stop)
@@ -437,6 +441,8 @@ def task_record(task: _Task, result: dict) -> dict[str, Any]:
     record = {"id": task.row_id, "index": task.index, "input": task.inputs, **result}
     if "output" in result:
         record |= {"lm_calls": task.usage.calls_needed, "lm_calls_made": task.usage.calls}
+    if task.columns is not None:
+        record["columns"] = task.columns
     return record
 
 
@@ -449,6 +455,7 @@ class _Task:
     stage: int = 0
     inputs: dict[str, Any] = field(default_factory=dict)
     arguments: dict[str, Any] = field(default_factory=dict)  # of the stage due next
+    columns: dict[str, Any] | None = None  # the input's columns the program does not read, when carried
     usage: StepUsage | None = None  # from its first stage on: a queued input stays small
     finished: Callable[[_Task, str, dict], None] | None = None
     """Called once with the outcome (``"done"`` or ``"failed"``) and ``{"output": ...}`` or ``{"error": ...}``."""

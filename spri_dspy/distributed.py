@@ -26,7 +26,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import dspy
@@ -76,9 +76,9 @@ class RayCluster:
 
 
 @contextlib.contextmanager
-def connected(cluster: RayCluster) -> Iterator[int]:
-    """Connect to ``cluster`` (or start Ray here) for the block; yields the pool's size. A missing cluster or
-    one with fewer CPUs than actors is a :class:`ClusterError` (or Ray's ConnectionError) before any work."""
+def connected(cluster: RayCluster) -> Iterator[RayCluster]:
+    """Connect to ``cluster`` (or start Ray here) for the block; yields it with its pool's size settled. A missing
+    cluster or one with fewer CPUs than actors is a :class:`ClusterError` (or Ray's ConnectionError) before any work."""
     ray = _import_ray(cluster.logs)
     started_here = not ray.is_initialized()
     if started_here:
@@ -91,20 +91,21 @@ def connected(cluster: RayCluster) -> Iterator[int]:
         cpus = ray.cluster_resources().get("CPU", 0)
         if actors > cpus:
             raise ClusterError(f"{actors} actors need {actors} CPUs (one each); the cluster has {cpus:g}")
-        yield actors
+        yield replace(cluster, actors=actors)
     finally:
         if started_here:
             ray.shutdown()
 
 
-def run_on_ray(cluster: RayCluster, actors: int, program: dspy.Module, pending: list[tuple[int, str, dict[str, Any]]],
+def run_on_ray(cluster: RayCluster, program: dspy.Module, pending: list[tuple[int, str, dict[str, Any]]],
                record: Callable[[str, dict, Mapping], None], *, threads: int, stop: threading.Event) -> None:
-    """Run the ``pending`` inputs ((index, id, program arguments)) on ``actors`` actors (inside
-    :func:`connected`), ``threads`` stages in flight in all, handing each outcome to ``record`` (on this
-    thread) as it arrives; returns early once ``stop`` is set."""
+    """Run the ``pending`` inputs ((index, id, program arguments)) on the cluster :func:`connected` yields,
+    ``threads`` stages in flight in all, handing each outcome to ``record`` (on this thread) as it arrives;
+    returns early once ``stop`` is set."""
     if not pending:
         return
     ray = _import_ray(cluster.logs)
+    actors = cluster.actors
     per_actor = math.ceil(threads / actors)
     results = _dataset(ray, pending, rows=per_actor).map_batches(
         ProgramActor, fn_constructor_kwargs={"payload": actor_payload(cluster, program, per_actor)},
