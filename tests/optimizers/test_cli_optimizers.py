@@ -10,12 +10,8 @@ from spri_dspy import cli
 
 
 @pytest.fixture
-def data(tmp_path):
-    rows = [{"Reddit Post": f"post {i}", "appraisal_dimension_aim": f"aim {i % 2}", "constitution": f"c {i}",
-             "standards": "s"} for i in range(6)]
-    path = tmp_path / "reappraisal.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+def data(reappraisal_rows):
+    return reappraisal_rows(6)
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def test_the_word_limit_is_tuned_and_reaches_the_prompts(scripted, tmp_path):
 
 def test_a_failed_trial_is_recorded_and_the_study_goes_on(scripted, tmp_path):
     """One unparseable answer used to end the whole study with a traceback."""
-    from spri_dspy.optimizers.tune import TrialFailed, open_study
+    from spri_dspy.optimizers.tune import TrialFailed
 
     answers = script()
     fail = {"on": True}

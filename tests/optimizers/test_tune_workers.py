@@ -21,12 +21,8 @@ BUDGET = 9
 
 
 @pytest.fixture
-def data(tmp_path):
-    rows = [{"Reddit Post": f"post {i}", "appraisal_dimension_aim": f"aim {i % 2}", "constitution": f"c {i}",
-             "standards": "s"} for i in range(3)]
-    path = tmp_path / "reappraisal.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+def data(reappraisal_rows):
+    return reappraisal_rows(3)
 
 
 def _worker(data, server, storage, *extra):
