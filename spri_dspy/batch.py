@@ -41,6 +41,7 @@ import dspy
 from dspy.utils.parallelizer import ParallelExecutor
 
 from spri_dspy.data import RowError, TableSource, jsonl_lines, load_table, text_field
+from spri_dspy.locks import LockHeld, take_lock
 from spri_dspy.rubric import format_rubric
 from spri_dspy.secrets import redact
 from spri_dspy.usage import StepUsage, count_calls_needed, name_steps
@@ -205,24 +206,14 @@ def _short(value: Any) -> str:
 
 
 def _lock_folder(directory: Path) -> int:
-    """Take the folder's exclusive lock (``OUTPUT/.lock``), or raise :class:`OutputBusyError`.
-
-    The lock is the operating system's (``flock``): a process killed even with kill -9
-    leaves none behind, so a resumed run is never refused by a dead one.
-    """
-    import fcntl
-
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    """Take the folder's exclusive lock (``OUTPUT/.lock``, :func:`~spri_dspy.locks.take_lock`), or raise
+    :class:`OutputBusyError`. A process killed even with kill -9 leaves no lock behind, so a resumed run is
+    never refused by a dead one."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise OutputBusyError(f"{directory} is being written by another spri process (pid {holder}); wait for it to "
-                              "finish or use another OUTPUT folder") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
+        return take_lock(directory / ".lock")
+    except LockHeld as exc:
+        raise OutputBusyError(f"{directory} is being written by another spri process (pid {exc.holder or 'unknown'}); "
+                              "wait for it to finish or use another OUTPUT folder") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -29,7 +29,6 @@ storage, name and budget resumes the study; a larger budget extends it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 import warnings
@@ -42,6 +41,7 @@ import dspy
 import optuna
 
 from spri_dspy.evaluation import evaluate
+from spri_dspy.locks import LockHeld, take_lock
 from spri_dspy.modules import Step
 from spri_dspy.seeds import SeedSource, load_seeds
 from spri_dspy.spri import SPRI
@@ -240,24 +240,17 @@ def one_sqlite_worker(storage: str) -> Iterator[None]:
         yield
         return
     path = Path(storage[len("sqlite:///"):])
-    lock = path.with_name(path.name + ".lock")
-    handle = open(lock, "a+")
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise StorageBusyError(
-                f"{storage} is in use by another tuning process (pid {handle.read().strip() or '?'}); an SQLite "
-                "file serves one worker at a time: to tune with several, give every worker the same "
-                "PostgreSQL URL as --storage (postgresql://HOST/DB) and the same --study") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        fd = take_lock(path.with_name(path.name + ".lock"))
+    except LockHeld as exc:
+        raise StorageBusyError(
+            f"{storage} is in use by another tuning process (pid {exc.holder or '?'}); an SQLite "
+            "file serves one worker at a time: to tune with several, give every worker the same "
+            "PostgreSQL URL as --storage (postgresql://HOST/DB) and the same --study") from None
+    try:
         yield
     finally:
-        handle.close()
+        os.close(fd)
 
 
 def pareto_front(study: optuna.Study) -> list[dict[str, Any]]:
