@@ -169,31 +169,13 @@ def p1(repeat: int) -> None:
           f"{statistics.median(run['cpu'] / run['calls'] * 1000 for run in runs):.2f} ms per LM call")
 
 
-def ray_actors() -> dict[int, tuple[float, float]]:
-    """pid -> (CPU seconds so far, peak RSS in MB) of every Ray Data actor process (``ray::MapWorker``) here."""
-    found, tick = {}, os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                if not handle.read().startswith(b"ray::MapWorker"):
-                    continue
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/status") as handle:
-                peak = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
-        except (OSError, StopIteration):
-            continue
-        found[int(entry)] = ((int(fields[11]) + int(fields[12])) / tick, peak / 1024)
-    return found
-
-
 def steady_run(url: str, n: int, threads: int, *extra: str) -> tuple[dict, float]:
     """:func:`cli_generate` while sampling the server's request counter once a second: its figures and the
     calls/s over the steady middle of the run (past the ramp-up, before the tail)."""
     import threading
     import urllib.request
+
+    from spri_dspy.testing.processes import ray_actor_processes
 
     stats = url.removesuffix("/v1") + "/v1/stats"
 
@@ -207,7 +189,7 @@ def steady_run(url: str, n: int, threads: int, *extra: str) -> tuple[dict, float
     samples, actors = [], {}
     while runner.is_alive():
         samples.append((time.perf_counter(), requests()))
-        actors.update(ray_actors())
+        actors.update({actor.pid: (actor.cpu_seconds, actor.peak_rss_mb) for actor in ray_actor_processes()})
         time.sleep(1.0)
     runner.join()
     if not result:

@@ -19,6 +19,7 @@ from spri_dspy.cli import main
 from spri_dspy.distributed import ProgramActor, RayCluster, actor_payload
 from spri_dspy.programs import _state_without_lms, program_settings
 from spri_dspy.testing import FakeOpenAIServer
+from spri_dspy.testing.processes import ray_actor_processes
 
 SECRET = "sk-driver-only-0123456789abcdef"
 
@@ -141,18 +142,7 @@ def wait_for_results(output, count, process, timeout=120):
 
 def actor_processes():
     """(pid, parent pid) of every Ray Data actor process (``ray::MapWorker(...)``) on this machine."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    if not handle.read().startswith(b"ray::MapWorker"):
-                        continue
-                with open(f"/proc/{entry}/stat") as handle:
-                    found.append((int(entry), int(handle.read().rsplit(")", 1)[1].split()[1])))
-            except OSError:
-                continue
-    return found
+    return [(actor.pid, actor.parent) for actor in ray_actor_processes()]
 
 
 def no_actors_left(timeout=60):
