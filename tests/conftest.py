@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -93,3 +94,16 @@ def postgres_server():
 def postgres_url(postgres_server):
     """A fresh, empty database on the session's server, as the URL a user gives ``--storage``."""
     return postgres_server.database(f"tune_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def reappraisal_rows(tmp_path):
+    """``reappraisal_rows(n)``: a JSONL file of ``n`` RESORT-shaped rows (post, aim, constitution, standards)."""
+    def write(n):
+        rows = [{"Reddit Post": f"post {i}", "appraisal_dimension_aim": f"aim {i % 2}", "constitution": f"c {i}",
+                 "standards": "s"} for i in range(n)]
+        path = tmp_path / "reappraisal.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    return write
