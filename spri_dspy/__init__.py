@@ -21,7 +21,7 @@ from spri_dspy.baselines import (
 )
 from spri_dspy.critique import CritiqueRefine, Round
 from spri_dspy.embedded import LlamaCppEngine, embedded_lm
-from spri_dspy.lms import LMSpec, openai_lm
+from spri_dspy.lms import Endpoint, EndpointError, LMSpec, openai_lm, resolve_endpoint
 from spri_dspy.modules import (
     PrincipleCritic,
     PrincipleGenerator,
@@ -87,5 +87,8 @@ __all__ = [
     "embedded_lm",
     "openai_lm",
     "LMSpec",
+    "resolve_endpoint",
+    "Endpoint",
+    "EndpointError",
     "CompactJSONAdapter",
 ]

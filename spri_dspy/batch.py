@@ -41,6 +41,7 @@ import dspy
 from dspy.utils.parallelizer import ParallelExecutor
 
 from spri_dspy.data import RowError, TableSource, jsonl_lines, load_table, text_field
+from spri_dspy.lms import endpoint_error, endpoint_of
 from spri_dspy.locks import LockHeld, take_lock
 from spri_dspy.rubric import format_rubric
 from spri_dspy.secrets import redact
@@ -160,7 +161,9 @@ def _model(lm: Any) -> dict[str, Any] | None:
     if lm is None:
         return None
     kwargs = getattr(lm, "kwargs", {}) or {}
+    endpoint = endpoint_of(lm)
     return {"model": getattr(lm, "model", type(lm).__name__),
+            **({"endpoint": endpoint.public} if endpoint is not None and endpoint.url else {}),
             **{key: kwargs[key] for key in ("temperature", "max_tokens") if key in kwargs}}
 
 
@@ -472,7 +475,10 @@ class StageRunner:
             self.executor.cancel_jobs = stop
         self.queue = _StageQueue(window=threads + threads // 2, stop=self.executor.cancel_jobs)
         self.broken: BaseException | None = None
-        """What broke a thread (e.g. a full disk), which stopped them all."""
+        """What broke a thread (e.g. a full disk, an endpoint that cannot serve), which stopped them all."""
+        self.program = program
+        self.reached = False
+        """Whether an LM call of this run has reached its model: before that, no connection at all ends the run."""
 
     def add(self, tasks) -> None:
         """Queue new inputs (:class:`_Task`s at stage 0)."""
@@ -524,8 +530,16 @@ class StageRunner:
             with dspy.context(usage_tracker=task.usage):
                 result = self.stages[task.stage](**task.arguments)
         except Exception as exc:
+            # An endpoint that refuses the key, has no such model or is unreachable from the start fails
+            # every input alike: the run ends at once and this input stays pending, instead of one
+            # failure (after minutes of retries) per input.
+            lms = [dspy.settings.lm, *(predictor.lm for predictor in self.program.predictors())]
+            fatal = endpoint_error(exc, lms, first_call=not self.reached and task.usage.calls == 0)
+            if fatal is not None:
+                raise fatal from exc
             self._finish(task, "failed", {"error": f"{type(exc).__name__}: {exc}"})
             return
+        self.reached = self.reached or task.usage.calls > 0
         task.stage += 1
         if task.stage < len(self.stages):
             task.arguments = dict(result.items())

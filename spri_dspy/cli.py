@@ -24,7 +24,17 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
                        help="base model: 'embedded' (default) or a DSPy/LiteLLM model string, e.g. openai/gpt-4o-mini")
     group.add_argument("--critic-lm", metavar="MODEL", help="critic model (default: the base model)")
     group.add_argument("--api-base", metavar="URL",
-                       help="base URL of an OpenAI-compatible server for --lm/--critic-lm (keys come from the environment)")
+                       help="base URL of an OpenAI-compatible server for --lm/--critic-lm (default for openai/ models: "
+                            "$OPENAI_BASE_URL, else $OPENAI_API_BASE, else OpenAI's; keys come from the environment)")
+    group.add_argument("--adapter", choices=("chat", "json", "compact"), metavar="{chat,json,compact}",
+                       help="prompt format: chat (DSPy's ChatAdapter), json (DSPy's JSONAdapter: schema-constrained "
+                            "output through the server's response_format where the model supports it) or compact "
+                            "(a short JSON prompt for small models); default compact for the embedded model, else chat")
+    group.add_argument("--response-format", choices=("auto", "json_schema", "json_object", "none"), default="auto",
+                       help="openai/ models: what the json and compact adapters ask the server for: json_schema "
+                            "(output constrained to each step's schema: OpenAI, vLLM, llama-server, Ollama), "
+                            "json_object (any JSON: llama-cpp-python's server), none, or auto (DSPy's catalogue for "
+                            "known model names, else none; default)")
     group.add_argument("--max-tokens", type=int, default=512, metavar="N", help="completion budget per LM call (default 512)")
     group.add_argument("--no-cache", action="store_true", help="turn off DSPy's LM cache")
 
@@ -290,23 +300,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512, cache: bool = True,
-            max_connections: int = 1024):
+            max_connections: int = 1024, response_format: str = "auto"):
     """A ``dspy.LM`` for a model name: ``embedded`` or a DSPy/LiteLLM model string (checked up front);
     ``openai/...`` models get :func:`spri_dspy.lms.openai_lm` (no cap of 100 requests in flight)."""
-    return _lm_spec(model, api_base=api_base, max_tokens=max_tokens, cache=cache,
-                    max_connections=max_connections).build()
+    return _lm_spec(model, api_base=api_base, max_tokens=max_tokens, cache=cache, max_connections=max_connections,
+                    response_format=response_format).build()
 
 
-def _lm_spec(model: str, *, api_base: str | None, max_tokens: int, cache: bool, max_connections: int):
-    """The checked :class:`~spri_dspy.lms.LMSpec` of ``--lm``/``--critic-lm``/``--judge-lm``."""
+def _lm_spec(model: str, *, api_base: str | None, max_tokens: int, cache: bool, max_connections: int,
+             response_format: str = "auto"):
+    """The checked :class:`~spri_dspy.lms.LMSpec` of ``--lm``/``--critic-lm``/``--judge-lm``, with the base URL
+    that ``--api-base`` or the environment names written in (:meth:`~spri_dspy.lms.LMSpec.resolved`)."""
     from spri_dspy.lms import LMSpec
+    from spri_dspy.secrets import register_url
 
     if model == EMBEDDED:
         if api_base:
             raise CLIError("--api-base cannot be used with the embedded model")
-    else:
+    elif not model.startswith("openai/"):  # openai/ models are always openai_lm's: nothing to look up
         _check_model_name(model, api_base)
-    return LMSpec(model, api_base=api_base, max_tokens=max_tokens, cache=cache, max_connections=max(1024, max_connections))
+    spec = LMSpec(model, api_base=api_base, max_tokens=max_tokens, cache=cache,
+                  max_connections=max(1024, max_connections), response_format=response_format).resolved()
+    register_url(spec.api_base)  # credentials inside a URL from the environment are secrets too
+    return spec
 
 
 def _check_model_name(model: str, api_base: str | None) -> None:
@@ -408,7 +424,8 @@ def _check_writable(option: str, path: str) -> None:
 def _lm_specs(args: argparse.Namespace):
     """The checked specs of ``--lm`` and ``--critic-lm`` (None without one), pooled for ``--threads`` calls in flight."""
     return tuple(_lm_spec(model, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
-                          max_connections=_pool(args)) if model else None for model in (args.lm, args.critic_lm))
+                          max_connections=_pool(args), response_format=args.response_format) if model else None
+                 for model in (args.lm, args.critic_lm))
 
 
 def _pool(args: argparse.Namespace) -> int:
@@ -416,15 +433,20 @@ def _pool(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace):
-    """(base LM, critic LM or None, adapter) of ``--lm``/``--critic-lm``: the embedded model is driven through
-    JSON schemas with a short prompt, other models through DSPy's default adapter."""
-    from spri_dspy.lms import adapter_for
+    """(base LM, critic LM or None, adapter) of ``--lm``/``--critic-lm``/``--adapter``: by default the embedded
+    model is driven through JSON schemas with a short prompt, other models through DSPy's ChatAdapter.
+    ``--verbose`` says where each model's requests go and why."""
+    from spri_dspy.lms import adapter_for, make_adapter, resolve_endpoint
     from spri_dspy.secrets import register_url
 
     register_url(args.api_base)
+    if args.verbose:
+        for model in dict.fromkeys(m for m in (args.lm, args.critic_lm) if m):
+            print(f"spri: {resolve_endpoint(model, args.api_base).describe(model)}", file=sys.stderr)
     lm, critic = (make_lm(model, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
-                          max_connections=_pool(args)) if model else None for model in (args.lm, args.critic_lm))
-    return lm, critic, adapter_for(args.lm, args.critic_lm)
+                          max_connections=_pool(args), response_format=args.response_format) if model else None
+                  for model in (args.lm, args.critic_lm))
+    return lm, critic, make_adapter(args.adapter) if args.adapter else adapter_for(args.lm, args.critic_lm)
 
 
 def _settings(args: argparse.Namespace, critic_lm) -> dict:
@@ -539,7 +561,8 @@ def _task_data(args: argparse.Namespace):
     if name in ("usefulness", "adherence", "constitution-overlap") and _program_name(args.program) in (
             "vanilla", "self-refine"):
         raise CLIError(f"--metric {name} scores principles; --program {args.program} writes none")
-    judge = make_lm(args.judge_lm, api_base=args.api_base, max_tokens=args.max_tokens) if args.judge_lm else None
+    judge = (make_lm(args.judge_lm, api_base=args.api_base, max_tokens=args.max_tokens,
+                     response_format=args.response_format) if args.judge_lm else None)
     return task, examples, METRICS[name](lm=judge)
 
 
@@ -722,8 +745,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     for (_step, _stage, model), counter in usage.by_step.items():
         needed[label.get(model, model)] += counter["calls_needed"]
         made[label.get(model, model)] += counter["calls"]
+    from spri_dspy.lms import endpoint_of
+
     summary = {"lm_calls": dict(needed), "lm_calls_made": dict(made), "usage": usage.get_total_tokens(),
-               "seconds": round(seconds, 2)}
+               "seconds": round(seconds, 2),
+               "endpoints": {label[m.model]: endpoint_of(m).host if endpoint_of(m) else "in process" for m in lms}}
     engines = {id(m.engine): m.engine for m in lms if hasattr(getattr(m, "engine", None), "stats")}
     if engines:  # the embedded engine: calls that reached it, answered by its memo, prompt tokens evaluated
         summary["engine"] = {key: sum(e.stats[key] for e in engines.values()) for key in next(iter(engines.values())).stats}
@@ -784,7 +810,8 @@ def _ray_cluster(args: argparse.Namespace):
     from spri_dspy.distributed import RayCluster
 
     lm, critic_lm = _lm_specs(args)
-    return RayCluster(lm, critic_lm, address=args.ray or None, actors=args.actors, logs=args.verbose)
+    return RayCluster(lm, critic_lm, address=args.ray or None, actors=args.actors, logs=args.verbose,
+                      adapter=args.adapter)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -943,6 +970,8 @@ def render(prediction, summary: dict) -> str:
     lines += ["", f"LM calls: {needed} ({calls}), "
                   + ("all made" if made == needed else f"{made} made, {needed - made} answered by DSPy's cache")
                   + f"; tokens of the calls made: {tokens}; time: {summary['seconds']:.1f} s"]
+    if summary.get("endpoints"):
+        lines.append("endpoint: " + ", ".join(f"{model} at {host}" for model, host in summary["endpoints"].items()))
     if "engine" in summary:
         engine = summary["engine"]
         cached = engine["lm_calls"] - engine["requests"]
@@ -1037,6 +1066,7 @@ def _given_options(argv: Sequence[str] | None) -> set[str]:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     args.given = _given_options(argv)
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # DSPy's model catalogue: no network fetch
     _quiet(args.verbose)
     try:
         _check_text_arguments(args)
@@ -1049,6 +1079,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
     except Exception as exc:  # an LM or runtime failure: one line, no traceback
         message = " ".join(str(exc).split())
+        lms = sys.modules.get("spri_dspy.lms")  # loaded whenever an LM was built
+        if lms is not None and isinstance(exc, lms.EndpointError):  # it names the endpoint and the model itself
+            print(f"spri: error: {message[:500]}", file=sys.stderr)
+            return 1
         print(f"spri: error: {type(exc).__name__}: {message[:500]}", file=sys.stderr)
         return 1
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import dspy
 
-from spri_dspy.lms import LMSpec, adapter_for
+from spri_dspy.lms import EndpointError, LMSpec, adapter_for, make_adapter
 
 RAY_MISSING = "Ray is not installed: pip install 'spri-dspy[ray]'"
 
@@ -73,6 +73,8 @@ class RayCluster:
     """The pool's size, each actor holding one CPU; default one actor per node."""
     logs: bool = False
     """Show Ray's own logs and the actors' output on the driver."""
+    adapter: str | None = None
+    """The actors' prompt format (:data:`~spri_dspy.lms.ADAPTERS`); default :func:`~spri_dspy.lms.default_adapter`."""
 
 
 @contextlib.contextmanager
@@ -128,7 +130,8 @@ def actor_payload(cluster: RayCluster, program: dspy.Module, threads: int) -> di
     from spri_dspy.programs import _saved_text
 
     return {"program": _saved_text(program), "lm": asdict(cluster.lm),
-            "critic_lm": asdict(cluster.critic_lm) if cluster.critic_lm else None, "threads": threads}
+            "critic_lm": asdict(cluster.critic_lm) if cluster.critic_lm else None, "threads": threads,
+            "adapter": cluster.adapter}
 
 
 def _import_ray(logs: bool):
@@ -195,7 +198,8 @@ class ProgramActor:
 
         specs = [LMSpec(**spec) if spec else None for spec in (payload["lm"], payload["critic_lm"])]
         self.lm, critic_lm = (spec.build() if spec else None for spec in specs)
-        self.adapter = adapter_for(*(spec.model for spec in specs if spec))
+        self.adapter = (make_adapter(payload["adapter"]) if payload.get("adapter")
+                        else adapter_for(*(spec.model for spec in specs if spec)))
         state = json.loads(payload["program"])
         self.program = _rebuilt(state, state[METADATA_KEY], critic_lm)
         name_steps(self.program)
@@ -227,6 +231,8 @@ class ProgramActor:
             tasks.append(_Task(row["index"], row["id"], inputs=inputs, arguments=inputs, finished=done))
         self.runner.add(tasks)
         while not finished.wait(timeout=1.0):
+            if isinstance(self.runner.broken, EndpointError):  # the endpoint cannot serve: say so, in one line
+                raise EndpointError(str(self.runner.broken))
             if self.runner.broken is not None:  # e.g. out of memory: its threads stopped, the batch cannot finish
                 raise RuntimeError("the actor's stage runner stopped") from self.runner.broken
         return pa.table({name: [line[i] for line in outcomes] for i, name in enumerate(("outcome", "record", "usage"))})

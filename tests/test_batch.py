@@ -249,10 +249,12 @@ def test_injected_faults_end_done_or_failed_then_resume(tmp_path, monkeypatch):
         lm = dspy.LM("openai/gpt-4o-mini", api_base=server.url, cache=False, num_retries=1, timeout=0.5)
         first = batch(SPRI(), data, tmp_path, lm, threads=6)
         assert server.counts["fault:500"] and server.counts["fault:malformed"] and server.counts["fault:timeout"]
+        port = int(server.url.split(":")[2].split("/")[0])
     assert first.done + first.failed == 24 and first.failed > 0
     failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
     assert len(failures) == first.failed and all(f["error"] for f in failures)
-    with FakeOpenAIServer(latency=0.005, critic_scores=(2, 5)) as server:
+    # The same endpoint, restarted without faults (another endpoint would be another run).
+    with FakeOpenAIServer(latency=0.005, critic_scores=(2, 5), port=port) as server:
         lm = dspy.LM("openai/gpt-4o-mini", api_base=server.url, cache=False)
         second = batch(SPRI(), data, tmp_path, lm, threads=6)
     assert (second.already_done, second.done, second.failed) == (first.done, first.failed, 0)
@@ -414,3 +416,30 @@ def test_a_batch_with_its_critic_on_an_engine_lm_runs_and_records_both_models(tm
     assert summary.by_model["openai/critic"]["calls"] == 8 and summary.by_model["openai/base"]["calls"] == 8
     models = json.loads((tmp_path / "out" / "run.json").read_text())["models"]
     assert models["lm"]["model"] == "openai/base" and models["principle_critic"]["model"] == "openai/critic"
+
+
+@pytest.mark.parametrize("failing_call, fatal", [(1, True), (5, False)])
+def test_no_connection_ends_the_run_only_before_any_call_reached_the_model(scripted, tmp_path, failing_call, fatal):
+    """A refused connection on the run's first call ends the run (every input pending); once a call has
+    reached the model, the same error is one input's failure and the others go on."""
+    from dspy.utils.exceptions import LMTransportError
+
+    from spri_dspy.lms import EndpointError
+
+    count = iter(range(1, 1000))
+
+    def generator(call):
+        if next(count) == failing_call:
+            raise LMTransportError("[scripted/base] failed to connect to 127.0.0.1:9: [Errno 111] Connection refused",
+                                   model="scripted/base")
+        return {"principles": "p"}
+
+    engine, lm = scripted({"principle_generator": generator})
+    lm = lm.copy(num_retries=0)
+    if fatal:
+        with pytest.raises(EndpointError, match="could not be reached for scripted/base"):
+            batch(SPRI(), rows(6), tmp_path, lm, threads=1)
+        assert results(tmp_path) == [] and (tmp_path / "failures.jsonl").read_text() == ""
+    else:
+        summary = batch(SPRI(), rows(6), tmp_path, lm, threads=1)
+        assert (summary.done, summary.failed) == (5, 1)

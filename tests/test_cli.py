@@ -176,9 +176,14 @@ def test_api_keys_never_reach_the_screen_or_the_failure_log(capsys, tmp_path, mo
         assert status == 1 and "Incorrect API key provided: ***" in err and "SECRET" not in out + err
         status = cli.main(["generate", str(path), str(tmp_path / "out"), "--lm", "openai/gpt-4o-mini", "--api-base",
                            server.url, "--no-cache", "--no-progress"])
+        out, err = capsys.readouterr()  # a refused key ends the run in one line; the input stays pending
+        assert status == 1 and "Incorrect API key provided: ***" in err and "SECRET" not in out + err
+    with FakeOpenAIServer(faults={"400": 1.0}) as server:  # an input's failure whose error quotes the key
+        status = cli.main(["generate", str(path), str(tmp_path / "out"), "--lm", "openai/gpt-4o-mini", "--api-base",
+                           server.url, "--no-cache", "--no-progress", "--restart"])
         out, err = capsys.readouterr()
     failures = (tmp_path / "out" / "failures.jsonl").read_text()
-    assert status == 1 and "Incorrect API key provided: ***" in failures
+    assert status == 1 and "Bad request (key ***)" in failures
     assert "SECRET" not in out + err + failures
     with_credentials = "http://someone:hunter2-password@127.0.0.1:9/v1"
     assert cli.main(["run", "hi", "--lm", "openai/gpt-4o-mini", "--api-base", with_credentials, "--no-cache"]) == 1

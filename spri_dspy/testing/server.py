@@ -33,7 +33,7 @@ from typing import Any
 
 from spri_dspy.testing.engine import STEPS, ScriptedEngine, render_answer
 
-FAULTS = ("500", "429", "timeout", "malformed", "401")
+FAULTS = ("500", "429", "timeout", "malformed", "401", "400")
 
 
 _OUTPUT_LIST = re.compile(r"^Your output fields are:\n(.*?)(?=\n\n|\nYour |\Z)", re.S | re.M)
@@ -105,19 +105,29 @@ class FakeOpenAIServer:
         latency: seconds to wait before each answer.
         critic_scores: critic score by number of refinements of the text under review.
         faults: fault name (``"500"``, ``"429"``, ``"timeout"``, ``"malformed"``, ``"401"``) to rate in [0, 1].
-            ``"401"`` answers as a provider does to a wrong key: echoing the key it was sent.
+            ``"401"`` answers as a provider does to a wrong key: echoing the key it was sent; ``"400"`` is a
+            bad-request answer that quotes the key too (one input's failure, where a 401 ends a run).
         timeout_delay: how long a ``"timeout"`` fault holds its answer.
         seed: seed of the fault draws.
         port: 0 picks a free port.
+        models: the model names served (``GET /v1/models`` lists them; a request for another is a 404, as vLLM
+            answers); None serves any name, as llama.cpp's server does.
+        context: the context window in tokens (prompt plus ``max_tokens``; a token here is a word): a longer
+            request is a 400 with code ``context_length_exceeded``, as llama.cpp's server answers.
+
+    As a real server does, an answer longer than the request's ``max_tokens`` is cut there with
+    ``finish_reason: "length"``, and ``usage`` counts the prompt's and the answer's tokens.
     """
 
     def __init__(self, latency: float = 0.0, critic_scores: Sequence[int] = (5,), faults: Mapping[str, float] | None = None,
-                 timeout_delay: float = 5.0, seed: int = 0, port: int = 0):
+                 timeout_delay: float = 5.0, seed: int = 0, port: int = 0, models: Sequence[str] | None = None,
+                 context: int | None = None):
         unknown = set(faults or {}) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {list(FAULTS)}")
         self.latency, self.critic_scores = latency, list(critic_scores)
         self.faults, self.timeout_delay = dict(faults or {}), timeout_delay
+        self.models, self.context = (list(models) if models is not None else None), context
         self.counts: Counter[str] = Counter()
         self.in_flight = self.max_in_flight = 0  # requests being answered now, and the most at once
         self._random, self._lock = random.Random(seed), threading.Lock()
@@ -178,13 +188,34 @@ class FakeOpenAIServer:
         text = render_answer(answer, call.json_mode)
         with self._lock:
             self.counts[call.step] += 1
-        prompt = sum(len(str(m.get("content") or "").split()) for m in messages)
+        prompt = _tokens(messages)
+        finish = "stop"
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        words = list(re.finditer(r"\S+", text))
+        if isinstance(limit, int) and 0 < limit < len(words):
+            text, finish = text[: words[limit - 1].end()], "length"
         return {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": len(text.split()),
                       "total_tokens": prompt + len(text.split())},
         }
+
+    def refusal(self, body: dict) -> tuple[int, dict] | None:
+        """The error a real server gives this request body (no such model, over the context), or None."""
+        model = body.get("model")
+        if self.models is not None and model not in self.models:
+            return 404, {"error": {"message": f"The model `{model}` does not exist.", "type": "NotFoundError",
+                                   "param": "model", "code": 404}}
+        limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        prompt = _tokens(body.get("messages") or [])
+        if self.context is not None and prompt + limit > self.context:
+            return 400, {"error": {
+                "message": f"This model's maximum context length is {self.context} tokens. However, you requested "
+                           f"{prompt + limit} tokens ({prompt} in the messages, {limit} in the completion). Please "
+                           "reduce the length of the messages or completion.",
+                "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}
+        return None
 
     def _handler(self):
         server = self
@@ -209,6 +240,11 @@ class FakeOpenAIServer:
                     with server._lock:
                         stats = {**server.counts, "max_in_flight": server.max_in_flight}
                     self._send(200, json.dumps(stats).encode())
+                elif self.path.rstrip("/").endswith("/models"):
+                    names = server.models if server.models is not None else ["fake"]
+                    listing = {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "spri-dspy"}
+                                                          for name in names]}
+                    self._send(200, json.dumps(listing).encode())
                 else:
                     self._send(404, b'{"error": "not found"}')
 
@@ -242,14 +278,18 @@ class FakeOpenAIServer:
                     return 429, b'{"error": {"message": "injected rate limit", "type": "rate_limit"}}', {"Retry-After": "0"}
                 if fault == "malformed":
                     return 200, b'{"id": "x", "choices": [ this is not json', None
-                if fault == "401":
+                if fault in ("401", "400"):
                     key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
-                    message = {"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}}
-                    return 401, json.dumps(message).encode(), None
+                    text = f"Incorrect API key provided: {key}" if fault == "401" else f"Bad request (key {key})"
+                    message = {"error": {"message": text, "type": "invalid_request_error"}}
+                    return int(fault), json.dumps(message).encode(), None
                 try:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
                     return 400, b'{"error": {"message": "request body is not JSON"}}', None
+                refused = server.refusal(body)
+                if refused is not None:
+                    return refused[0], json.dumps(refused[1]).encode(), None
                 return 200, json.dumps(server.answer(body)).encode(), None
 
             def _send(self, status: int, payload: bytes, headers: Mapping[str, str] | None = None):
@@ -265,6 +305,11 @@ class FakeOpenAIServer:
                     pass  # the client gave up (e.g. its timeout); nothing to answer
 
         return Handler
+
+
+def _tokens(messages: Sequence[Mapping[str, Any]]) -> int:
+    """A prompt's length in this server's tokens (words)."""
+    return sum(len(_text(m.get("content")).split()) for m in messages)
 
 
 def _text(content: Any) -> str:
