@@ -457,3 +457,91 @@ def embedded_lm(max_tokens: int = 512, temperature: float = 0.0, cache: bool = T
         temperature=temperature,
         cache=cache,
     )
+
+
+def serve_llama_cpp(argv: list[str] | None = None) -> None:
+    """Run llama.cpp's OpenAI-compatible server (llama-cpp-python's own app, from its ``server`` extra) on
+    the embedded GGUF unless ``--model`` is given. The arguments are the server's own (``--port``,
+    ``--n_ctx``, ``--model_alias`` ...). Two things differ from ``python -m llama_cpp.server``:
+
+    - llama.cpp's extra weight buffers are off, as :func:`load_llama` has them (the stock start crashes
+      on AMX machines in many virtual machines);
+    - two spellings of today's OpenAI API that llama-cpp-python's app predates reach it as its own
+      equivalents: a ``response_format`` of type ``json_schema`` (which it refuses with a 500) as
+      ``json_object`` with that ``schema`` (output constrained to the schema, as vLLM and llama.cpp's
+      ``llama-server`` give it), and ``max_completion_tokens`` (which DSPy's client sends, and which it
+      ignores, generating up to the context's end) as ``max_tokens``.
+
+    ``python -m spri_dspy.embedded --port 8000 --model_alias smollm2`` serves ``openai/smollm2`` at
+    ``http://127.0.0.1:8000/v1``.
+    """
+    import argparse
+    import sys
+
+    import llama_cpp.llama_cpp as native
+
+    try:
+        import uvicorn
+        from llama_cpp.server.app import create_app
+        from llama_cpp.server.cli import add_args_from_model, parse_model_from_args
+        from llama_cpp.server.settings import ModelSettings, ServerSettings, Settings
+    except ImportError as exc:
+        raise SystemExit(f"llama.cpp's server needs its extra: pip install 'llama-cpp-python[server]' ({exc})") from None
+    defaults = native.llama_model_default_params
+
+    def portable_defaults():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    native.llama_model_default_params = portable_defaults  # this process serves nothing else
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--model" not in argv and not any(a.startswith("--model=") for a in argv):
+        argv = ["--model", str(default_model_path()), *argv]
+    parser = argparse.ArgumentParser(prog="python -m spri_dspy.embedded", description=serve_llama_cpp.__doc__.split("\n\n")[0])
+    add_args_from_model(parser, Settings)
+    args = parser.parse_args(argv)
+    server = parse_model_from_args(ServerSettings, args)
+    app = create_app(server_settings=server, model_settings=[parse_model_from_args(ModelSettings, args)])
+    uvicorn.run(_openai_spellings_for_llama_cpp(app), host=server.host, port=server.port, log_level="warning")
+
+
+def _openai_spellings_for_llama_cpp(app):
+    """An ASGI app that hands ``app`` each chat request with an OpenAI ``json_schema`` response format
+    rewritten as llama-cpp-python's ``{"type": "json_object", "schema": ...}`` and ``max_completion_tokens``
+    as ``max_tokens``; everything else untouched."""
+    async def translated(scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
+            return await app(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        try:
+            request = json.loads(body)
+            form = request.get("response_format") or {}
+            if form.get("type") == "json_schema":
+                request["response_format"] = {"type": "json_object", "schema": (form.get("json_schema") or {}).get("schema")}
+            if "max_completion_tokens" in request:
+                request.setdefault("max_tokens", request.pop("max_completion_tokens"))
+            body = json.dumps(request).encode()
+        except (ValueError, AttributeError):
+            pass  # not JSON: the app answers it as it would
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        return await app({**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}, replay, send)
+
+    return translated
+
+
+if __name__ == "__main__":
+    serve_llama_cpp()

@@ -107,3 +107,38 @@ def reappraisal_rows(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """llama.cpp's own OpenAI-compatible server (llama-cpp-python's app, ``python -m spri_dspy.embedded``) on a
+    free port, serving the embedded GGUF as ``openai/smollm2``; yields its base URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    pytest.importorskip("llama_cpp.server", reason="llama.cpp's server: pip install 'llama-cpp-python[server]'")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)
+    process = subprocess.Popen([sys.executable, "-m", "spri_dspy.embedded", "--host", "127.0.0.1", "--port", str(port),
+                                "--n_ctx", "4096", "--n_threads", "2", "--seed", "7", "--model_alias", "smollm2"],
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/models", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"llama.cpp's server did not start; its log: {Path(log.name).read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)

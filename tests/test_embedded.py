@@ -172,6 +172,22 @@ def test_query_longer_than_the_context_is_rejected_clearly():
     small.engine.close()
 
 
+@pytest.mark.embedded
+def test_a_query_over_the_context_is_one_inputs_failure_in_a_batch(tmp_path):
+    """In a batch the same query fails alone, naming the limit; the run goes on (never a crash)."""
+    from spri_dspy.batch import run_batch
+
+    small = dspy.LM("embedded/smollm2-135m-instruct", engine=LlamaCppEngine(n_ctx=512), max_tokens=64, cache=False,
+                    num_retries=0)
+    rows = [{"id": "long", "query": "please read this " * 400}, {"id": "short", "query": "Hi."}]
+    with dspy.context(lm=small, adapter=CompactJSONAdapter()):
+        summary = run_batch(SPRI(max_rounds=1), rows, tmp_path, fields={"query": "query"}, threads=1, progress=False)
+    failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert (summary.done, summary.failed) == (1, 1) and [f["id"] for f in failures] == ["long"]
+    assert "ContextWindowExceededError" in failures[0]["error"] and "context window is 512 tokens" in failures[0]["error"]
+    small.engine.close()
+
+
 def test_engine_state_round_trips_without_weights():
     engine = LlamaCppEngine(n_ctx=1024, seed=7)
     assert LlamaCppEngine.load_state(engine.dump_state()).dump_state() == engine.dump_state()
