@@ -48,12 +48,18 @@ def base_url_variables(model: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a model's requests go, and what said so.
+    """Where a model's requests go, and what said so (:func:`resolve_endpoint` builds it).
 
-    Attributes:
+    Args:
         url: the base URL, or None for the provider's own default (and for the embedded model).
         source: ``api_base`` (given by the caller: ``--api-base``), the environment variable it came from,
             ``default`` or ``in process`` (the embedded model).
+
+    Example:
+        ```python
+        endpoint = spri_dspy.resolve_endpoint("openai/my-model")  # OPENAI_BASE_URL, OPENAI_API_BASE, else OpenAI
+        print(endpoint.describe("openai/my-model"), endpoint.public)
+        ```
     """
 
     url: str | None
