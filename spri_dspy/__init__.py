@@ -21,6 +21,7 @@ from spri_dspy.baselines import (
 )
 from spri_dspy.critique import CritiqueRefine, Round
 from spri_dspy.embedded import LlamaCppEngine, embedded_lm
+from spri_dspy.situated import Situated
 from spri_dspy.lms import Endpoint, EndpointError, LMSpec, openai_lm, resolve_endpoint
 from spri_dspy.modules import (
     PrincipleCritic,
@@ -48,6 +49,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SPRI",
+    "Situated",
     "SPRIJudge",
     "SPRIPairwiseJudge",
     "Comparer",

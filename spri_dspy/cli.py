@@ -153,7 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_options(generate)
     fields = generate.add_argument_group("fields")
     fields.add_argument("--program", default="spri", metavar="NAME|FILE",
-                        help=f"what to run: {', '.join(program_names('response'))} (default spri), or a file saved by 'spri compile'")
+                        help=f"what to run: {', '.join(program_names('response'))} (default spri), a file saved by "
+                             "'spri compile', or FILE.py:NAME, a DSPy module of your own run inside Situated (SPRI "
+                             "around any module) over the columns named like its input fields")
+    fields.add_argument("--signature", metavar="SIG",
+                        help="run Situated around dspy.Predict(SIG), e.g. 'question, context -> answer', over the "
+                             "columns named like its input fields")
     fields.add_argument("--query-field", default="query", metavar="COLUMN", help="column of the inputs (default query)")
     fields.add_argument("--goal-field", metavar="COLUMN", help="column of response goals (optional)")
     fields.add_argument("--principles-field", default="principles", metavar="COLUMN",
@@ -762,7 +767,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional: tuple[str, ...]) -> int:
+def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional: tuple[str, ...],
+           build=None) -> int:
+    """Run a batch command; ``build(critic_lm)`` builds the program when ``--program`` does not name it."""
     import dspy
 
     from spri_dspy.batch import OutputBusyError, RunMismatchError, run_batch
@@ -772,7 +779,7 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
     _check_settings(args)
     lm, critic_lm, adapter = _models(args)
     ray = _ray_cluster(args)
-    program = _program(kind, args.program, args, critic_lm)
+    program = build(critic_lm) if build is not None else _program(kind, args.program, args, critic_lm)
     info = {"program": args.program, "lm": args.lm, "critic_lm": args.critic_lm, "threshold": args.threshold,
             "max_rounds": args.max_rounds, "keep": args.keep, "seeds": args.seeds, "seed_match": args.seed_match,
             "leave_one_out": args.leave_one_out, "max_words": args.max_words, "use_reference": args.use_reference,
@@ -815,13 +822,70 @@ def _ray_cluster(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """``spri generate``: a response program over a dataset."""
+    """``spri generate``: a response program over a dataset, or Situated around a signature or module."""
+    situated = _situated(args)
+    if situated is not None:
+        return _batch(args, "situated", {name: name for name in situated(None).task.input_fields}, optional=(),
+                      build=situated)
     fields = {"query": args.query_field}
     if args.goal_field:
         fields["goal"] = args.goal_field
     if _program_name(args.program) == "oracle":
         fields["principles"] = args.principles_field
     return _batch(args, "response", fields, optional=("goal",))
+
+
+def _situated(args: argparse.Namespace):
+    """``--signature SIG`` or ``--program FILE.py:NAME`` (or a compiled Situated file): a function of the critic
+    LM that builds the :class:`~spri_dspy.Situated` program; None for SPRI and its baselines."""
+    import re
+
+    source = args.signature
+    compiled = os.path.isfile(args.program) and not args.program.endswith(".py") and \
+        _metadata(args.program)["kind"] == "situated"
+    if source is None and re.match(r"^[^:]+\.py:[A-Za-z_][\w.]*$", args.program):
+        source = args.program
+    elif source is not None and "program" in getattr(args, "given", set()):
+        raise CLIError("--signature and --program both choose what runs; give one")
+    if source is None and not compiled:
+        return None
+    for flag in ("goal_field", "principles_field"):
+        if flag in getattr(args, "given", set()):
+            raise CLIError(f"--{flag.replace('_', '-')} is for SPRI's query/goal inputs; Situated reads the columns "
+                           "named like its signature's input fields")
+    seeds = _situated_seeds(args.seeds) if args.seeds else None
+
+    def build(critic_lm):
+        from spri_dspy.programs import load_program
+        from spri_dspy.situated import Situated
+
+        settings = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep,
+                    "max_words": args.max_words, "critic_lm": critic_lm}
+        try:
+            if compiled:
+                return load_program(args.program, **settings)
+            return Situated(source, seeds=seeds, **settings)
+        except (ValueError, TypeError, SyntaxError) as exc:
+            flag = "--signature" if args.signature else "--program"
+            raise CLIError(f"{flag} {source or args.program}: {' '.join(str(exc).split())[:300]}") from None
+
+    return build
+
+
+def _situated_seeds(path: str) -> list[dict]:
+    """Situated's seeds: a JSONL file of rows holding the task's input fields and ``principles``."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise CLIError(f"--seeds {path}: line {number} is not JSON ({exc.msg})") from None
+    except OSError as exc:
+        raise CLIError(f"--seeds {path}: {exc.strerror}") from None
+    return rows
 
 
 def cmd_judge(args: argparse.Namespace) -> int:

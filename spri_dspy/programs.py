@@ -3,7 +3,8 @@
 :data:`PROGRAMS` names each program the library offers for the two kinds of
 task: ``"response"`` programs answer a query (SPRI and its baselines),
 ``"judge"`` programs grade a response (SPRIJudge and its baselines), ``"pairwise"``
-programs say which of two responses is better (SPRIPairwiseJudge).
+programs say which of two responses is better (SPRIPairwiseJudge), and ``"situated"``
+wraps any DSPy module (Situated; a module of your own is given again at load).
 :func:`build_program` builds any of them from one settings dict, and
 :func:`save_program`/:func:`load_program` keep a compiled program in one JSON
 file: DSPy's state (instructions, demos) plus what rebuilds the program
@@ -25,9 +26,10 @@ from spri_dspy import baselines
 from spri_dspy.judge import SPRIJudge
 from spri_dspy.modules import SeededStep
 from spri_dspy.pairwise import SPRIPairwiseJudge
+from spri_dspy.situated import Situated
 from spri_dspy.spri import SPRI
 
-Kind = Literal["response", "judge", "pairwise"]
+Kind = Literal["response", "judge", "pairwise", "situated"]
 METADATA_KEY = "spri_dspy"
 """The key under which a saved program's file holds its metadata (beside DSPy's state)."""
 
@@ -75,6 +77,7 @@ PROGRAMS: dict[tuple[Kind, str], ProgramSpec] = {
         ProgramSpec("oracle", "judge", baselines.RubricJudge, {"rubric": None, "seeds": None}, summary="the gold rubric given with each input"),
         ProgramSpec("seed-rubrics", "judge", baselines.RubricJudge, {"rubric": None}, needs_seeds=True,
                     summary="the selected seed rubrics"),
+        ProgramSpec("situated", "situated", Situated, summary="SPRI around any DSPy module or signature"),
     )
 }
 """(kind, name) -> the program: the names ``spri generate/judge --program`` and the ablations use."""
@@ -117,7 +120,9 @@ def program_settings(program: dspy.Module) -> dict[str, Any]:
     for name in inspect.signature(type(program).__init__).parameters:
         if name in ("self", "critic_lm"):
             continue
-        if name == "seeds":
+        if name == "module":  # Situated: what rebuilds the wrapped module (a string), else None: given at load
+            settings[name] = getattr(program, "module_source", None)
+        elif name == "seeds":
             seeds = getattr(program, "seeds", None)
             settings[name] = [dict(seed.items()) for seed in seeds] if seeds and seeded is None else None
         elif hasattr(program, name):

@@ -58,7 +58,7 @@ def test_every_program_reaches_its_actors_with_its_settings_state_and_critic(kin
     seeds = [{"query": "q1", "principles": "p1", "goal": "g", "instruction": "i1", "rubric": "r1"}]
     critic = LMSpec("openai/critic", api_base="http://127.0.0.1:9/v1")
     program = spri_dspy.build_program(name, kind, seeds=seeds, threshold=3, max_rounds=2, keep="best",
-                                      critic_lm=critic.build())
+                                      critic_lm=critic.build(), module="query -> response")
     program.predictors()[0].demos = [dspy.Example(query="a compiled demo", principles="its principles")]
     actor = ProgramActor(actor_payload(RayCluster(LMSpec("openai/base", api_base=critic.api_base), critic), program,
                                        threads=1))

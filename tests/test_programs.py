@@ -35,7 +35,8 @@ def test_settings_and_compiled_demos_survive_a_save_and_load(tmp_path):
 
 @pytest.mark.parametrize("kind, name", list(PROGRAMS))
 def test_every_program_round_trips(tmp_path, kind, name):
-    program = build_program(name, kind, seeds=SEEDS, threshold=3, max_rounds=2, keep="best")
+    # module: Situated's (a string signature, so the file alone rebuilds it); the other programs take none
+    program = build_program(name, kind, seeds=SEEDS, threshold=3, max_rounds=2, keep="best", module="query -> response")
     save_program(program, tmp_path / "p.json")
     loaded = load_program(tmp_path / "p.json")
     assert type(loaded) is type(program)

@@ -8,9 +8,9 @@
   own binaries, for tests and benchmarks of tuning workers sharing a study.
 """
 
-from spri_dspy.testing.engine import STEPS, Call, ScriptedEngine, scripted_lm
+from spri_dspy.testing.engine import STEPS, Call, ScriptedEngine, scripted_lm, step_signatures
 
-__all__ = ["ScriptedEngine", "Call", "STEPS", "scripted_lm", "FakeOpenAIServer"]
+__all__ = ["ScriptedEngine", "Call", "STEPS", "scripted_lm", "step_signatures", "FakeOpenAIServer"]
 
 
 def __getattr__(name: str):

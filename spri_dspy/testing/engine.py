@@ -235,3 +235,10 @@ class AsyncScriptedEngine:
 def scripted_lm(engine: ScriptedEngine, model: str = "scripted/base") -> dspy.LM:
     """A ``dspy.LM`` over ``engine`` (sync and async) with DSPy's cache off, so every call reaches the script."""
     return dspy.LM(model, engine=engine, async_engine=AsyncScriptedEngine(engine), cache=False)
+
+
+def step_signatures(program: dspy.Module) -> dict[str, type[dspy.Signature]]:
+    """Every predictor of ``program`` by its step name (its attribute path, less ``.predict``) -> its signature:
+    ``ScriptedEngine(script, step_signatures=step_signatures(program))`` recognises the steps of any program,
+    a :class:`spri_dspy.Situated` around a user's own module included."""
+    return {name.removesuffix(".predict"): predictor.signature for name, predictor in program.named_predictors()}
