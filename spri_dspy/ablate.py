@@ -52,8 +52,8 @@ def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) 
     values = np.asarray(scores, dtype=float)
     if len(values) == 0:
         return float("nan"), float("nan")
-    if np.ptp(values) == 0:  # every resample has the same mean
-        return float(values[0]), float(values[0])
+    if np.ptp(values) == 0:  # every resample has the same mean: the mean itself, as computed (0.7 * 3 / 3 != 0.7)
+        return float(values.mean()), float(values.mean())
     result = stats.bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile",
                              random_state=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
@@ -122,6 +122,12 @@ def _label(row: VariantResult) -> str:
     return f"{row.variant} (n={row.n}" + (f", {row.failed} failed)" if row.failed else ")")
 
 
+def _bars(errors) -> np.ndarray:
+    """Error-bar lengths for matplotlib: no NaN, and never below 0 (an interval a rounding error away from
+    its mean, e.g. given by a caller, must not crash the plot)."""
+    return np.clip(np.nan_to_num(np.asarray(errors, dtype=float)), 0.0, None)
+
+
 def metric_figure(rows: Sequence[VariantResult], metric_label: str = "metric"):
     """The bars of ``metric_by_variant.png``: one row per variant (names never collide), its mean with
     the 95% CI, and n and failures in its label."""
@@ -131,7 +137,7 @@ def metric_figure(rows: Sequence[VariantResult], metric_label: str = "metric"):
     positions = np.arange(len(rows))[::-1]
     means = np.array([r.metric for r in rows])
     errors = np.array([[r.metric - r.ci_low for r in rows], [r.ci_high - r.metric for r in rows]])
-    axes.barh(positions, np.nan_to_num(means), xerr=np.nan_to_num(errors), capsize=3, color="#4c72b0")
+    axes.barh(positions, np.nan_to_num(means), xerr=_bars(errors), capsize=3, color="#4c72b0")
     axes.set_yticks(positions, [_label(r) for r in rows])
     for position, row in zip(positions, rows, strict=True):
         axes.annotate("no score" if np.isnan(row.metric) else f"{row.metric:.3f}", (0, position),
@@ -157,7 +163,7 @@ def cost_figure(rows: Sequence[VariantResult], metric_label: str = "metric"):
         same = [i for i, c in enumerate(costs) if c == row.lm_calls_per_input]
         dodge = (same.index(index) - (len(same) - 1) / 2) * 0.02 * spread  # side by side where costs coincide
         errors = [[row.metric - row.ci_low], [row.ci_high - row.metric]]
-        axes.errorbar(row.lm_calls_per_input + dodge, row.metric, yerr=np.nan_to_num(errors), fmt=markers[index % 12],
+        axes.errorbar(row.lm_calls_per_input + dodge, row.metric, yerr=_bars(errors), fmt=markers[index % 12],
                       markersize=7, capsize=3, label=_label(row), color=plt.get_cmap("tab10")(index % 10))
     axes.set_xlabel("LM calls needed per input (cache hits included)")
     axes.set_ylabel(f"{metric_label}\n(mean, 95% CI)")

@@ -254,11 +254,21 @@ class BatchSummary:
     """Results in ``results.jsonl`` after this run (this run's and earlier runs' of the same identity)."""
     run: dict[str, Any] = field(default_factory=dict)
     """What produced OUTPUT: its ``run.json`` (see :func:`run_identity`)."""
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    """This run's failures grouped by reason (:func:`failure_reason`), most frequent first."""
 
     @property
     def pending(self) -> int:
         """Inputs without a result after this run."""
         return self.rows - self.already_done - self.done
+
+
+def failure_reason(error: str, limit: int = 200) -> str:
+    """A failure's reason in one line, for grouping and for the screen: the error without the advice a
+    library appends (DSPy's "To fix: ..."), whitespace collapsed, at most ``limit`` characters."""
+    core = error.split("To fix:")[0]
+    line = " ".join(core.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _as_json(prediction: Any) -> dict[str, Any]:
@@ -375,6 +385,9 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
             store.fail(record)
         with lock:
             setattr(summary, outcome, getattr(summary, outcome) + 1)
+            if outcome == "failed":
+                reason = failure_reason(record.get("error", ""))
+                summary.failure_reasons[reason] = summary.failure_reasons.get(reason, 0) + 1
             for key, counter in by_step.items():
                 totals[key].update(counter)
                 summary.lm_calls += counter.get("calls", 0)
@@ -398,6 +411,7 @@ def _run(program, table, store: ResultStore, started: float, *, fields, optional
         bar.close()
         store.close()
         _fill_usage(summary, totals)
+        summary.failure_reasons = dict(sorted(summary.failure_reasons.items(), key=lambda item: -item[1]))
         summary.seconds = round(time.perf_counter() - started, 3)
         summary.results = len(store.done)
         _write_atomic(store.directory / SUMMARY, json.dumps(asdict(summary) | {"pending": summary.pending}, indent=2))

@@ -995,6 +995,12 @@ def render_batch(summary, output: str) -> str:
             lines.append(f"  {title} {key}: {counts.get('calls_needed', 0)} LM calls needed, {counts.get('calls', 0)} "
                          f"made: {counts.get('prompt_tokens', 0)} prompt + {counts.get('completion_tokens', 0)} "
                          "completion tokens")
+    reasons = list(summary.failure_reasons.items())
+    for reason, count in reasons[:5]:  # why inputs failed, most frequent first (failures.jsonl has each one)
+        lines.append(f"  failed: {count} x {reason}")
+    if len(reasons) > 5:
+        lines.append(f"  failed: {sum(count for _, count in reasons[5:])} more, for {len(reasons) - 5} other reasons "
+                     "(failures.jsonl)")
     cached = summary.lm_calls_needed - summary.lm_calls
     lines.append(f"  {summary.lm_calls_needed} LM calls needed, {summary.lm_calls} made"
                  + (f" ({cached} answered by DSPy's cache)" if cached else "") + f", in {summary.seconds:.1f} s")
@@ -1141,8 +1147,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("spri: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # an LM or runtime failure: one line, no traceback
-        message = " ".join(str(exc).split())
+    except Exception as exc:  # an LM or runtime failure: one line, no traceback, no library's advice glued on
+        message = " ".join(str(exc).split("To fix:")[0].split())
         lms = sys.modules.get("spri_dspy.lms")  # loaded whenever an LM was built
         if lms is not None and isinstance(exc, lms.EndpointError):  # it names the endpoint and the model itself
             print(f"spri: error: {message[:500]}", file=sys.stderr)

@@ -441,18 +441,37 @@ class LlamaCppEngine:
         return cls(**state)
 
 
+class AsyncLlamaCppEngine:
+    """The async face of a :class:`LlamaCppEngine` (DSPy's ``async_engine=``): each request runs on a worker
+    thread through the same engine, so async calls wait their turn behind sync ones (one llama.cpp context
+    serves them all, under the engine's lock) and get the same answers."""
+
+    def __init__(self, engine: LlamaCppEngine):
+        self.engine = engine
+
+    async def complete(self, request) -> Response:
+        import asyncio
+
+        return await asyncio.to_thread(self.engine.complete, request)
+
+    async def aclose(self) -> None:
+        self.engine.close()
+
+
 def embedded_lm(max_tokens: int = 512, temperature: float = 0.0, cache: bool = True, **engine_options) -> dspy.LM:
     """A ``dspy.LM`` over the embedded SmolLM2-135M-Instruct model (``engine_options`` go to
-    :class:`LlamaCppEngine`).
+    :class:`LlamaCppEngine`), for ``program(...)`` and ``await program.acall(...)`` alike.
 
     Use it with :class:`spri_dspy.CompactJSONAdapter` (or DSPy's ``JSONAdapter``) so that every
     call is schema-constrained and the prompt stays short::
 
         dspy.configure(lm=spri_dspy.embedded_lm(), adapter=spri_dspy.CompactJSONAdapter())
     """
+    engine = LlamaCppEngine(**engine_options)
     return dspy.LM(
         EMBEDDED_MODEL_NAME,
-        engine=LlamaCppEngine(**engine_options),
+        engine=engine,
+        async_engine=AsyncLlamaCppEngine(engine),
         max_tokens=max_tokens,
         temperature=temperature,
         cache=cache,

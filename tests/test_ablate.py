@@ -134,3 +134,19 @@ def test_cost_figures_are_the_same_on_a_cold_and_a_warm_cache(tmp_path):
     assert [r.lm_calls_made_per_input for r in cold] == [8.0, 1.0, 3.0]
     assert [r.lm_calls_made_per_input for r in warm] == [0.0, 0.0, 0.0] and all(r.tokens_per_input == 0 for r in warm)
     assert "| spri | 4 | 0 |" in (tmp_path / "warm" / "ablation.md").read_text()
+
+
+def test_a_variant_whose_scores_are_all_equal_plots(scripted, tmp_path):
+    """Equal scores whose mean rounds a hair off their value (0.7, 0.7, 0.7 -> 0.6999999999999998): the interval
+    holds the mean as computed, and the plots are written (matplotlib refused a negative error bar)."""
+    import numpy as np
+
+    from spri_dspy.ablate import VariantResult, cost_figure, metric_figure
+
+    scores = [0.7, 0.7, 0.7]
+    low, high = bootstrap_ci(scores)
+    assert low <= float(np.mean(scores)) <= high
+    row = VariantResult("flat", 3, 0, 0.7000000000000001, 0.7, 0.7, 4.0, 100.0)  # an interval just below its mean
+    metric_figure([row]).savefig(tmp_path / "metric.png")
+    cost_figure([row]).savefig(tmp_path / "cost.png")
+    assert (tmp_path / "metric.png").stat().st_size and (tmp_path / "cost.png").stat().st_size

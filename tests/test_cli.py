@@ -421,3 +421,24 @@ def test_a_missing_seeds_file_is_an_error_even_for_variants_that_read_none(scrip
                                    "missing.jsonl", "--variants", "vanilla", "--output", "unused", "--limit", "2")
     assert status == 2 and capsys.readouterr().err == "spri: error: --seeds: seeds file not found: missing.jsonl\n"
     assert not any(engine.calls for engine in engines.values())
+
+
+def test_a_run_with_failures_says_why_on_screen_and_in_the_summary(tmp_path, capsys, monkeypatch):
+    """The README's promise: a failed run says why. Reasons grouped with counts, the library's advice left off."""
+    from spri_dspy.testing import FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"query": f"q{i}"}) + "\n" for i in range(3))
+                    + json.dumps({"query": "word " * 1000}) + "\n")
+    with FakeOpenAIServer(context=900) as server:  # the long query is over this server's context window
+        status = cli.main(["generate", str(path), str(tmp_path / "out"), "--lm", "openai/m", "--api-base", server.url,
+                           "--no-cache", "--no-progress", "--threads", "1", "--max-tokens", "64"])
+    out = capsys.readouterr().out
+    assert status == 1 and out.startswith(f"{tmp_path / 'out'}: 3 done, 1 failed")
+    lines = [line for line in out.splitlines() if line.startswith("  failed: ")]
+    assert len(lines) == 1 and lines[0].startswith("  failed: 1 x ContextWindowExceededError: [openai/m] This model's "
+                                                   "maximum context length is 900 tokens")
+    assert "To fix" not in out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert list(summary["failure_reasons"].values()) == [1] and "900 tokens" in next(iter(summary["failure_reasons"]))

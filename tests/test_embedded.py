@@ -334,3 +334,18 @@ def test_the_engine_never_copies_more_than_its_limit_from_the_prompt():
     runs = {tuple(source[i:i + 6]) for i in range(len(source) - 5)}
     assert written and not any(tuple(written[i:i + 6]) in runs for i in range(len(written) - 5)), copy
     engine.close()
+
+
+@pytest.mark.embedded
+def test_acall_on_the_embedded_model_gives_what_the_sync_call_gives():
+    """The README's model on DSPy's async path: the same calls and the same Prediction as program(...)."""
+    import asyncio
+
+    program = SPRI(max_rounds=1)
+    query = "How do I keep a basil plant alive indoors?"
+    lm = embedded_lm(max_tokens=96, cache=False)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        expected = program(query=query)
+        got = asyncio.run(program.acall(query=query))
+    assert dict(got.items()) == dict(expected.items())
+    assert lm.engine.stats["memo_hits"] >= 4  # the async calls repeated the sync ones on the same engine
