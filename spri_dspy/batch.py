@@ -58,6 +58,8 @@ class ResultStore:
 
     def __init__(self, directory: str | os.PathLike, prepare: Callable[[Path], None] | None = None):
         self.directory = Path(directory)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise NotADirectoryError(f"{self.directory} is a file; OUTPUT is a folder (created when missing)")
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_folder(self.directory)
         if prepare is not None:  # under the lock, before the files are opened
@@ -259,8 +261,8 @@ class BatchSummary:
 
     @property
     def pending(self) -> int:
-        """Inputs without a result after this run."""
-        return self.rows - self.already_done - self.done
+        """Inputs without a result after this run, bad rows left out (they need their data fixed first)."""
+        return self.rows - self.already_done - self.done - self.bad_rows
 
 
 def failure_reason(error: str, limit: int = 200) -> str:
@@ -338,6 +340,12 @@ def run_batch(
         raise RowError(f"the id column {id_field!r} is not in the input (its columns: {', '.join(table.column_names)})")
     used = {*fields.values(), id_field}  # the id column is the record's id already
     carried = [column for column in table.column_names if column not in used] if keep_columns else []
+    rows, bad = _checked_rows(table, fields, optional, id_field)  # every row, before OUTPUT is touched
+    if bad and not skip_bad_rows:
+        listed = "; ".join(message for _, message in bad[:BAD_ROWS_LISTED])
+        more = f"; and {len(bad) - BAD_ROWS_LISTED} more" if len(bad) > BAD_ROWS_LISTED else ""
+        raise RowError(f"{len(bad)} bad row{'s' if len(bad) > 1 else ''} (--skip-bad-rows records them as failed and "
+                       f"runs the rest): {listed}{more}")
     if ray is None:
         identity = run_identity(program, source, fields, id_field, keep_columns, split)
     else:  # the models the actors build: a local run of the same program and models has the same identity
@@ -353,18 +361,18 @@ def run_batch(
             ray = stack.enter_context(connected(ray))
         store = ResultStore(output, prepare=lambda directory: _check_identity(directory, identity, restart))
         try:
-            return _run(program, table, store, started, fields=fields, optional=optional, id_field=id_field,
+            return _run(program, table, store, started, rows=rows, bad=bad, fields=fields, optional=optional,
                         identity=identity, carried=carried, threads=threads, max_errors=max_errors,
-                        skip_bad_rows=skip_bad_rows, progress=progress, info=info, ray=ray)
+                        progress=progress, info=info, ray=ray)
         finally:
             store.unlock()
 
 
-def _run(program, table, store: ResultStore, started: float, *, fields, optional, id_field, identity, carried, threads,
-         max_errors, skip_bad_rows, progress, info, ray: RayCluster | None = None) -> BatchSummary:
+def _run(program, table, store: ResultStore, started: float, *, rows, bad, fields, optional, identity, carried, threads,
+         max_errors, progress, info, ray: RayCluster | None = None) -> BatchSummary:
     summary = BatchSummary(rows=table.num_rows, run=identity, info=dict(info or {}))
     try:
-        pending = _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary)
+        pending = _pending_rows(rows, bad, store, summary)
     except BaseException:
         store.close()
         raise
@@ -621,18 +629,31 @@ class _StageQueue:
             self._changed.notify_all()
 
 
-def _pending_rows(table, fields, optional, id_field, store, skip_bad_rows, summary) -> list[tuple[int, str]]:
-    pending, seen = [], Counter()
-    for index, row in enumerate(table):
+BAD_ROWS_LISTED = 10
+"""How many bad rows an error lists by name (it counts them all)."""
+
+
+def _checked_rows(table, fields, optional, id_field) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """Every row checked, reading only the columns the program takes: ((index, id) of the good rows,
+    (index, message) of the bad ones; rows are named 1-based in messages)."""
+    good, bad, seen = [], [], Counter()
+    columns = [column for column in (*fields.values(), id_field) if column is not None and column in table.column_names]
+    for index, row in enumerate(table.select_columns(columns) if hasattr(table, "select_columns") else table):
         try:
             inputs = _validated(row, index, fields, optional)
-            row_id = _row_id(row, index, id_field, inputs, seen)
+            good.append((index, _row_id(row, index, id_field, inputs, seen)))
         except RowError as exc:
-            if not skip_bad_rows:
-                raise
-            store.fail({"id": f"row-{index}", "index": index, "error": f"bad row: {exc}"})
-            summary.bad_rows += 1
-            continue
+            bad.append((index, str(exc)))
+    return good, bad
+
+
+def _pending_rows(rows, bad, store, summary) -> list[tuple[int, str]]:
+    """The checked rows without a result yet; the bad ones (with --skip-bad-rows) recorded as failed."""
+    for index, message in bad:
+        store.fail({"id": f"row-{index}", "index": index, "error": f"bad row: {message}"})
+        summary.bad_rows += 1
+    pending = []
+    for index, row_id in rows:
         if row_id in store.done:
             summary.already_done += 1
         else:
@@ -648,7 +669,7 @@ def _validated(row: Mapping[str, Any], index: int, fields: Mapping[str, str], op
             try:
                 inputs[arg] = format_rubric(value)
             except ValueError as exc:
-                raise RowError(f"row {index}: field {column!r}: {exc}") from None
+                raise RowError(f"row {index + 1}: field {column!r}: {exc}") from None
             continue
         value = text_field(row, column, index, optional=arg in optional)
         if value is not None:
@@ -663,11 +684,11 @@ def _row_id(row, index, id_field, inputs, seen: Counter) -> str:
         return base if seen[base] == 1 else f"{base}#{seen[base]}"  # identical rows stay distinct inputs
     value = row.get(id_field)
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise RowError(f"row {index}: field {id_field!r} (the id) is missing or empty")
+        raise RowError(f"row {index + 1}: field {id_field!r} (the id) is missing or empty")
     row_id = str(value)
     seen[row_id] += 1
     if seen[row_id] > 1:
-        raise RowError(f"row {index}: field {id_field!r} repeats the id {row_id!r}; ids must be unique")
+        raise RowError(f"row {index + 1}: field {id_field!r} repeats the id {row_id!r}; ids must be unique")
     return row_id
 
 

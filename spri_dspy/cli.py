@@ -777,6 +777,8 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
     from spri_dspy.distributed import ClusterError
 
     _check_settings(args)
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise CLIError(f"OUTPUT {args.output}: is a file; OUTPUT is a folder (created when missing)")
     lm, critic_lm, adapter = _models(args)
     ray = _ray_cluster(args)
     program = build(critic_lm) if build is not None else _program(kind, args.program, args, critic_lm)

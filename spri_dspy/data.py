@@ -117,7 +117,7 @@ def _from_rows(rows: list[dict[str, Any]]) -> datasets.Dataset:
                     continue
                 expected = first_type.setdefault(field, type(value))
                 if type(value) is not expected:
-                    raise RowError(f"row {index}: field {field!r} is a {type(value).__name__} where earlier rows "
+                    raise RowError(f"row {index + 1}: field {field!r} is a {type(value).__name__} where earlier rows "
                                    f"hold a {expected.__name__}: {value!r:.60}") from None
         raise RowError(f"rows do not form a table: {exc}") from None
 
@@ -150,11 +150,12 @@ def check_text(name: str, value: object, *, optional: bool = False) -> str | Non
 
 
 def text_field(row: Mapping[str, Any], field: str, index: int, *, optional: bool = False) -> str | None:
-    """``row[field]`` as a non-empty string (:func:`check_text`); RowError naming the row and field otherwise."""
+    """``row[field]`` as a non-empty string (:func:`check_text`); RowError naming the row (``index`` is 0-based,
+    the message 1-based, as a person counts the rows of a file) and the field otherwise."""
     if field not in row and not optional:
-        raise RowError(f"row {index}: missing field {field!r}")
+        raise RowError(f"row {index + 1}: missing field {field!r}")
     value = row.get(field)
     try:
         return check_text(field, value, optional=optional)
     except (TypeError, ValueError):
-        raise RowError(f"row {index}: field {field!r} must be a non-empty string, got {value!r:.60}") from None
+        raise RowError(f"row {index + 1}: field {field!r} must be a non-empty string, got {value!r:.60}") from None

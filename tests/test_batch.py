@@ -196,9 +196,9 @@ def test_max_errors_stops_early(scripted, tmp_path):
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ({"goal": "x"}, "row 2: field 'query' must be a non-empty string, got None"),
-        ({"query": 17}, "row 2: field 'query' must be a non-empty string, got 17"),
-        ({"query": "   "}, "row 2: field 'query' must be a non-empty string"),
+        ({"goal": "x"}, "row 3: field 'query' must be a non-empty string, got None"),
+        ({"query": 17}, "row 3: field 'query' must be a non-empty string, got 17"),
+        ({"query": "   "}, "row 3: field 'query' must be a non-empty string"),
     ],
 )
 def test_bad_rows_stop_before_any_call_or_are_skipped(scripted, tmp_path, bad, message):
@@ -218,14 +218,14 @@ def test_bad_rows_stop_before_any_call_or_are_skipped(scripted, tmp_path, bad, m
 
 def test_mixed_types_in_python_rows_name_row_and_field(scripted, tmp_path):
     engine, lm = scripted()
-    with pytest.raises(RowError, match="row 1: field 'query' is a int where earlier rows hold a str: 5"):
+    with pytest.raises(RowError, match="row 2: field 'query' is a int where earlier rows hold a str: 5"):
         batch(Vanilla(), [{"query": "a"}, {"query": 5}], tmp_path, lm, fields={"query": "query"}, optional=())
 
 
 def test_id_field_must_be_unique(scripted, tmp_path):
     engine, lm = scripted()
     data = [{"id": "a", "query": "x"}, {"id": "a", "query": "y"}]
-    with pytest.raises(RowError, match="row 1: field 'id' repeats the id 'a'"):
+    with pytest.raises(RowError, match="row 2: field 'id' repeats the id 'a'"):
         batch(Vanilla(), data, tmp_path, lm, fields={"query": "query"}, optional=(), id_field="id")
 
 
@@ -337,18 +337,20 @@ def test_a_second_process_on_the_same_output_is_refused_and_rows_stay_unique(tmp
     assert rerun.returncode == 0 and f"0 done, 0 failed, {n} already done" in rerun.stdout
 
 
-def test_the_folder_lock_is_released_after_a_run_and_after_bad_rows(scripted, tmp_path):
+def test_the_folder_lock_is_released_after_a_run(scripted, tmp_path):
     from spri_dspy.batch import OutputBusyError, _lock_folder
 
     engine, lm = scripted({"principle_critic": lambda call: {"feedback": "f", "score": 5},
                            "response_critic": lambda call: {"feedback": "f", "score": 5}})
     with pytest.raises(RowError):
         batch(SPRI(), [{"query": ""}], tmp_path / "out", lm)
-    held = _lock_folder(tmp_path / "out")  # free again after the error
+    assert not (tmp_path / "out").exists()  # bad rows are found before OUTPUT is made
+    batch(SPRI(), rows(1), tmp_path / "out", lm)
+    held = _lock_folder(tmp_path / "out")  # free again after the run
     with pytest.raises(OutputBusyError):
         batch(SPRI(), rows(1), tmp_path / "out", lm)
     os.close(held)
-    assert batch(SPRI(), rows(1), tmp_path / "out", lm).done == 1
+    assert batch(SPRI(), rows(1), tmp_path / "out", lm).already_done == 1  # and free after the refused one
     os.close(_lock_folder(tmp_path / "out"))  # and after a finished run
 
 
@@ -443,3 +445,19 @@ def test_no_connection_ends_the_run_only_before_any_call_reached_the_model(scrip
     else:
         summary = batch(SPRI(), rows(6), tmp_path, lm, threads=1)
         assert (summary.done, summary.failed) == (5, 1)
+
+
+def test_every_bad_row_is_listed_before_output_is_made_and_skipped_ones_are_not_pending(scripted, tmp_path):
+    from spri_dspy.batch import BAD_ROWS_LISTED
+
+    engine, lm = scripted()
+    data = [{"query": "fine"}] + [{"query": ""} for _ in range(BAD_ROWS_LISTED + 2)] + [{"goal": "no query"}]
+    with pytest.raises(RowError) as error:
+        batch(Vanilla(), data, tmp_path / "out", lm)
+    message = str(error.value)
+    assert message.startswith(f"{BAD_ROWS_LISTED + 3} bad rows (--skip-bad-rows records them as failed")
+    assert "row 2: field 'query'" in message and f"row {BAD_ROWS_LISTED + 1}: " in message
+    assert f"row {BAD_ROWS_LISTED + 2}: " not in message and message.endswith("; and 3 more")
+    assert not (tmp_path / "out").exists() and engine.calls == []
+    summary = batch(Vanilla(), data, tmp_path / "out", lm, skip_bad_rows=True)
+    assert (summary.done, summary.bad_rows, summary.pending) == (1, BAD_ROWS_LISTED + 3, 0)

@@ -442,3 +442,14 @@ def test_a_run_with_failures_says_why_on_screen_and_in_the_summary(tmp_path, cap
     assert "To fix" not in out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert list(summary["failure_reasons"].values()) == [1] and "900 tokens" in next(iter(summary["failure_reasons"]))
+
+
+def test_output_that_is_a_file_is_named(tmp_path, capsys, scripted_cli):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"query": "a"}\n')
+    taken = tmp_path / "taken.txt"
+    taken.write_text("mine")
+    status, _ = scripted_cli("generate", str(source), str(taken), "--no-progress")
+    assert status == 2 and capsys.readouterr().err == (
+        f"spri: error: OUTPUT {taken}: is a file; OUTPUT is a folder (created when missing)\n")
+    assert taken.read_text() == "mine"
