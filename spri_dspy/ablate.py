@@ -33,7 +33,7 @@ class VariantResult:
     metric: float
     ci_low: float
     ci_high: float
-    lm_calls_per_input: float
+    lm_calls_needed_per_input: float
     """LM calls the variant needed per input, DSPy's cache hits included (a warm cache does not change it)."""
     tokens_per_input: float
     """Tokens of the calls made (that reached a model) per input."""
@@ -107,7 +107,7 @@ def write_table(rows: Sequence[VariantResult], output: str | os.PathLike, metric
              "tokens made / input |",
              "|---|---:|---:|---|---:|---:|---:|"]
     lines += [f"| {r.variant} | {r.n} | {r.failed} | {r.metric:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f}) | "
-              f"{r.lm_calls_per_input:.2f} | {r.lm_calls_made_per_input:.2f} | {r.tokens_per_input:.0f} |"
+              f"{r.lm_calls_needed_per_input:.2f} | {r.lm_calls_made_per_input:.2f} | {r.tokens_per_input:.0f} |"
               for r in rows]
     failed = [r for r in rows if r.failed]
     if failed:
@@ -157,13 +157,13 @@ def cost_figure(rows: Sequence[VariantResult], metric_label: str = "metric"):
 
     figure, axes = plt.subplots(figsize=(8, 4.5))
     markers = "osD^vP*Xh<>p"
-    costs = [r.lm_calls_per_input for r in rows]
+    costs = [r.lm_calls_needed_per_input for r in rows]
     spread = (max(costs) - min(costs)) or 1.0
     for index, row in enumerate(rows):
-        same = [i for i, c in enumerate(costs) if c == row.lm_calls_per_input]
+        same = [i for i, c in enumerate(costs) if c == row.lm_calls_needed_per_input]
         dodge = (same.index(index) - (len(same) - 1) / 2) * 0.02 * spread  # side by side where costs coincide
         errors = [[row.metric - row.ci_low], [row.ci_high - row.metric]]
-        axes.errorbar(row.lm_calls_per_input + dodge, row.metric, yerr=_bars(errors), fmt=markers[index % 12],
+        axes.errorbar(row.lm_calls_needed_per_input + dodge, row.metric, yerr=_bars(errors), fmt=markers[index % 12],
                       markersize=7, capsize=3, label=_label(row), color=plt.get_cmap("tab10")(index % 10))
     axes.set_xlabel("LM calls needed per input (cache hits included)")
     axes.set_ylabel(f"{metric_label}\n(mean, 95% CI)")

@@ -39,7 +39,9 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-cache", action="store_true", help="turn off DSPy's LM cache")
 
 
-def _add_spri_options(parser: argparse.ArgumentParser, *, evaluation: bool) -> None:
+def _add_spri_options(parser: argparse.ArgumentParser, *, evaluation: bool, judges: bool = True) -> None:
+    """SPRI's settings; ``judges=False`` keeps what only judges read (--no-reference, --seed-match capability) out
+    of the help, while still refusing it in one line (see :func:`_check_settings`)."""
     group = parser.add_argument_group("SPRI settings")
     group.add_argument("--threshold", type=int, default=4, metavar="N", help="critic score (1-5) that accepts a text (default 4)")
     group.add_argument("--max-rounds", type=int, default=4, metavar="N", help="most critiques per stage (default 4)")
@@ -47,13 +49,15 @@ def _add_spri_options(parser: argparse.ArgumentParser, *, evaluation: bool) -> N
                        help="which text a stage keeps: the latest (paper) or the best-scored")
     group.add_argument("--seeds", metavar="FILE", help="JSONL seed examples (our format or any of the paper's three)")
     group.add_argument("--seed-match", choices=("all", "goal", "capability"), default="all",
-                       help="show all seeds, only those whose goal is the input's (per appraisal dimension), or "
-                            "only those of the input's capability (judging)")
+                       metavar=None if judges else "{all,goal}",
+                       help="show all seeds, only those whose goal is the input's (per appraisal dimension)"
+                            + (", or only those of the input's capability (judging)" if judges else ""))
     group.add_argument("--max-words", type=_max_words, default=128, metavar="N|none",
                        help="word limit stated to every writer and refiner and checked by the critics "
                             "(default 128, the paper's; 'none' for no limit; judges have none)")
     group.add_argument("--no-reference", dest="use_reference", action="store_false",
-                       help="judges: never show a reference answer (the paper's SPRI condition)")
+                       help="judges: never show a reference answer (the paper's SPRI condition)" if judges
+                       else argparse.SUPPRESS)
     group.add_argument("--leave-one-out", action=argparse.BooleanOptionalAction, default=evaluation,
                        help="never show a seed whose input is the current input "
                             f"(default: {'on' if evaluation else 'off'})")
@@ -108,8 +112,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data and metric")
     group.add_argument("--split", metavar="NAME", help="the split of a saved DatasetDict folder (default: all splits)")
     group.add_argument("--task", choices=list(TASKS), default="reappraisal",
-                       help="reappraisal (RESORT-style rows), instructions (one text column) or judgements "
-                            "(instruction, response, human_score); default reappraisal")
+                       help="reappraisal (RESORT-style rows), instructions (one text column), judgements "
+                            "(instruction, response, human_score) or preferences (instruction, response_a, "
+                            "response_b, label: A, B or tie); default reappraisal")
     group.add_argument("--field", default="instruction", metavar="COLUMN", help="text column for --task instructions")
     group.add_argument("--metric", choices=list(METRICS), help="default: "
                        + ", ".join(f"{task.metrics[0]} ({name})" for name, task in TASKS.items()))
@@ -141,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--program", metavar="FILE", help="a program saved by 'spri compile' (default: SPRI)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr while it runs")
     _add_lm_options(run)
-    _add_spri_options(run, evaluation=False)
+    _add_spri_options(run, evaluation=False, judges=False)
     run.set_defaults(handler=cmd_run)
 
     generate = commands.add_parser(
@@ -164,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--principles-field", default="principles", metavar="COLUMN",
                         help="column of given principles, for --program oracle (default principles)")
     _add_lm_options(generate)
-    _add_spri_options(generate, evaluation=True)
+    _add_spri_options(generate, evaluation=True, judges=False)
     generate.set_defaults(handler=cmd_generate)
 
     judge = commands.add_parser(
@@ -207,8 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(DSPy's JSON state) for 'spri run/generate --program FILE'.",
     )
     _add_data_options(compile_)
-    compile_.add_argument("--optimizer", choices=("bootstrap", "mipro", "gepa"), default="bootstrap")
-    compile_.add_argument("--save", required=True, metavar="FILE", help="where to save the compiled program (.json)")
+    compile_.add_argument("--optimizer", choices=("bootstrap", "mipro", "gepa"), default="bootstrap",
+                          help="DSPy's BootstrapFewShot (demos; default), MIPROv2 (instructions and demos) or GEPA "
+                               "(instructions, from reflection on the metric's feedback)")
+    compile_.add_argument("--output", "--save", dest="save", required=True, metavar="FILE",
+                          help="where to save the compiled program (.json)")
     compile_.add_argument("--max-demos", type=int, default=4, metavar="N", help="most demos per step (default 4)")
     compile_.add_argument("--trials", type=int, default=6, metavar="N", help="MIPROv2 search trials (default 6)")
     compile_.add_argument("--budget", type=int, default=60, metavar="N", help="GEPA metric calls (default 60)")
@@ -236,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "failed and retried by another worker (default 30)")
     tune.add_argument("--timeout", type=float, metavar="SECONDS", help="stop adding trials after this long")
     tune.add_argument("--quality-only", action="store_true", help="one objective (the metric), with pruning")
-    tune.add_argument("--plots", metavar="DIR", help="write pareto_front.png and param_importances.png here")
+    tune.add_argument("--output", "--plots", dest="plots", metavar="DIR",
+                      help="write pareto_front.png and param_importances.png here")
     _add_lm_options(tune)
     tune.add_argument("--seeds", metavar="FILE", help="seed examples the study may use")
     tune.set_defaults(handler=cmd_tune)
@@ -267,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("output", metavar="OUTPUT", help="the folder a 'spri generate' run wrote")
     export.add_argument("--format", choices=("sft", "dpo"), default="sft", help="default sft")
-    export.add_argument("--to", metavar="DIR", help="where to write the dataset (default OUTPUT/sft or OUTPUT/dpo)")
+    export.add_argument("--output", "--to", dest="to", metavar="DIR",
+                        help="where to write the dataset (default OUTPUT/sft or OUTPUT/dpo)")
     export.add_argument("--system-prompt", metavar="TEXT", help="a system message put first in every conversation")
     export.add_argument("--principles-as-system", action="store_true",
                         help="put each input's principles in its system message (after --system-prompt)")
@@ -284,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
         "LM calls and tokens per stage and model. The page needs no network to view.",
     )
     report.add_argument("folder", metavar="FOLDER", help="an OUTPUT of spri generate/judge, or of spri ablate")
-    report.add_argument("--to", metavar="FILE", help="where to write the page (default FOLDER/report.html)")
+    report.add_argument("--output", "--to", dest="to", metavar="FILE",
+                        help="where to write the page (default FOLDER/report.html)")
     report.add_argument("--max-rows", type=int, default=2000, metavar="N",
                         help="list at most N inputs (default 2000; the figures count them all)")
     report.set_defaults(handler=cmd_report)
@@ -1132,6 +1143,7 @@ def _given_options(argv: Sequence[str] | None) -> set[str]:
         for action in command._actions:
             if action.option_strings:
                 action.default = _UNSET
+        command._defaults = dict.fromkeys(command._defaults, _UNSET)  # set_defaults(...) values are not given either
     return {name for name, value in vars(parser.parse_args(argv)).items() if value is not _UNSET}
 
 

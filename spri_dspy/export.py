@@ -94,7 +94,8 @@ def export(output: str | os.PathLike, format: Format = "sft", to: str | os.PathL
     except ValueError as exc:
         raise ExportError(str(exc)) from None
     rows, left_out = [], Counter()
-    for line, record in enumerate(run.records, start=1):
+    # in input order (results.jsonl holds them in the order they finished); errors name the results line
+    for line, record in sorted(enumerate(run.records, start=1), key=lambda item: item[1].get("index", 0)):
         query, result = record.get("input", {}).get("query"), record.get("output", {})
         if query is None or not isinstance(result.get("response"), str):
             raise ExportError(f"{output / RESULTS} line {line}: not a response record (export takes the results of "

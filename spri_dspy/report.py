@@ -169,7 +169,8 @@ def _details(inputs: dict, output: dict) -> str:
 def _ablation(folder: Path) -> str:
     with (folder / "ablation.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    columns = ["variant", "n", "failed", "metric", "ci_low", "ci_high", "lm_calls_per_input",
+    columns = ["variant", "n", "failed", "metric", "ci_low", "ci_high", "lm_calls_needed_per_input",
+               "lm_calls_per_input",  # the same figure, as folders written before it was renamed call it
                "lm_calls_made_per_input", "tokens_per_input", "failure_reasons"]
     columns = [c for c in columns if rows and c in rows[0]]
     header = "".join(f'<th data-column="{i}" title="sort">{_e(c)}</th>' for i, c in enumerate(columns))

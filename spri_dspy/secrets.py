@@ -20,6 +20,7 @@ _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", r
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 _MIN_LENGTH = 6  # shorter values ("unused", "1") are placeholders, and masking them would mangle text
 _REGISTERED: set[str] = set()
+_PLACEHOLDERS = {"USER:PASSWORD@"}  # the help's own example URL (postgresql://USER:PASSWORD@HOST/DB), not a secret
 
 
 def register_url(url: str | None) -> None:
@@ -48,7 +49,7 @@ def redact(text: str) -> str:
     for secret in known_secrets():
         if secret in text:
             text = text.replace(secret, MASK)
-    return _URL_CREDENTIALS.sub(MASK + "@", text)
+    return _URL_CREDENTIALS.sub(lambda match: match.group(0) if match.group(0) in _PLACEHOLDERS else MASK + "@", text)
 
 
 class RedactingStream(io.TextIOBase):

@@ -30,13 +30,13 @@ def test_ablation_table_and_plots(scripted, tmp_path):
                       inputs={"oracle": lambda e: {**e.inputs(), "principles": e.constitution}})
     table = {r.variant: r for r in rows}
     assert (table["spri"].metric, table["vanilla"].metric, table["oracle"].metric) == (1.0, 0.0, 1.0)
-    assert table["spri"].lm_calls_per_input == 4 and table["vanilla"].lm_calls_per_input == 1
-    assert table["self_refine"].lm_calls_per_input == 2 and table["oracle"].lm_calls_per_input == 2
+    assert table["spri"].lm_calls_needed_per_input == 4 and table["vanilla"].lm_calls_needed_per_input == 1
+    assert table["self_refine"].lm_calls_needed_per_input == 2 and table["oracle"].lm_calls_needed_per_input == 2
     assert table["vanilla"].tokens_per_input > 0 and all(r.failed == 0 for r in rows)
     with (tmp_path / "ablation.csv").open() as handle:
         saved = list(csv.DictReader(handle))
     assert [r["variant"] for r in saved] == ["spri", "vanilla", "self_refine", "oracle"]
-    assert float(saved[0]["lm_calls_per_input"]) == 4.0
+    assert float(saved[0]["lm_calls_needed_per_input"]) == 4.0
     markdown = (tmp_path / "ablation.md").read_text().splitlines()
     assert markdown[0] == "Metric: metric; mean over the inputs that ran, with its 95% bootstrap CI."
     assert markdown[2].startswith("| variant |") and markdown[5].startswith("| vanilla | 4 | 0 | 0.000 (0.000-0.000) | 1.00 |")
@@ -128,7 +128,7 @@ def test_cost_figures_are_the_same_on_a_cold_and_a_warm_cache(tmp_path):
         calls = len(engine.calls)
         warm = ablate(variants, DEVSET, metric, tmp_path / "warm")
     assert len(engine.calls) == calls  # the warm run reached the model not once
-    assert [(r.variant, r.lm_calls_per_input) for r in cold] == [(r.variant, r.lm_calls_per_input) for r in warm] == [
+    assert [(r.variant, r.lm_calls_needed_per_input) for r in cold] == [(r.variant, r.lm_calls_needed_per_input) for r in warm] == [
         ("spri", 8.0), ("vanilla", 1.0), ("self_refine", 4.0)]
     # self-refine's first answer is vanilla's very request: DSPy's cache answers it even on the cold run
     assert [r.lm_calls_made_per_input for r in cold] == [8.0, 1.0, 3.0]

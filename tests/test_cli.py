@@ -453,3 +453,43 @@ def test_output_that_is_a_file_is_named(tmp_path, capsys, scripted_cli):
     assert status == 2 and capsys.readouterr().err == (
         f"spri: error: OUTPUT {taken}: is a file; OUTPUT is a folder (created when missing)\n")
     assert taken.read_text() == "mine"
+
+
+def test_help_texts_name_things_one_way(capsys):
+    def _help(*command):  # through main, as a user sees it: redacted like everything spri prints
+        with pytest.raises(SystemExit):
+            cli.main([*command, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    from spri_dspy.secrets import redact
+
+    assert "postgresql://USER:PASSWORD@HOST/DB" in _help("tune")  # the help's placeholder is not masked ...
+    assert redact("postgresql://bob:hunter2pw@db/x") == "postgresql://***@db/x"  # ... a real password is
+    task = _help("compile").split("--task {reappraisal,instructions,judgements,preferences}")[-1]
+    assert all(name in task.split("--field")[0] for name in ("reappraisal (", "instructions (", "judgements (",
+                                                              "preferences ("))
+    assert "--optimizer {bootstrap,mipro,gepa} DSPy's BootstrapFewShot (demos; default)" in _help("compile")
+    for command in ("run", "generate"):  # judge-only settings are not offered where no judge runs
+        assert "--no-reference" not in _help(command) and "capability" not in _help(command)
+    assert "--no-reference" in _help("judge") and "capability" in _help("judge")
+    for command in ("compile", "tune", "ablate", "export", "report"):  # one name for where output goes
+        assert "--output " in _help(command), command
+
+
+def test_export_writes_rows_in_input_order(tmp_path, monkeypatch):
+    import datasets
+
+    from spri_dspy.testing import FakeOpenAIServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"q{i}", "query": f"question {i}"}) + "\n" for i in range(5)))
+    with FakeOpenAIServer() as server:
+        assert cli.main(["generate", str(source), str(tmp_path / "out"), "--lm", "openai/m", "--api-base", server.url,
+                         "--no-progress", "--no-cache"]) == 0
+    results = tmp_path / "out" / "results.jsonl"
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(reversed(lines)) + "\n")  # as if they had finished in reverse order
+    assert cli.main(["export", str(tmp_path / "out"), "--output", str(tmp_path / "sft")]) == 0
+    exported = datasets.load_dataset("parquet", data_files=str(tmp_path / "sft" / "data" / "*.parquet"), split="train")
+    assert exported["id"] == [f"q{i}" for i in range(5)]
