@@ -15,7 +15,7 @@ import dspy
 import pytest
 
 from spri_dspy import SPRI, Vanilla
-from spri_dspy.batch import FAILURES, RESULTS, ResultStore, input_id, run_batch
+from spri_dspy.batch import FAILURES, RESULTS, ResultStore, RunMismatchError, input_id, run_batch
 from spri_dspy.data import RowError
 from spri_dspy.testing import FakeOpenAIServer
 
@@ -461,3 +461,69 @@ def test_every_bad_row_is_listed_before_output_is_made_and_skipped_ones_are_not_
     assert not (tmp_path / "out").exists() and engine.calls == []
     summary = batch(Vanilla(), data, tmp_path / "out", lm, skip_bad_rows=True)
     assert (summary.done, summary.bad_rows, summary.pending) == (1, BAD_ROWS_LISTED + 3, 0)
+
+
+# --- Guards: each test fails when its one line is changed (the mutants of issue 27) --------------------------------
+
+
+@pytest.mark.parametrize("change, difference", [
+    ("fields", "fields.goal"),
+    ("state", "state_sha256"),
+    ("model", "models.lm.model"),
+])
+def test_a_different_run_is_refused_naming_what_differs(scripted, tmp_path, change, difference):
+    """run.json compares the field mapping, the compiled state and the models, each on its own."""
+    engine, lm = scripted({"direct_responder": lambda call: {"response": "r"}})
+    data = [{"query": "q", "goal": "g", "aim": "a"}]
+    batch(Vanilla(), data, tmp_path, lm, fields={"query": "query", "goal": "goal"})
+    program, fields = Vanilla(), {"query": "query", "goal": "goal"}
+    if change == "fields":
+        fields = {"query": "query", "goal": "aim"}
+    elif change == "state":
+        program.responder.predict.signature = program.responder.predict.signature.with_instructions("Other.")
+    else:
+        _, lm = scripted({}, model="scripted/another")
+    with pytest.raises(RunMismatchError, match=difference):
+        batch(program, data, tmp_path, lm, fields=fields)
+
+
+def test_restart_moves_every_file_of_the_old_run_aside(scripted, tmp_path):
+    def broken(call):
+        raise ValueError("the old run's failure")
+
+    engine, lm = scripted({"direct_responder": broken})
+    batch(Vanilla(), rows(2), tmp_path, lm, threads=1)
+    assert (tmp_path / FAILURES).read_text()
+    engine, lm = scripted({"direct_responder": lambda call: {"response": "r"}}, model="scripted/new")
+    summary = batch(Vanilla(), rows(2), tmp_path, lm, restart=True)
+    assert summary.done == 2 and (tmp_path / FAILURES).read_text() == ""
+    assert "the old run's failure" in (tmp_path / "previous-1" / FAILURES).read_text()
+    assert {p.name for p in (tmp_path / "previous-1").iterdir()} >= {RESULTS, FAILURES, "run.json", "summary.json"}
+
+
+def test_the_store_writes_an_id_once(tmp_path):
+    from spri_dspy.batch import ResultStore
+
+    store = ResultStore(tmp_path)
+    assert store.add({"id": "a", "output": 1}) is True
+    assert store.add({"id": "a", "output": 2}) is False  # e.g. a Ray task retried after it had returned
+    store.close()
+    store.unlock()
+    assert [json.loads(line)["output"] for line in (tmp_path / RESULTS).read_text().splitlines()] == [1]
+
+
+def test_read_output_drops_a_failure_that_later_got_a_result(tmp_path):
+    from spri_dspy.batch import read_output
+
+    (tmp_path / RESULTS).write_text(json.dumps({"id": "a", "output": {}}) + "\n")
+    (tmp_path / FAILURES).write_text(json.dumps({"id": "a", "error": "e1"}) + "\n"
+                                     + json.dumps({"id": "b", "error": "e2"}) + "\n")
+    assert read_output(tmp_path).failures == {"b": "e2"}
+
+
+def test_results_lines_are_redacted(scripted, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOME_SERVICE_API_KEY", "sk-live-0123456789")
+    engine, lm = scripted({"direct_responder": lambda call: {"response": "my key is sk-live-0123456789"}})
+    batch(Vanilla(), rows(1), tmp_path, lm)
+    text = (tmp_path / RESULTS).read_text()
+    assert "sk-live-0123456789" not in text and "my key is ***" in text

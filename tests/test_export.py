@@ -135,3 +135,14 @@ def test_a_re_export_or_another_folder_of_the_same_name_never_loads_stale_rows(r
     with (other / "results.jsonl").open("a") as handle:
         handle.write(json.dumps({"id": "y", "input": {"query": "more"}, "output": {"response": "r", "trace": []}}) + "\n")
     assert datasets.load_dataset(str(export(other, "sft", second.path).path), split="train").num_rows == 2
+
+
+def test_no_pair_when_the_only_other_draft_scored_higher():
+    """keep='latest' can end on a worse text: a draft the critic scored above it is no 'rejected' answer."""
+    from spri_dspy.export import preference_pair
+
+    trace = [{"stage": "response", "round": 1, "text": "first", "score": 4},
+             {"stage": "response", "round": 2, "text": "last", "score": 2}]
+    assert preference_pair(trace, "last") is None
+    trace.insert(0, {"stage": "response", "round": 0, "text": "worst", "score": 1})
+    assert preference_pair(trace, "last") == ("worst", 1, 2)

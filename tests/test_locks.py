@@ -16,3 +16,18 @@ def test_a_held_lock_names_its_holder_and_frees_when_closed(tmp_path):
     assert held.value.holder == str(os.getpid()) and str(held.value) == f"held by pid {os.getpid()}"
     os.close(fd)
     os.close(take_lock(path))  # free again
+
+
+def test_the_lock_file_holds_exactly_this_pid(tmp_path):
+    """An older holder's longer pid must not leave digits behind (the file is truncated first)."""
+    import os
+
+    from spri_dspy.locks import take_lock
+
+    path = tmp_path / ".lock"
+    path.write_text("99999999999999")
+    fd = take_lock(path)
+    try:
+        assert path.read_text() == str(os.getpid())
+    finally:
+        os.close(fd)

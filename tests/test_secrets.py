@@ -27,3 +27,10 @@ def test_redacting_stream(monkeypatch):
     stream = secrets.RedactingStream(sink)
     assert stream.write("key=sk-ant-000111222333\n") == len("key=sk-ant-000111222333\n")
     assert sink.getvalue() == "key=***\n"
+
+
+def test_a_six_character_secret_and_https_credentials_are_redacted(monkeypatch):
+    monkeypatch.setenv("TINY_API_KEY", "abc123")  # the shortest value treated as a secret
+    monkeypatch.setenv("TINIER_API_KEY", "abc12")  # shorter: a placeholder, left alone
+    assert secrets.redact("key abc123, other abc12") == "key ***, other abc12"
+    assert secrets.redact("see https://alice:pa55word@example.com/v1") == "see https://***@example.com/v1"

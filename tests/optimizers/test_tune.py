@@ -143,3 +143,63 @@ def test_a_waiting_retry_this_worker_runs_counts_as_its_own(tmp_path):
              build=lambda trial: (trial.suggest_float("x", 0, 2), Broken())[1])
     trials = optuna.load_study(study_name="s", storage=storage).trials
     assert [(t.number, t.state.name, t.params) for t in trials] == [(0, "FAIL", {"x": 1.0})]
+
+
+# --- The budget and the heartbeat: each test fails when its one line is changed (issue 27's mutants) -------------
+
+
+def _study_holding(states):
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for state in states:
+        if state == TrialState.WAITING:
+            study.enqueue_trial({})
+        else:
+            study.add_trial(create_trial(values=[1.0, 1.0]))
+    number = study._storage.create_new_trial(study._study_id)  # the trial a worker starts now
+    return optuna.Trial(study, number)
+
+
+@pytest.mark.parametrize("held, budget, pruned", [(["COMPLETE", "COMPLETE"], 2, True), (["COMPLETE"], 2, False),
+                                                  (["COMPLETE", "WAITING"], 2, True)])
+def test_a_trial_past_the_budget_is_pruned_and_says_so(held, budget, pruned):
+    """Earlier trials that hold the budget (complete, running, or waiting to be retried) leave no room: the
+    trial is pruned before any LM call, with the reason in its 'budget' attribute."""
+    from optuna.trial import TrialState
+
+    from spri_dspy.optimizers.tune import _objective
+
+    trial = _study_holding([TrialState[name] for name in held])
+    built = []
+    objective = _objective([], lambda *a: 1.0, lambda t: built.append(t) or (_ for _ in ()).throw(RuntimeError("built")),
+                           cost=True, report_every=1, retries=0, budget=budget)
+    if pruned:
+        with pytest.raises(optuna.TrialPruned):
+            objective(trial)
+        assert built == [] and trial.user_attrs["budget"].startswith(f"spent: {len(held)} earlier trials")
+    else:
+        with pytest.raises(RuntimeError, match="built"):
+            objective(trial)
+        assert "budget" not in trial.user_attrs
+
+
+def test_the_heartbeat_reaches_the_storage(tmp_path, monkeypatch):
+    import importlib
+
+    tuning = importlib.import_module("spri_dspy.optimizers.tune")  # the module (the package exports its function)
+
+    study = tuning.open_study(f"sqlite:///{tmp_path / 'beat.db'}", "beat", heartbeat=7)
+    assert (study._storage.get_heartbeat_interval(), study._storage._backend.grace_period) == (7, 14)
+    seen = {}
+
+    def opened(storage, name, *, cost, heartbeat):
+        seen["heartbeat"] = heartbeat
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(tuning, "open_study", opened)
+    with pytest.raises(RuntimeError, match="stop here"):
+        tuning.tune([dspy.Example(query="q").with_inputs("query")], metric, storage=f"sqlite:///{tmp_path / 'b.db'}",
+                    n_trials=1, heartbeat=11)
+    assert seen == {"heartbeat": 11}
