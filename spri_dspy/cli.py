@@ -36,6 +36,8 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
                             "json_object (any JSON: llama-cpp-python's server), none, or auto (DSPy's catalogue for "
                             "known model names, else none; default)")
     group.add_argument("--max-tokens", type=int, default=512, metavar="N", help="completion budget per LM call (default 512)")
+    group.add_argument("--temperature", type=float, metavar="T",
+                       help="sampling temperature of --lm and --critic-lm (default: the server's; the embedded model: 0)")
     group.add_argument("--no-cache", action="store_true", help="turn off DSPy's LM cache")
 
 
@@ -316,15 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512, cache: bool = True,
-            max_connections: int = 1024, response_format: str = "auto"):
+            max_connections: int = 1024, response_format: str = "auto", temperature: float | None = None):
     """A ``dspy.LM`` for a model name: ``embedded`` or a DSPy/LiteLLM model string (checked up front);
     ``openai/...`` models get :func:`spri_dspy.lms.openai_lm` (no cap of 100 requests in flight)."""
     return _lm_spec(model, api_base=api_base, max_tokens=max_tokens, cache=cache, max_connections=max_connections,
-                    response_format=response_format).build()
+                    response_format=response_format, temperature=temperature).build()
 
 
 def _lm_spec(model: str, *, api_base: str | None, max_tokens: int, cache: bool, max_connections: int,
-             response_format: str = "auto"):
+             response_format: str = "auto", temperature: float | None = None):
     """The checked :class:`~spri_dspy.lms.LMSpec` of ``--lm``/``--critic-lm``/``--judge-lm``, with the base URL
     that ``--api-base`` or the environment names written in (:meth:`~spri_dspy.lms.LMSpec.resolved`)."""
     from spri_dspy.lms import LMSpec
@@ -336,7 +338,8 @@ def _lm_spec(model: str, *, api_base: str | None, max_tokens: int, cache: bool, 
     elif not model.startswith("openai/"):  # openai/ models are always openai_lm's: nothing to look up
         _check_model_name(model, api_base)
     spec = LMSpec(model, api_base=api_base, max_tokens=max_tokens, cache=cache,
-                  max_connections=max(1024, max_connections), response_format=response_format).resolved()
+                  max_connections=max(1024, max_connections), response_format=response_format,
+                  temperature=temperature).resolved()
     register_url(spec.api_base)  # credentials inside a URL from the environment are secrets too
     return spec
 
@@ -440,7 +443,8 @@ def _check_writable(option: str, path: str) -> None:
 def _lm_specs(args: argparse.Namespace):
     """The checked specs of ``--lm`` and ``--critic-lm`` (None without one), pooled for ``--threads`` calls in flight."""
     return tuple(_lm_spec(model, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
-                          max_connections=_pool(args), response_format=args.response_format) if model else None
+                          max_connections=_pool(args), response_format=args.response_format,
+                          temperature=args.temperature) if model else None
                  for model in (args.lm, args.critic_lm))
 
 
@@ -460,7 +464,8 @@ def _models(args: argparse.Namespace):
         for model in dict.fromkeys(m for m in (args.lm, args.critic_lm) if m):
             print(f"spri: {resolve_endpoint(model, args.api_base).describe(model)}", file=sys.stderr)
     lm, critic = (make_lm(model, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
-                          max_connections=_pool(args), response_format=args.response_format) if model else None
+                          max_connections=_pool(args), response_format=args.response_format,
+                          temperature=args.temperature) if model else None
                   for model in (args.lm, args.critic_lm))
     return lm, critic, make_adapter(args.adapter) if args.adapter else adapter_for(args.lm, args.critic_lm)
 

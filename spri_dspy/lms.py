@@ -226,6 +226,7 @@ class LMSpec:
         cache: DSPy's LM cache on or off.
         max_connections: ``openai/`` models: the most requests in flight at once.
         response_format: ``openai/`` models: what the JSON adapters ask the server for (see :func:`openai_lm`).
+        temperature: the sampling temperature; None leaves it to the server (the embedded model: 0).
 
     Example:
         ```python
@@ -240,6 +241,7 @@ class LMSpec:
     cache: bool = True
     max_connections: int = 1024
     response_format: str = "auto"
+    temperature: float | None = None
 
     @property
     def endpoint(self) -> Endpoint:
@@ -258,12 +260,15 @@ class LMSpec:
                 raise ValueError("the embedded model takes no api_base")
             from spri_dspy.embedded import embedded_lm
 
-            return embedded_lm(max_tokens=self.max_tokens, cache=self.cache)
+            return embedded_lm(max_tokens=self.max_tokens, cache=self.cache,
+                               **({"temperature": self.temperature} if self.temperature is not None else {}))
         if self.model.startswith("openai/"):  # OpenAI or any OpenAI-compatible server: a pool for many calls in flight
             return openai_lm(self.model, self.api_base, max_connections=self.max_connections,
-                             response_format=self.response_format, max_tokens=self.max_tokens, cache=self.cache)
+                             response_format=self.response_format, max_tokens=self.max_tokens, cache=self.cache,
+                             temperature=self.temperature)
         # Other providers: DSPy reads their variables itself (an api_base from the environment stays there).
-        return _keyed(dspy.LM(self.model, api_base=self.api_base, max_tokens=self.max_tokens, cache=self.cache),
+        return _keyed(dspy.LM(self.model, api_base=self.api_base, max_tokens=self.max_tokens, cache=self.cache,
+                              temperature=self.temperature),
                       self.endpoint)
 
 

@@ -15,7 +15,7 @@ from spri_dspy.testing import FakeOpenAIServer
 pytestmark = pytest.mark.llama_server
 
 MODEL = "openai/smollm2"
-SMALL_MODEL = ["--lm", MODEL, "--adapter", "compact", "--response-format", "json_schema", "--no-cache"]
+SMALL_MODEL = ["--lm", MODEL, "--adapter", "compact", "--response-format", "json_schema", "--no-cache", "--temperature", "0"]
 
 
 @pytest.fixture(autouse=True)
@@ -26,8 +26,18 @@ def no_variables(monkeypatch):
 
 
 def _check_trace(trace):
-    assert trace and all(isinstance(r["score"], int) and 1 <= r["score"] <= 5 for r in trace)
-    assert all(r["text"].strip() and r["feedback"].strip() for r in trace)
+    """Every round critiqued a text and holds a typed score in 1..5 with its feedback (which this server lets
+    the 135M model leave empty: only the embedded engine's grammar makes a text start with a letter), or, where the 135M model
+    broke the critic's JSON through this server (it rambles past max_tokens, or writes a raw newline inside
+    a string, which llama-cpp-python's schema grammar lets through), the loop's error round naming the
+    parse failure. Returns the typed scores, of which each test needs at least one."""
+    assert trace and all(r["text"].strip() for r in trace)
+    for r in trace:
+        if r["score"] is None:
+            assert "AdapterParseError" in r["error"] and not r["accepted"]
+        else:
+            assert isinstance(r["score"], int) and 1 <= r["score"] <= 5 and isinstance(r["feedback"], str)
+    return [r["score"] for r in trace if r["score"] is not None]
 
 
 def test_spri_run(llama_server, capsys):
@@ -35,7 +45,7 @@ def test_spri_run(llama_server, capsys):
                        llama_server, "--max-rounds", "2", "--json", "--quiet"])
     data = json.loads(capsys.readouterr().out)
     assert status == 0 and data["principles"].strip() and data["response"].strip()
-    _check_trace(data["trace"])
+    assert _check_trace(data["trace"])
     assert 4 <= sum(data["lm_calls_made"].values()) <= 8
 
 
@@ -49,9 +59,11 @@ def test_spri_generate_reaches_the_server_named_in_the_environment(llama_server,
     assert status == 0
     records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in records) == ["q0", "q1", "q2"]
+    scores = []
     for record in records:
         assert record["output"]["response"].strip() and record["output"]["principles"].strip()
-        _check_trace(record["output"]["trace"])
+        scores += _check_trace(record["output"]["trace"])
+    assert scores
     assert json.loads((tmp_path / "out" / "run.json").read_text())["models"]["lm"]["endpoint"] == llama_server
 
 
@@ -71,7 +83,7 @@ def test_spri_judge(llama_server, tmp_path):
     assert status == (1 if failures else 0) and records and len(records) + len(failures) == 3
     for record in records:
         output = record["output"]
-        assert output["score"] in (1, 2, 3, 4, 5) and output["feedback"].strip() and output["rubric"].strip()
+        assert output["score"] in (1, 2, 3, 4, 5) and isinstance(output["feedback"], str) and output["rubric"].strip()
     for failure in failures:
         assert failure["input"]["instruction"] and "Expected to find output fields" in failure["error"]
 
@@ -92,11 +104,13 @@ def test_spri_compile_bootstrap(llama_server, tmp_path, capsys):
 
 
 def test_acall_through_openai_lm(llama_server):
-    lm = openai_lm(MODEL, llama_server, response_format="json_schema", cache=False, max_tokens=256)
+    lm = openai_lm(MODEL, llama_server, response_format="json_schema", cache=False, max_tokens=256, temperature=0)
     with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
-        prediction = asyncio.run(SPRI(max_rounds=1).acall(query="How do I keep a basil plant alive?"))
+        prediction = asyncio.run(SPRI(max_rounds=2).acall(query="How do I keep a basil plant alive?"))
+        expected = SPRI(max_rounds=2)(query="How do I keep a basil plant alive?")
     assert prediction.principles.strip() and prediction.response.strip()
     _check_trace(prediction.trace)
+    assert dict(prediction.items()) == dict(expected.items())  # greedy decoding: the sync path gives the same
 
 
 # --- The fake server against the real one, on what both do ------------------------------------------------------

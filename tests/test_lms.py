@@ -225,7 +225,7 @@ def test_a_ray_actor_sends_where_the_driver_resolved(clean_env):
 
     clean_env.setenv("OPENAI_BASE_URL", "http://driver-side:8000/v1")
     args = argparse.Namespace(lm="openai/m", critic_lm="openai/c", api_base=None, max_tokens=64, no_cache=True,
-                              threads=8, ray="", actors=1, verbose=False, adapter=None,
+                              threads=8, ray="", actors=1, verbose=False, adapter=None, temperature=None,
                               response_format="auto")
     lm_spec, critic_spec = cli._lm_specs(args)
     assert lm_spec.api_base == critic_spec.api_base == "http://driver-side:8000/v1"
