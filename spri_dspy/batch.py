@@ -41,6 +41,7 @@ import dspy
 from dspy.utils.parallelizer import ParallelExecutor
 
 from spri_dspy.data import RowError, TableSource, jsonl_lines, load_table, text_field
+from spri_dspy.files import atomic_file, write_atomic
 from spri_dspy.lms import endpoint_error, endpoint_of
 from spri_dspy.locks import LockHeld, take_lock
 from spri_dspy.rubric import format_rubric
@@ -340,6 +341,12 @@ def run_batch(
         raise RowError(f"the id column {id_field!r} is not in the input (its columns: {', '.join(table.column_names)})")
     used = {*fields.values(), id_field}  # the id column is the record's id already
     carried = [column for column in table.column_names if column not in used] if keep_columns else []
+    # Columns JSON cannot hold (an Image's or Audio's bytes, binary data) are left out of the results, said so in
+    # summary.json's info: results join back to the input by id and index.
+    unwritable = [column for column in carried if not _json_friendly(table.data.schema.field(column).type)]
+    carried = [column for column in carried if column not in unwritable]
+    if unwritable:
+        info = {**(info or {}), "columns_left_out": unwritable}
     rows, bad = _checked_rows(table, fields, optional, id_field)  # every row, before OUTPUT is touched
     if bad and not skip_bad_rows:
         listed = "; ".join(message for _, message in bad[:BAD_ROWS_LISTED])
@@ -633,6 +640,19 @@ BAD_ROWS_LISTED = 10
 """How many bad rows an error lists by name (it counts them all)."""
 
 
+def _json_friendly(arrow_type: Any) -> bool:
+    """Whether values of this Arrow type survive JSON (no binary data anywhere inside it)."""
+    import pyarrow as pa
+
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type) or pa.types.is_fixed_size_binary(arrow_type):
+        return False
+    if pa.types.is_struct(arrow_type):
+        return all(_json_friendly(arrow_type.field(i).type) for i in range(arrow_type.num_fields))
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
+        return _json_friendly(arrow_type.value_type)
+    return True
+
+
 def _checked_rows(table, fields, optional, id_field) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """Every row checked, reading only the columns the program takes: ((index, id) of the good rows,
     (index, message) of the bad ones; rows are named 1-based in messages)."""
@@ -752,9 +772,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    write_atomic(path, text)
 
 
 _INTEGER_COLUMNS = ("index", "lm_calls", "lm_calls_made")
@@ -796,7 +814,7 @@ def write_parquet(directory: str | os.PathLike, carried: Mapping[str, Any] | Non
     types = {names[column]: type_ for column, type_ in carried.items()}
     schema = pa.schema([(name, pa.int64() if name in _INTEGER_COLUMNS else types.get(name, pa.string()))
                         for name in columns])
-    with pq.ParquetWriter(str(path), schema) as writer:
+    with atomic_file(path) as temporary, pq.ParquetWriter(str(temporary), schema) as writer:
         chunk: list[dict] = []
         for row in rows():
             chunk.append(row)

@@ -817,6 +817,10 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
         message = str(exc)
         raise CLIError(message if message.startswith(str(args.input)) else f"{args.input}: {message}") from None
     print(render_batch(summary, args.output))
+    left_out = summary.info.get("columns_left_out")
+    if left_out:
+        print(f"  columns left out of the results (JSON cannot hold their values; join on id or index): "
+              f"{', '.join(left_out)}")
     return 1 if summary.failed or summary.stopped_early else 0
 
 

@@ -12,6 +12,7 @@ offline and never calls out. Every text from the data is HTML-escaped.
 from __future__ import annotations
 
 import base64
+import hashlib
 import csv
 import html
 import json
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spri_dspy.batch import RESULTS, read_output
+from spri_dspy.files import write_atomic
 
 REPORT = "report.html"
 _PLOTS = ("metric_by_variant.png", "quality_vs_cost.png", "pareto_front.png", "param_importances.png")
@@ -39,7 +41,7 @@ def write_report(folder: str | os.PathLike, path: str | os.PathLike | None = Non
         raise ValueError(f"{folder} holds no {RESULTS} (a 'spri generate/judge' run) and no ablation.csv "
                          "(a 'spri ablate' run)")
     target = Path(path) if path is not None else folder / REPORT
-    target.write_text(_page(title, body), encoding="utf-8")
+    write_atomic(target, _page(title, body))
     return target
 
 
@@ -227,7 +229,10 @@ document.querySelectorAll("table#results th[data-column]").forEach(function (th)
 
 
 def _page(title: str, body: str) -> str:
-    policy = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+    # Only the page's own script may run (its hash), so escaping is not the only barrier against a text that
+    # holds markup; styles and images are inline too, and nothing may be fetched.
+    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode()
+    policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; img-src data:"
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'

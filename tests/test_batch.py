@@ -527,3 +527,19 @@ def test_results_lines_are_redacted(scripted, tmp_path, monkeypatch):
     batch(Vanilla(), rows(1), tmp_path, lm)
     text = (tmp_path / RESULTS).read_text()
     assert "sk-live-0123456789" not in text and "my key is ***" in text
+
+
+def test_a_column_json_cannot_hold_is_left_out_not_written_as_a_repr(scripted, tmp_path):
+    """A binary column (as an Image's bytes are) is named and left out; results.parquet is still written."""
+    import datasets
+
+    engine, lm = scripted({"direct_responder": lambda call: {"response": "r"}})
+    table = datasets.Dataset.from_dict({"query": ["q0", "q1"], "pic": [b"\x89PNG\x00", b"\x89PNG\x01"],
+                                        "note": ["n0", "n1"]})
+    summary = batch(Vanilla(), table, tmp_path, lm)
+    records = results(tmp_path)
+    assert summary.done == 2 and summary.info["columns_left_out"] == ["pic"]
+    assert all(set(r["columns"]) == {"note"} for r in records) and "PNG" not in (tmp_path / RESULTS).read_text()
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "results.parquet").column("note").to_pylist() == ["n0", "n1"]

@@ -112,3 +112,16 @@ def test_cli_report_and_its_errors(batch, capsys, tmp_path):
     assert "holds no results.jsonl (a 'spri generate/judge' run) and no ablation.csv" in capsys.readouterr().err
     assert cli.main(["report", str(batch), "--max-rows", "0"]) == 2
     assert "--max-rows must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_only_the_pages_own_script_may_run(tmp_path):
+    """The policy names the script by its hash: an injected inline script would not run even if escaping failed."""
+    import base64
+    import hashlib
+
+    from spri_dspy.report import _SCRIPT, _page
+
+    page = _page("t", "<p>x</p>")
+    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in page and "'unsafe-inline'; img-src" not in page
+    assert "script-src 'unsafe-inline'" not in page and f"<script>{_SCRIPT}</script>" in page
