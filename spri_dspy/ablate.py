@@ -20,7 +20,7 @@ from typing import Any
 import dspy
 import numpy as np
 
-from spri_dspy.evaluation import Inputs, evaluate
+from spri_dspy.evaluation import Inputs, Progress, evaluate
 
 
 @dataclass
@@ -60,10 +60,10 @@ def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) 
 
 
 def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example], metric,
-                inputs: Inputs | None = None) -> VariantResult:
+                inputs: Inputs | None = None, *, progress: Progress | None = None, label: str | None = None) -> VariantResult:
     """Score one variant on every example (:func:`spri_dspy.evaluation.evaluate`); an example that raises
     counts as failed, not as a score."""
-    result = evaluate(program, devset, metric, inputs=inputs)
+    result = evaluate(program, devset, metric, inputs=inputs, progress=progress, label=label or name)
     low, high = bootstrap_ci([score for score in result.scores if score is not None])
     n = len(devset)
     reasons = "; ".join(f"{count} x {reason}" for reason, count in result.failure_reasons.items())
@@ -78,17 +78,20 @@ def ablate(
     output: str | os.PathLike,
     inputs: Mapping[str, Inputs] | None = None,
     metric_label: str = "metric",
+    progress: Progress | None = None,
 ) -> list[VariantResult]:
     """Run every variant over ``devset`` and write the table and plots to ``output``.
 
     ``inputs`` maps a variant to how it reads an example (default ``example.inputs()``),
     e.g. an oracle that takes ``principles=example.constitution``. ``metric_label`` names the
     metric and its scale on the plots' axes and in the table (see :data:`spri_dspy.metrics.METRIC_LABELS`).
+    ``progress(f"variant k/n NAME", done, total)`` is called as each input of each variant finishes.
     """
     if not devset:
         raise ValueError("ablate needs a non-empty dataset")
-    rows = [run_variant(name, program, devset, metric, (inputs or {}).get(name))
-            for name, program in variants.items()]
+    rows = [run_variant(name, program, devset, metric, (inputs or {}).get(name), progress=progress,
+                        label=f"variant {number}/{len(variants)} {name}")
+            for number, (name, program) in enumerate(variants.items(), start=1)]
     write_table(rows, output, metric_label)
     plot_variants(rows, output, metric_label)
     return rows

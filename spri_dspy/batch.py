@@ -386,6 +386,7 @@ def _run(program, table, store: ResultStore, started: float, *, rows, bad, field
     totals: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
     lock = threading.Lock()
     bar = _progress(len(pending), progress)
+    calls = [0]  # LM calls needed so far, counted live as they end (and at each input's end, for Ray)
     stop = threading.Event()
 
     def record(outcome: str, record: dict, by_step: Mapping[tuple[str, str, str], Mapping[str, int]]) -> None:
@@ -410,13 +411,20 @@ def _run(program, table, store: ResultStore, started: float, *, rows, bad, field
             if outcome == "failed" and max_errors is not None and summary.failed >= max_errors:
                 summary.stopped_early = True
                 stop.set()
-            bar.set_postfix(done=summary.done, failed=summary.failed, lm_calls=summary.lm_calls_needed, refresh=False)
+            calls[0] = max(calls[0], summary.lm_calls_needed)
+            bar.set_postfix(done=summary.done, failed=summary.failed, lm_calls=calls[0], refresh=False)
             bar.update()
 
     try:
         if ray is None:
+            def live() -> None:  # the bar counts LM calls as they end, not only when an input finishes
+                with lock:
+                    calls[0] += 1
+                    bar.set_postfix(done=summary.done, failed=summary.failed, lm_calls=calls[0], refresh=False)
+                    bar.update(0)  # redraws at most every mininterval
+
             _run_here(program, table, pending, record, fields=fields, optional=optional, carried=carried,
-                      threads=threads, stop=stop)
+                      threads=threads, stop=stop, on_call=live if progress else None)
         else:
             from spri_dspy.distributed import run_on_ray
 
@@ -434,7 +442,8 @@ def _run(program, table, store: ResultStore, started: float, *, rows, bad, field
     return summary
 
 
-def _run_here(program, table, pending, record, *, fields, optional, carried, threads, stop: threading.Event) -> None:
+def _run_here(program, table, pending, record, *, fields, optional, carried, threads, stop: threading.Event,
+              on_call: Callable[[], None] | None = None) -> None:
     """Run the pending inputs in this process, on ``threads`` of DSPy's ParallelExecutor."""
     name_steps(program)
     count_calls_needed(dspy.settings.lm, program)
@@ -446,7 +455,7 @@ def _run_here(program, table, pending, record, *, fields, optional, carried, thr
             task.columns = {column: row[column] for column in carried}
 
     finished = _recorder(record)
-    runner = StageRunner(program, threads, load=load, stop=stop)
+    runner = StageRunner(program, threads, load=load, stop=stop, on_call=on_call)
     runner.add(_Task(index, row_id, finished=finished) for index, row_id in pending)
     runner.close()
     runner.run()
@@ -495,7 +504,7 @@ class StageRunner:
     """
 
     def __init__(self, program: dspy.Module, threads: int, *, load: Callable[[_Task], None] | None = None,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, on_call: Callable[[], None] | None = None):
         self.stages = program.stages() if hasattr(program, "stages") else (program,)
         self.threads = threads
         self.load = load
@@ -506,6 +515,8 @@ class StageRunner:
         self.broken: BaseException | None = None
         """What broke a thread (e.g. a full disk, an endpoint that cannot serve), which stopped them all."""
         self.program = program
+        self.on_call = on_call
+        """Called after every LM call an input's stage needed (a live count for the progress bar)."""
         self.reached = False
         """Whether an LM call of this run has reached its model: before that, no connection at all ends the run."""
 
@@ -552,7 +563,7 @@ class StageRunner:
 
     def _run_stage(self, task: _Task) -> None:
         if task.stage == 0:
-            task.usage = StepUsage()
+            task.usage = StepUsage(on_call=self.on_call)
             if self.load is not None:
                 self.load(task)
         try:

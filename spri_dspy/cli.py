@@ -607,10 +607,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     trainset, devset = _split(examples, args.dev_fraction)
     lm, critic_lm, adapter = _models(args)
     program = _program(task.kind, args.program, args, critic_lm)
+    from spri_dspy.progress import WorkProgress
+
+    progress = WorkProgress("spri compile")  # on the real stderr: the optimizers' own output is hidden below
     with dspy.context(lm=lm, adapter=adapter), _unless_verbose(args.verbose):
         compiled, report = compile_program(program, trainset, devset, metric, optimizer=args.optimizer,
                                            max_demos=args.max_demos, num_trials=args.trials,
-                                           max_metric_calls=args.budget, labeled=task.labeled)
+                                           max_metric_calls=args.budget, labeled=task.labeled, progress=progress)
     if report.failed_before == report.failed_after == report.dev_size:
         print(f"spri: error: every dev example failed before and after compiling, so nothing was measured and "
               f"{args.save} was not written; the first error: {report.first_error}", file=sys.stderr)
@@ -660,9 +663,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
           f"live with: optuna-dashboard '{args.storage}'", file=sys.stderr, flush=True)
     try:
         with dspy.context(lm=lm, adapter=adapter):
+            from spri_dspy.progress import WorkProgress
+
             result = tune(examples, metric, storage=args.storage, study_name=args.study, n_trials=args.n_trials,
                           timeout=args.timeout, seeds=args.seeds, critic_lm=critic_lm, cost=not args.quality_only,
-                          framing=task.framing, heartbeat=args.heartbeat)
+                          framing=task.framing, heartbeat=args.heartbeat, progress=WorkProgress("spri tune"))
     except StorageBusyError as exc:
         raise CLIError(f"--storage: {exc}") from None
     except ImportError as exc:
@@ -717,9 +722,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             study = optuna.load_study(study_name=args.study, storage=args.storage)
         except KeyError:
             raise CLIError(f"--study {args.study!r} not found in {args.storage}") from None
+    from spri_dspy.progress import WorkProgress
+
     with dspy.context(lm=lm, adapter=adapter):
         rows = ablate(variants, examples, metric, args.output, inputs=inputs,
-                      metric_label=METRIC_LABELS[args.metric or task.metrics[0]])
+                      metric_label=METRIC_LABELS[args.metric or task.metrics[0]], progress=WorkProgress("spri ablate"))
     print((Path(args.output) / "ablation.md").read_text().rstrip())
     print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
     if study is not None:

@@ -72,9 +72,10 @@ def _one_line(error: Exception) -> str:
 class _Counted(dspy.Module):
     """``program`` with its own LM usage counted and its failures kept."""
 
-    def __init__(self, program: dspy.Module, usage: StepUsage, errors: list[Exception]):
+    def __init__(self, program: dspy.Module, usage: StepUsage, errors: list[Exception],
+                 failed: Callable[[], None] = lambda: None):
         super().__init__()
-        self.program, self.usage, self.errors = program, usage, errors
+        self.program, self.usage, self.errors, self.failed = program, usage, errors, failed
 
     def forward(self, **inputs):
         try:
@@ -82,16 +83,23 @@ class _Counted(dspy.Module):
                 return self.program(**inputs)
         except Exception as exc:
             self.errors.append(exc)
+            self.failed()  # no metric call follows: this example is finished here
             raise
 
 
+Progress = Callable[[str, int, int], None]
+"""``progress(what, done, total)``: called as work advances (an example scored, a variant or trial finished)."""
+
+
 def evaluate(program: dspy.Module, devset: Sequence[dspy.Example], metric: Callable[..., Any], *,
-             inputs: Inputs | None = None, num_threads: int = 1) -> Evaluation:
+             inputs: Inputs | None = None, num_threads: int = 1, progress: Progress | None = None,
+             label: str = "examples") -> Evaluation:
     """Run ``program`` on every example of ``devset`` with ``dspy.Evaluate`` and score it with ``metric``.
 
     ``inputs(example)`` gives the program's arguments when they are not the example's
     inputs (e.g. an oracle reading ``principles`` from the expert constitution).
-    A failing example is recorded, never raised.
+    A failing example is recorded, never raised. ``progress(label, done, total)`` is called as each
+    example finishes, scored or failed.
 
     Example:
         ```python
@@ -106,20 +114,31 @@ def evaluate(program: dspy.Module, devset: Sequence[dspy.Example], metric: Calla
     errors: list[Exception] = []
     lock = threading.Lock()
 
+    finished = [0]
+
+    def advance() -> None:
+        with lock:
+            finished[0] += 1
+            done = finished[0]
+        if progress is not None:
+            progress(label, done, len(examples))
+
     def scored(example, prediction, trace=None):
         try:
             value = float(metric(example, prediction, trace))
         except Exception as exc:
             with lock:
                 errors.append(exc)
+            advance()
             raise
         with lock:
             scores[id(example)] = value
+        advance()
         return value
 
     usage = StepUsage()
     dspy.Evaluate(devset=examples, metric=scored, num_threads=num_threads, display_progress=False,
-                  provide_traceback=False, max_errors=len(examples) + 1)(_Counted(program, usage, errors))
+                  provide_traceback=False, max_errors=len(examples) + 1)(_Counted(program, usage, errors, advance))
     return Evaluation([scores.get(id(example)) for example in examples], errors, usage)
 
 

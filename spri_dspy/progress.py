@@ -76,3 +76,39 @@ class StepProgress(BaseCallback):
             return f"score {score}, accepted"
         last = self.max_rounds is not None and number >= self.max_rounds
         return f"score {score}, below {self.threshold}: " + ("rounds spent" if last else "refine")
+
+
+class WorkProgress:
+    """A progress bar per piece of long work (an ablation variant, the dev split before and after compiling, a
+    tuning trial), drawn on ``stream`` as ``progress(what, done, total)`` reports it (see
+    :data:`spri_dspy.evaluation.Progress`); each bar closes when its work is done.
+
+    Args:
+        command: the command named at the start of each bar (``spri ablate``).
+        stream: where to draw (default ``sys.stderr`` at construction, so a later redirect of stderr, such as the
+            one that hides an optimizer's own output, does not hide the bars).
+
+    Example:
+        ```python
+        spri_dspy.ablate.ablate(variants, devset, metric, "out", progress=WorkProgress("ablation"))
+        # ablation variant 1/3 spri:  40%|████      | 4/10 [00:31<00:47]
+        ```
+    """
+
+    def __init__(self, command: str, stream: TextIO | None = None):
+        self.command, self.stream = command, stream or sys.stderr
+        self._bars: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        with self._lock:
+            bar = self._bars.get(what)
+            if bar is None:
+                bar = self._bars[what] = tqdm(total=total, desc=f"{self.command} {what}", file=self.stream,
+                                              leave=True, dynamic_ncols=True, mininterval=0.5)
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
+                del self._bars[what]

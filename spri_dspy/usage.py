@@ -58,10 +58,12 @@ class StepUsage(UsageTracker):
         ```
     """
 
-    def __init__(self):
+    def __init__(self, on_call: Any = None):
         super().__init__()
         self.by_step: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
         self._lock = threading.Lock()
+        self.on_call = on_call
+        """Called (no arguments) after each call needed is counted: a live counter, e.g. a batch's bar."""
 
     def context(self, program: dspy.Module | None = None):
         """``dspy.context`` that tracks usage into this object: calls made, and calls needed on the
@@ -81,6 +83,8 @@ class StepUsage(UsageTracker):
         """Count one LM call the program needed (answered by a model or by the cache)."""
         with self._lock:
             self.by_step[_key(lm)]["calls_needed"] += 1
+        if self.on_call is not None:
+            self.on_call()
 
     @property
     def calls(self) -> int:

@@ -150,3 +150,13 @@ def test_a_variant_whose_scores_are_all_equal_plots(scripted, tmp_path):
     metric_figure([row]).savefig(tmp_path / "metric.png")
     cost_figure([row]).savefig(tmp_path / "cost.png")
     assert (tmp_path / "metric.png").stat().st_size and (tmp_path / "cost.png").stat().st_size
+
+
+def test_ablate_reports_progress_per_variant_and_input(scripted, tmp_path):
+    engine, lm = scripted(spri_script())
+    devset = [dspy.Example(query=f"q{i}").with_inputs("query") for i in range(3)]
+    seen = []
+    with dspy.context(lm=lm):
+        ablate({"spri": SPRI(max_rounds=1), "vanilla": Vanilla()}, devset, lambda *a: 1.0, tmp_path,
+               progress=lambda what, done, total: seen.append((what, done, total)))
+    assert seen == [("variant 1/2 spri", i, 3) for i in (1, 2, 3)] + [("variant 2/2 vanilla", i, 3) for i in (1, 2, 3)]

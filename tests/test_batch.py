@@ -543,3 +543,29 @@ def test_a_column_json_cannot_hold_is_left_out_not_written_as_a_repr(scripted, t
     import pyarrow.parquet as pq
 
     assert pq.read_table(tmp_path / "results.parquet").column("note").to_pylist() == ["n0", "n1"]
+
+
+def test_the_bar_counts_lm_calls_as_they_end(scripted, tmp_path, monkeypatch):
+    """An input of 8 calls moves the bar's LM-call count 8 times before it finishes (a slow model shows life)."""
+    import spri_dspy.batch as batch_module
+
+    seen = []
+
+    class Bar:
+        n = 0
+
+        def set_postfix(self, **postfix):
+            seen.append((postfix["lm_calls"], postfix["done"]))
+
+        def update(self, n=1):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(batch_module, "_progress", lambda total, enabled: Bar())
+    two_rounds = lambda: iter([{"feedback": "f", "score": 2}, {"feedback": "f", "score": 5}])  # noqa: E731
+    engine, lm = scripted({"principle_critic": two_rounds(), "response_critic": two_rounds()})
+    batch(SPRI(), rows(1), tmp_path, lm, progress=True)
+    assert [count for count, done in seen if done == 0] == list(range(1, 9))  # live, while the input runs
+    assert seen[-1] == (8, 1)

@@ -9,7 +9,7 @@ from typing import Any
 
 import dspy
 
-from spri_dspy.evaluation import evaluate
+from spri_dspy.evaluation import Progress, evaluate
 from spri_dspy.usage import StepUsage
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
@@ -116,6 +116,7 @@ def compile_program(
     num_threads: int = 1,
     seed: int = 0,
     labeled: Labeled | None = None,
+    progress: Progress | None = None,
 ) -> tuple[dspy.Module, CompileReport]:
     """Compile a copy of ``program`` on ``trainset`` and measure ``metric`` on ``devset`` before and after.
 
@@ -132,6 +133,8 @@ def compile_program(
         max_metric_calls: GEPA's budget.
         prompt_model: the LM MIPROv2 proposes instructions with (default: the configured LM).
         reflection_lm: the LM GEPA reflects with (default: the configured LM).
+        progress: ``progress(what, done, total)`` as the dev split is scored before ("dev, before") and
+            after ("dev, after") and when the optimizer starts ("compiling", 0, 1) and ends ("compiling", 1, 1).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -143,7 +146,7 @@ def compile_program(
         compiled, before, after, demos, dropped = _compile(
             program, trainset, devset, metric, optimizer, max_demos=max_demos, num_candidates=num_candidates,
             num_trials=num_trials, max_metric_calls=max_metric_calls, prompt_model=prompt_model,
-            reflection_lm=reflection_lm, num_threads=num_threads, seed=seed, labeled=labeled)
+            reflection_lm=reflection_lm, num_threads=num_threads, seed=seed, labeled=labeled, progress=progress)
     report = CompileReport(optimizer, before.score, after.score, len(trainset), len(devset),
                            round(time.perf_counter() - started, 2), before.failed, after.failed,
                            before.first_error or after.first_error, demos, dropped,
@@ -153,8 +156,10 @@ def compile_program(
 
 
 def _compile(program, trainset, devset, metric, optimizer, *, max_demos, num_candidates, num_trials, max_metric_calls,
-             prompt_model, reflection_lm, num_threads, seed, labeled):
-    before = evaluate(program, devset, metric, num_threads=num_threads)
+             prompt_model, reflection_lm, num_threads, seed, labeled, progress=None):
+    progress = progress or (lambda what, done, total: None)
+    before = evaluate(program, devset, metric, num_threads=num_threads, progress=progress, label="dev, before")
+    progress(f"compiling ({optimizer})", 0, 1)
     student = program.deepcopy()
     if optimizer == "bootstrap":
         # No labeled demos from DSPy: it would give every step the raw training rows, which hold none of
@@ -178,5 +183,6 @@ def _compile(program, trainset, devset, metric, optimizer, *, max_demos, num_can
         if predictor.lm is None and own_lms.get(name) is not None:
             predictor.lm = own_lms[name]
     demos, dropped = own_demos(compiled, program, trainset, labeled, max_demos)
-    after = evaluate(compiled, devset, metric, num_threads=num_threads)
+    progress(f"compiling ({optimizer})", 1, 1)
+    after = evaluate(compiled, devset, metric, num_threads=num_threads, progress=progress, label="dev, after")
     return compiled, before, after, demos, dropped

@@ -95,7 +95,7 @@ _HOLDING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, o
 
 
 def _objective(devset, metric, build, cost: bool, report_every: int, retries: int,
-               budget: int | None) -> Callable[[optuna.Trial], Any]:
+               budget: int | None, progress: Progress | None = None) -> Callable[[optuna.Trial], Any]:
     def objective(trial: optuna.Trial):
         trial.set_user_attr("worker", WORKER)
         if budget is not None:  # the trials numbered before this one may already hold the whole budget
@@ -111,7 +111,8 @@ def _objective(devset, metric, build, cost: bool, report_every: int, retries: in
             chunk_scores: list[float | None] = [None] * len(chunk)
             for _attempt in range(1 + retries):  # a failed example is tried again (a transient error, often)
                 failed = [i for i, score in enumerate(chunk_scores) if score is None]
-                result = evaluate(program, [chunk[i] for i in failed], metric)
+                result = evaluate(program, [chunk[i] for i in failed], metric, progress=progress,
+                                  label=f"trial {trial.number}")
                 calls += result.usage.calls_needed
                 made += result.usage.calls
                 for i, score in zip(failed, result.scores, strict=True):
@@ -153,6 +154,7 @@ def tune(
     retries: int = 2,
     heartbeat: int = 30,
     poll: float = 1.0,
+    progress: Progress | None = None,
 ) -> TuneResult:
     """Run the study ``study_name`` in ``storage`` until it has ``n_trials`` complete trials (the study's
     budget, shared by every worker; None: until ``timeout``), or for ``timeout`` seconds.
@@ -163,7 +165,8 @@ def tune(
     (Optuna's FAIL state, its error in the user attribute ``error``) and another trial takes its place;
     :class:`TrialFailed` is raised when every trial this worker ran failed. ``heartbeat``: seconds between
     heartbeats (a trial without one for twice that is taken for dead, failed and retried); ``poll``: seconds
-    between looks at the study while other workers' trials hold the rest of the budget.
+    between looks at the study while other workers' trials hold the rest of the budget. ``progress(what,
+    done, total)`` is called as each example of a trial is scored (``"trial N"``).
     """
     if not devset:
         raise ValueError("tune needs a non-empty dev set")
@@ -175,7 +178,8 @@ def tune(
         study = open_study(storage, study_name, cost=cost, heartbeat=heartbeat)
         # Reproducible, yet a resumed study does not replay the random start-up trials it already ran.
         study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
-        objective = _objective(list(devset), metric, build, cost, max(1, len(devset) // 4), retries, n_trials)
+        objective = _objective(list(devset), metric, build, cost, max(1, len(devset) // 4), retries, n_trials,
+                               progress)
         ran = _work(study, objective, n_trials, timeout, poll)
     if ran and all(trial.state == optuna.trial.TrialState.FAIL for trial in ran):
         raise TrialFailed(f"every one of the {len(ran)} trials failed; the first: "

@@ -128,3 +128,28 @@ def test_the_compiled_program_keeps_its_critic_lm(scripted):
     assert compiled.principle_critic.predict.lm is critic and compiled.response_critic.predict.lm is critic
     assert compiled.responder.predict.lm is None
     assert "principle_critic" not in engine.steps() and critic_engine.steps().count("principle_critic") >= 8
+
+
+def test_compile_reports_progress_before_during_and_after(scripted):
+    engine, lm = scripted(SCRIPT, default=default)
+    trainset, devset = split()
+    seen = []
+    with dspy.context(lm=lm):
+        compile_program(SPRI(), trainset, devset, metric, optimizer="bootstrap", max_demos=1,
+                        progress=lambda what, done, total: seen.append((what, done, total)))
+    n = len(devset)
+    assert seen == ([("dev, before", i, n) for i in range(1, n + 1)] + [("compiling (bootstrap)", 0, 1),
+                    ("compiling (bootstrap)", 1, 1)] + [("dev, after", i, n) for i in range(1, n + 1)])
+
+
+def test_the_cli_draws_the_progress_on_stderr():
+    import io
+
+    from spri_dspy.progress import WorkProgress
+
+    stream = io.StringIO()
+    progress = WorkProgress("spri ablate", stream)
+    for done in (1, 2, 3):
+        progress("variant 1/2 spri", done, 3)
+    assert "spri ablate variant 1/2 spri" in stream.getvalue() and "3/3" in stream.getvalue()
+    assert progress._bars == {}  # closed when done

@@ -203,3 +203,13 @@ def test_the_heartbeat_reaches_the_storage(tmp_path, monkeypatch):
         tuning.tune([dspy.Example(query="q").with_inputs("query")], metric, storage=f"sqlite:///{tmp_path / 'b.db'}",
                     n_trials=1, heartbeat=11)
     assert seen == {"heartbeat": 11}
+
+
+def test_tune_reports_each_trials_progress(scripted, tmp_path):
+    engine, lm = scripted(script())
+    devset = [dspy.Example(query=f"q{i}").with_inputs("query") for i in range(2)]
+    seen = []
+    with dspy.context(lm=lm):
+        tune(devset, metric, storage=f"sqlite:///{tmp_path / 'p.db'}", n_trials=2,
+             progress=lambda what, done, total: seen.append((what, done, total)))
+    assert {what for what, _, _ in seen} == {"trial 0", "trial 1"} and ("trial 1", 2, 2) in seen
