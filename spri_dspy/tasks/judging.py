@@ -31,7 +31,7 @@ def load_biggen(source: TableSource) -> list[dspy.Example]:
         try:
             rubric = format_rubric(row.get("score_rubric"))
         except ValueError as exc:
-            raise RowError(f"row {index}: field 'score_rubric': {exc}") from None
+            raise RowError(f"row {index + 1}: field 'score_rubric': {exc}") from None
         examples.append(
             dspy.Example(
                 id=text_field(row, "id", index),
@@ -63,7 +63,7 @@ def load_judgements(source: TableSource, columns: Mapping[str, str] | None = Non
                 fields[name] = value
         score = row.get(mapping["human_score"])
         if isinstance(score, bool) or not isinstance(score, (int, float)):
-            raise RowError(f"row {index}: field {mapping['human_score']!r} must be a number, got {score!r:.60}")
+            raise RowError(f"row {index + 1}: field {mapping['human_score']!r} must be a number, got {score!r:.60}")
         fields["human_score"] = score
         inputs = [name for name in ("instruction", "response", "reference_answer", "system_prompt", "capability")
                   if name in fields]

@@ -22,7 +22,7 @@ def load_preferences(source: TableSource) -> list[dspy.Example]:
                 fields[name] = value
         label = row.get("label")
         if label not in VERDICTS:
-            raise RowError(f"row {index}: field 'label' must be one of {', '.join(VERDICTS)}, got {label!r:.60}")
+            raise RowError(f"row {index + 1}: field 'label' must be one of {', '.join(VERDICTS)}, got {label!r:.60}")
         inputs = [name for name in ("instruction", "response_a", "response_b", "reference_answer", "system_prompt",
                                     "capability") if name in fields]
         examples.append(dspy.Example(**fields, label=label).with_inputs(*inputs))

@@ -24,9 +24,9 @@ def test_judgements_with_column_mapping():
 @pytest.mark.parametrize(
     "row, message",
     [
-        ({"instruction": "q", "response": "r", "human_score": "five"}, "row 0: field 'human_score' must be a number, got 'five'"),
-        ({"instruction": "q", "human_score": 3}, "row 0: missing field 'response'"),
-        ({"instruction": 7, "response": "r", "human_score": 3}, "row 0: field 'instruction' must be a non-empty string, got 7"),
+        ({"instruction": "q", "response": "r", "human_score": "five"}, "row 1: field 'human_score' must be a number, got 'five'"),
+        ({"instruction": "q", "human_score": 3}, "row 1: missing field 'response'"),
+        ({"instruction": 7, "response": "r", "human_score": 3}, "row 1: field 'instruction' must be a non-empty string, got 7"),
     ],
 )
 def test_bad_judgement_rows(row, message):
@@ -38,5 +38,5 @@ def test_bad_judgement_rows(row, message):
 def test_bad_biggen_rubric(tmp_path):
     path = tmp_path / "b.jsonl"
     path.write_text('{"id": "x", "capability": "c", "input": "q", "score_rubric": "{\'criteria\': \'c\'}"}\n')
-    with pytest.raises(RowError, match="row 0: field 'score_rubric': rubric lacks non-empty text"):
+    with pytest.raises(RowError, match="row 1: field 'score_rubric': rubric lacks non-empty text"):
         load_biggen(path)

@@ -17,8 +17,8 @@ def test_rows_become_examples_with_the_label_kept_out_of_the_inputs():
 
 
 @pytest.mark.parametrize("row, message", [
-    ({"instruction": "i", "response_a": "a", "response_b": "b", "label": "C"}, "row 0: field 'label' must be one of A, B, tie, got 'C'"),
-    ({"instruction": "i", "response_a": "a", "label": "A"}, "row 0: missing field 'response_b'"),
+    ({"instruction": "i", "response_a": "a", "response_b": "b", "label": "C"}, "row 1: field 'label' must be one of A, B, tie, got 'C'"),
+    ({"instruction": "i", "response_a": "a", "label": "A"}, "row 1: missing field 'response_b'"),
 ])
 def test_bad_rows_name_row_and_field(row, message):
     with pytest.raises(RowError, match=message):

@@ -59,9 +59,9 @@ def test_any_datasets_format_with_column_mapping(tmp_path):
     "rows, message",
     [
         ([{"Reddit Post": "ok", "appraisal_dimension_aim": "a"}, {"Reddit Post": "", "appraisal_dimension_aim": "a"}],
-         "row 1: field 'Reddit Post' must be a non-empty string"),
-        ([{"Reddit Post": "ok"}], "row 0: missing field 'appraisal_dimension_aim'"),
-        ([{"Reddit Post": "ok", "appraisal_dimension_aim": "a", "standards": 5}], "row 0: field 'standards' must be a non-empty string, got 5"),
+         "row 2: field 'Reddit Post' must be a non-empty string"),
+        ([{"Reddit Post": "ok"}], "row 1: missing field 'appraisal_dimension_aim'"),
+        ([{"Reddit Post": "ok", "appraisal_dimension_aim": "a", "standards": 5}], "row 1: field 'standards' must be a non-empty string, got 5"),
     ],
 )
 def test_bad_rows_name_row_and_field(tmp_path, rows, message):

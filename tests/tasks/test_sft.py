@@ -49,7 +49,7 @@ def test_bad_instructions_fail_before_any_call(scripted):
     engine, lm = scripted(spri_script())
     with dspy.context(lm=lm), pytest.raises(Exception) as error:
         generate_sft(SPRI(), ["ok", "", None])
-    assert str(error.value) == "row 1: field 'instruction' must be a non-empty string, got ''"
+    assert str(error.value) == "row 2: field 'instruction' must be a non-empty string, got ''"
     assert engine.calls == []
 
 
