@@ -27,7 +27,8 @@ class Round(TypedDict):
     """One critique of one stage, as it appears in a program's ``trace`` (plain JSON data)."""
 
     stage: str
-    """Which stage was critiqued: ``"principles"`` or ``"response"`` (``"rubric"``/``"judgement"`` for judges)."""
+    """Which stage was critiqued: ``"principles"`` or ``"response"`` (``"rubric"``/``"judgement"`` for judges,
+    ``"outputs"`` for :class:`spri_dspy.Situated`)."""
     round: int
     """1 for the first critique of the stage, 2 after the first refinement, ..."""
     text: str
