@@ -1175,7 +1175,11 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"spri: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("spri: interrupted", file=sys.stderr)
+        import signal
+
+        # A second Ctrl-C exits at once, quietly (no traceback from threads still finishing their LM calls).
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+        print(f"spri: interrupted{_interrupted_run(args)}", file=sys.stderr)
         return 130
     except Exception as exc:  # an LM or runtime failure: one line, no traceback, no library's advice glued on
         message = " ".join(str(exc).split("To fix:")[0].split())
@@ -1187,5 +1191,30 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
 
 
+def _interrupted_run(args: argparse.Namespace) -> str:
+    """What an interrupted batch finished and how to resume it (from the summary.json it wrote on the way out)."""
+    output = getattr(args, "output", None)
+    if args.command not in ("generate", "judge") or not output:
+        return ""
+    try:
+        summary = json.loads((Path(output) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return "; rerun the same command to resume"
+    return (f": {summary.get('done', 0)} done and {summary.get('failed', 0)} failed in this run, "
+            f"{summary.get('pending', '?')} of {summary.get('rows', '?')} pending in {output}; rerun the same "
+            "command to resume")
+
+
+def entry() -> None:
+    """The ``spri`` console script: :func:`main`, then exit. After Ctrl-C it exits at once: the inputs still
+    under way (an LM call cannot be cut short) stay pending for the rerun, and their threads are not waited for."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -493,3 +493,40 @@ def test_export_writes_rows_in_input_order(tmp_path, monkeypatch):
     assert cli.main(["export", str(tmp_path / "out"), "--output", str(tmp_path / "sft")]) == 0
     exported = datasets.load_dataset("parquet", data_files=str(tmp_path / "sft" / "data" / "*.parquet"), split="train")
     assert exported["id"] == [f"q{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_a_batch_at_once_says_how_to_resume_and_the_rerun_finishes(tmp_path, presses):
+    """LM calls of 30 s in flight: Ctrl-C ends the process within seconds (not when the calls end), says what
+    finished and how to resume; a second Ctrl-C exits at once too; never a traceback. The rerun does it all."""
+    import os
+    import signal
+    import time
+
+    from spri_dspy.testing import FakeOpenAIServer
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"q{i}", "query": f"question {i}"}) + "\n" for i in range(4)))
+    output = tmp_path / "out"
+    env = {**os.environ, "OPENAI_API_KEY": "unused"}
+    with FakeOpenAIServer(latency=30) as server:
+        port = int(server.url.split(":")[2].split("/")[0])
+        command = [sys.executable, "-m", "spri_dspy.cli", "generate", str(source), str(output), "--lm", "openai/m",
+                   "--api-base", server.url, "--no-cache", "--no-progress", "--threads", "2"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while server.in_flight < 2 and time.monotonic() < deadline:  # both threads wait on an LM call
+            time.sleep(0.1)
+        started = time.monotonic()
+        for _ in range(presses):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.2)
+        out, err = process.communicate(timeout=20)
+        seconds = time.monotonic() - started
+    assert process.returncode == 130 and seconds < 5 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"spri: interrupted: 0 done and 0 failed in this run, 4 of 4 pending in "
+                                            f"{output}; rerun the same command to resume")
+    with FakeOpenAIServer(port=port) as server:  # the same endpoint, answering at once
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    ids = [json.loads(line)["id"] for line in (output / "results.jsonl").read_text().splitlines()]
+    assert rerun.returncode == 0 and sorted(ids) == ["q0", "q1", "q2", "q3"]
