@@ -194,7 +194,7 @@ def _check_identity(directory: Path, identity: dict[str, Any], restart: bool) ->
         for name in _RUN_FILES:
             if (directory / name).exists():
                 os.replace(directory / name, aside / name)
-    _write_atomic(path, json.dumps(identity, indent=2))
+    write_atomic(path, json.dumps(identity, indent=2))
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
@@ -269,8 +269,7 @@ class BatchSummary:
 def failure_reason(error: str, limit: int = 200) -> str:
     """A failure's reason in one line, for grouping and for the screen: the error without the advice a
     library appends (DSPy's "To fix: ..."), whitespace collapsed, at most ``limit`` characters."""
-    core = error.split("To fix:")[0]
-    line = " ".join(core.split())
+    line = " ".join(error.split("To fix:")[0].split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
@@ -437,7 +436,7 @@ def _run(program, table, store: ResultStore, started: float, *, rows, bad, field
         summary.failure_reasons = dict(sorted(summary.failure_reasons.items(), key=lambda item: -item[1]))
         summary.seconds = round(time.perf_counter() - started, 3)
         summary.results = len(store.done)
-        _write_atomic(store.directory / SUMMARY, json.dumps(asdict(summary) | {"pending": summary.pending}, indent=2))
+        write_atomic(store.directory / SUMMARY, json.dumps(asdict(summary) | {"pending": summary.pending}, indent=2))
     write_parquet(store.directory, {column: table.data.schema.field(column).type for column in carried})
     return summary
 
@@ -669,7 +668,7 @@ def _checked_rows(table, fields, optional, id_field) -> tuple[list[tuple[int, st
     (index, message) of the bad ones; rows are named 1-based in messages)."""
     good, bad, seen = [], [], Counter()
     columns = [column for column in (*fields.values(), id_field) if column is not None and column in table.column_names]
-    for index, row in enumerate(table.select_columns(columns) if hasattr(table, "select_columns") else table):
+    for index, row in enumerate(table.select_columns(columns)):
         try:
             inputs = _validated(row, index, fields, optional)
             good.append((index, _row_id(row, index, id_field, inputs, seen)))
@@ -780,10 +779,6 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    write_atomic(path, text)
 
 
 _INTEGER_COLUMNS = ("index", "lm_calls", "lm_calls_made")

@@ -440,12 +440,16 @@ def _check_writable(option: str, path: str) -> None:
         raise CLIError(f"{option} {path}: is a folder; give a file name")
 
 
+def _lm_options(args: argparse.Namespace) -> dict:
+    """The model flags (``--api-base``, ``--max-tokens`` ...) as the settings of :func:`make_lm`/:func:`_lm_spec`,
+    pooled for ``--threads`` calls in flight."""
+    return {"api_base": args.api_base, "max_tokens": args.max_tokens, "cache": not args.no_cache,
+            "max_connections": _pool(args), "response_format": args.response_format, "temperature": args.temperature}
+
+
 def _lm_specs(args: argparse.Namespace):
-    """The checked specs of ``--lm`` and ``--critic-lm`` (None without one), pooled for ``--threads`` calls in flight."""
-    return tuple(_lm_spec(model, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
-                          max_connections=_pool(args), response_format=args.response_format,
-                          temperature=args.temperature) if model else None
-                 for model in (args.lm, args.critic_lm))
+    """The checked specs of ``--lm`` and ``--critic-lm`` (None without one)."""
+    return tuple(_lm_spec(model, **_lm_options(args)) if model else None for model in (args.lm, args.critic_lm))
 
 
 def _pool(args: argparse.Namespace) -> int:
@@ -463,10 +467,7 @@ def _models(args: argparse.Namespace):
     if args.verbose:
         for model in dict.fromkeys(m for m in (args.lm, args.critic_lm) if m):
             print(f"spri: {resolve_endpoint(model, args.api_base).describe(model)}", file=sys.stderr)
-    lm, critic = (make_lm(model, api_base=args.api_base, max_tokens=args.max_tokens, cache=not args.no_cache,
-                          max_connections=_pool(args), response_format=args.response_format,
-                          temperature=args.temperature) if model else None
-                  for model in (args.lm, args.critic_lm))
+    lm, critic = (make_lm(model, **_lm_options(args)) if model else None for model in (args.lm, args.critic_lm))
     return lm, critic, make_adapter(args.adapter) if args.adapter else adapter_for(args.lm, args.critic_lm)
 
 
@@ -791,8 +792,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional: tuple[str, ...],
-           build=None) -> int:
-    """Run a batch command; ``build(critic_lm)`` builds the program when ``--program`` does not name it."""
+           program=None) -> int:
+    """Run a batch command: ``program`` (its critics placed on ``--critic-lm`` here), else the one ``--program``
+    names."""
     import dspy
 
     from spri_dspy.batch import OutputBusyError, RunMismatchError, run_batch
@@ -804,7 +806,10 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
         raise CLIError(f"OUTPUT {args.output}: is a file; OUTPUT is a folder (created when missing)")
     lm, critic_lm, adapter = _models(args)
     ray = _ray_cluster(args)
-    program = build(critic_lm) if build is not None else _program(kind, args.program, args, critic_lm)
+    if program is None:
+        program = _program(kind, args.program, args, critic_lm)
+    else:
+        program.place_critics(critic_lm)
     info = {"program": args.program, "lm": args.lm, "critic_lm": args.critic_lm, "threshold": args.threshold,
             "max_rounds": args.max_rounds, "keep": args.keep, "seeds": args.seeds, "seed_match": args.seed_match,
             "leave_one_out": args.leave_one_out, "max_words": args.max_words, "use_reference": args.use_reference,
@@ -853,9 +858,9 @@ def _ray_cluster(args: argparse.Namespace):
 def cmd_generate(args: argparse.Namespace) -> int:
     """``spri generate``: a response program over a dataset, or Situated around a signature or module."""
     situated = _situated(args)
-    if situated is not None:
-        return _batch(args, "situated", {name: name for name in situated(None).task.input_fields}, optional=(),
-                      build=situated)
+    if situated is not None:  # built once (a FILE.py:NAME runs once); its critics are placed when the LMs are made
+        return _batch(args, "situated", {name: name for name in situated.task.input_fields}, optional=(),
+                      program=situated)
     fields = {"query": args.query_field}
     if args.goal_field:
         fields["goal"] = args.goal_field
@@ -865,14 +870,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _situated(args: argparse.Namespace):
-    """``--signature SIG`` or ``--program FILE.py:NAME`` (or a compiled Situated file): a function of the critic
-    LM that builds the :class:`~spri_dspy.Situated` program; None for SPRI and its baselines."""
-    import re
+    """``--signature SIG`` or ``--program FILE.py:NAME`` (or a compiled Situated file): the
+    :class:`~spri_dspy.Situated` program, its critics not placed yet; None for SPRI and its baselines."""
+    from spri_dspy.situated import is_object_path
 
     source = args.signature
     compiled = os.path.isfile(args.program) and not args.program.endswith(".py") and \
         _metadata(args.program)["kind"] == "situated"
-    if source is None and re.match(r"^[^:]+\.py:[A-Za-z_][\w.]*$", args.program):
+    if source is None and is_object_path(args.program):
         source = args.program
     elif source is not None and "program" in getattr(args, "given", set()):
         raise CLIError("--signature and --program both choose what runs; give one")
@@ -883,22 +888,18 @@ def _situated(args: argparse.Namespace):
             raise CLIError(f"--{flag.replace('_', '-')} is for SPRI's query/goal inputs; Situated reads the columns "
                            "named like its signature's input fields")
     seeds = _situated_seeds(args.seeds) if args.seeds else None
+    from spri_dspy.programs import load_program
+    from spri_dspy.situated import Situated
 
-    def build(critic_lm):
-        from spri_dspy.programs import load_program
-        from spri_dspy.situated import Situated
-
-        settings = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep,
-                    "max_words": args.max_words, "critic_lm": critic_lm}
-        try:
-            if compiled:
-                return load_program(args.program, **settings)
-            return Situated(source, seeds=seeds, **settings)
-        except (ValueError, TypeError, SyntaxError) as exc:
-            flag = "--signature" if args.signature else "--program"
-            raise CLIError(f"{flag} {source or args.program}: {' '.join(str(exc).split())[:300]}") from None
-
-    return build
+    settings = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep,
+                "max_words": args.max_words}
+    try:
+        if compiled:
+            return load_program(args.program, **settings)
+        return Situated(source, seeds=seeds, **settings)
+    except (ValueError, TypeError, SyntaxError) as exc:
+        flag = "--signature" if args.signature else "--program"
+        raise CLIError(f"{flag} {source or args.program}: {' '.join(str(exc).split())[:300]}") from None
 
 
 def _situated_seeds(path: str) -> list[dict]:
@@ -1182,7 +1183,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"spri: interrupted{_interrupted_run(args)}", file=sys.stderr)
         return 130
     except Exception as exc:  # an LM or runtime failure: one line, no traceback, no library's advice glued on
-        message = " ".join(str(exc).split("To fix:")[0].split())
+        message = " ".join(str(exc).split("To fix:")[0].split())  # batch.failure_reason's rule, without importing DSPy
         lms = sys.modules.get("spri_dspy.lms")  # loaded whenever an LM was built
         if lms is not None and isinstance(exc, lms.EndpointError):  # it names the endpoint and the model itself
             print(f"spri: error: {message[:500]}", file=sys.stderr)

@@ -106,18 +106,22 @@ def load_llama(model_path: str | os.PathLike, **options: Any):
     from llama_cpp import Llama
 
     defaults = llama_cpp.llama_cpp.llama_model_default_params
-
-    def portable_defaults():
-        params = defaults()
-        params.use_extra_bufts = False
-        return params
-
     with _LOAD_LOCK:
-        llama_cpp.llama_cpp.llama_model_default_params = portable_defaults
+        llama_cpp.llama_cpp.llama_model_default_params = _without_extra_buffers(defaults)
         try:
             return Llama(model_path=os.fspath(model_path), verbose=False, **options)
         finally:
             llama_cpp.llama_cpp.llama_model_default_params = defaults
+
+
+def _without_extra_buffers(defaults):
+    """llama.cpp's model defaults (``llama_model_default_params``) with its extra weight buffers turned off."""
+    def portable():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    return portable
 
 
 _CHECKED: set[str] = set()
@@ -506,14 +510,7 @@ def serve_llama_cpp(argv: list[str] | None = None) -> None:
         from llama_cpp.server.settings import ModelSettings, ServerSettings, Settings
     except ImportError as exc:
         raise SystemExit(f"llama.cpp's server needs its extra: pip install 'llama-cpp-python[server]' ({exc})") from None
-    defaults = native.llama_model_default_params
-
-    def portable_defaults():
-        params = defaults()
-        params.use_extra_bufts = False
-        return params
-
-    native.llama_model_default_params = portable_defaults  # this process serves nothing else
+    native.llama_model_default_params = _without_extra_buffers(native.llama_model_default_params)  # serves nothing else
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--model" not in argv and not any(a.startswith("--model=") for a in argv):
         argv = ["--model", str(default_model_path()), *argv]

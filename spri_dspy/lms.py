@@ -148,10 +148,11 @@ RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
 """What an OpenAI-compatible server is asked for when an adapter wants JSON (:func:`openai_lm`)."""
 
 
-def _declared(engine: Any, model: str, response_format: str) -> Any:
-    """``engine`` declaring the capability hints DSPy's adapters read (``supports_response_schema``,
-    ``supported_params``): a custom engine declares them itself, DSPy's catalogue is not consulted for it.
-    ``auto`` takes the catalogue's hints for ``model`` (none for a name it does not know, e.g. a self-hosted one)."""
+def _capabilities(model: str, response_format: str) -> tuple[bool, frozenset[str]]:
+    """The capability hints DSPy's adapters read (``supports_response_schema``, ``supported_params``) that
+    :func:`openai_lm`'s engines declare: a custom engine declares them itself, DSPy's catalogue is not consulted
+    for it. ``auto`` takes the catalogue's hints for ``model`` (none for a name it does not know, e.g. a
+    self-hosted one)."""
     if response_format not in RESPONSE_FORMATS:
         raise ValueError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, got {response_format!r}")
     params = {"temperature", "max_tokens", "top_p", "stop", "seed"}
@@ -161,9 +162,7 @@ def _declared(engine: Any, model: str, response_format: str) -> Any:
     else:
         schema = response_format == "json_schema"
         params |= {"response_format"} if response_format != "none" else set()
-    engine.supports_response_schema = schema
-    engine.supported_params = frozenset(params)
-    return engine
+    return schema, frozenset(params)
 
 
 def openai_lm(model: str, api_base: str | None = None, *, api_key: str | None = None, max_connections: int = 1024,
@@ -208,7 +207,10 @@ def openai_lm(model: str, api_base: str | None = None, *, api_key: str | None = 
 
     config = RouterConfig(max_connections=max_connections, api_keys={OPENAI_PROVIDER: key} if key else None,
                           base_urls={OPENAI_PROVIDER: endpoint.url} if endpoint.url else None)
-    engine, async_engine = (_declared(e, model, response_format) for e in (LM15Engine(config), AsyncLM15Engine(config)))
+    engine, async_engine = LM15Engine(config), AsyncLM15Engine(config)
+    schema, params = _capabilities(model, response_format)
+    for declared in (engine, async_engine):
+        declared.supports_response_schema, declared.supported_params = schema, params
     return _keyed(dspy.LM(model, engine=engine, async_engine=async_engine, **lm_kwargs), endpoint)
 
 
@@ -314,9 +316,9 @@ def endpoint_failure(exc: BaseException, *, first_call: bool) -> str | None:
     call, no connection at all (a name that does not resolve, a refused connection)."""
     from dspy.utils.exceptions import LMAuthError, LMProviderError, LMTransportError, LMUnsupportedModelError
 
-    if isinstance(exc, LMAuthError):
-        return f"refused the key (HTTP {getattr(exc, 'status', None) or 401})"
     status = getattr(exc, "status", None)  # the HTTP status of a provider's error response
+    if isinstance(exc, LMAuthError):
+        return f"refused the key (HTTP {status or 401})"
     if isinstance(exc, LMUnsupportedModelError) or (isinstance(exc, LMProviderError) and status == 404):
         return "has no such model (HTTP 404)"
     if isinstance(exc, LMProviderError) and status in (401, 403):
@@ -333,7 +335,7 @@ def endpoint_error(exc: BaseException, lms: Any, *, first_call: bool) -> Endpoin
     if reason is None:
         return None
     model = getattr(exc, "model", None) or "the model"
-    endpoint = next((endpoint_of(lm) for lm in lms if getattr(lm, "model", None) == model and endpoint_of(lm)), None)
+    endpoint = next((found for lm in lms if getattr(lm, "model", None) == model and (found := endpoint_of(lm))), None)
     where = endpoint.public if endpoint and endpoint.url else (
         "the provider's default endpoint" if endpoint or str(model).startswith("openai/") else "its endpoint")
     detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

@@ -228,11 +228,13 @@ document.querySelectorAll("table#results th[data-column]").forEach(function (th)
 """
 
 
+# Only the page's own script may run (its hash), so escaping is not the only barrier against a text that holds
+# markup; styles and images are inline too, and nothing may be fetched.
+_SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode()
+
+
 def _page(title: str, body: str) -> str:
-    # Only the page's own script may run (its hash), so escaping is not the only barrier against a text that
-    # holds markup; styles and images are inline too, and nothing may be fetched.
-    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode()
-    policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; img-src data:"
+    policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src '{_SCRIPT_HASH}'; img-src data:"
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'

@@ -64,6 +64,11 @@ def task_signature(module: dspy.Module) -> type[dspy.Signature]:
     return dspy.Signature(fields, first.instructions)
 
 
+def is_object_path(text: str) -> bool:
+    """Whether ``text`` names a module object in a Python file (``FILE.py:NAME``) rather than a signature."""
+    return _OBJECT_PATH.match(text) is not None
+
+
 def load_object(path: str) -> Any:
     """The object ``NAME`` defined by the Python file of ``FILE.py:NAME`` (for ``--program FILE.py:NAME``)."""
     match = _OBJECT_PATH.match(path)
@@ -252,7 +257,7 @@ def _own_copy(module: Any) -> dspy.Module:
     if module is None:
         raise ValueError("Situated needs the module it wraps (a module, a signature or FILE.py:NAME); for a saved "
                          "program of your own module: load_program(path, module=YourModule())")
-    if isinstance(module, str) and _OBJECT_PATH.match(module):
+    if isinstance(module, str) and is_object_path(module):
         module = load_object(module)
     if isinstance(module, str) or (isinstance(module, type) and issubclass(module, dspy.Signature)):
         return dspy.Predict(module)

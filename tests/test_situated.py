@@ -286,12 +286,15 @@ def test_generate_with_a_module_of_your_own(tmp_path, scripted_models):
 
     from spri_dspy import cli
 
-    (tmp_path / "mine.py").write_text("import dspy\nqa = dspy.ChainOfThought('question, context -> answer')\n")
+    log = tmp_path / "loaded.log"
+    (tmp_path / "mine.py").write_text(f"import dspy\nopen({str(log)!r}, 'a').write('loaded\\n')\n"
+                                      "qa = dspy.ChainOfThought('question, context -> answer')\n")
     status = cli.main(["generate", str(_qa_rows(tmp_path)), str(tmp_path / "out"), "--program",
                        f"{tmp_path / 'mine.py'}:qa", "--no-progress", "--max-rounds", "1"])
     assert status == 0
     records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert len(records) == 3 and all("answer" in r["output"] for r in records)
+    assert log.read_text() == "loaded\n"  # the user's file runs once
 
 
 @pytest.mark.parametrize("argv, message", [
