@@ -16,6 +16,11 @@ Everything is measured in this run, on this machine:
   text, field names or instructions, or are placeholders/JSON fragments
   (``spri_dspy.testing.quality.degenerate_reason``);
 - generate: seconds per input of ``spri generate`` over 4 inputs with ``--no-cache``;
+- critic: over 10 held-out queries (``HELD_OUT``, written once and never tuned on), the critic's distinct
+  score levels, the share of feedbacks of at least 5 words that are not a field name, the share of stages
+  that accept, the share of refinements the critic scored above the text they refined, and the DPO pairs
+  ``spri export --format dpo`` finds after ``spri generate`` on 5 of them; ``--greedy`` adds the same for
+  the engine's old settings (greedy score, no text floor, no critique cap) in the same run;
 - prompt tokens per call of SPRI's six steps as CompactJSONAdapter, DSPy's JSONAdapter, ChatAdapter
   and XMLAdapter format them (the model's tokenizer and chat template, no generation).
 """
@@ -46,6 +51,19 @@ QUERIES = [
     "My manager takes credit for my work in meetings. How should I handle it?",
     "How can I help my teenage son who spends all night playing video games?",
 ]
+HELD_OUT = [
+    "My landlord wants to raise the rent by 20 percent. Can I negotiate?",
+    "I keep procrastinating on my thesis and the deadline is in three weeks.",
+    "How do I tell my parents I want to change my university major?",
+    "What is a healthy breakfast I can make in five minutes?",
+    "My cat stopped eating yesterday. Should I be worried?",
+    "I got a parking ticket I think is unfair. How do I contest it?",
+    "How can I make friends after moving to a new city at 35?",
+    "My coworker keeps interrupting me in meetings. What should I say?",
+    "What should I pack for a three-day hiking trip in the mountains?",
+    "I feel nervous every time I have to make a phone call. How can I get better at it?",
+]
+"""Queries for the critic figures, written for issue 28 after the engine's settings were chosen on ``QUERIES``."""
 SPRI = [sys.executable, "-m", "spri_dspy.cli"]
 
 RAW = """
@@ -192,11 +210,68 @@ def generate_per_input(n: int = 4) -> float:
         return (time.perf_counter() - started) / n
 
 
+def critic_figures(queries: list[str], **engine: object) -> dict[str, float | int | list[int]]:
+    """SPRI over ``queries`` in-process: what its critiques show of the loop (see the module docstring)."""
+    import dspy
+
+    import spri_dspy
+    from spri_dspy import signatures
+
+    field_names = {name for kind in vars(signatures).values() if isinstance(kind, type)
+                   and issubclass(kind, dspy.Signature) for name in kind.fields}
+
+    lm = spri_dspy.embedded_lm(cache=False, **engine)
+    rounds, started = [], time.perf_counter()
+    for query in queries:
+        with dspy.context(lm=lm, adapter=spri_dspy.CompactJSONAdapter()):
+            rounds.append(spri_dspy.SPRI()(query=query).trace)
+    seconds = (time.perf_counter() - started) / len(queries)
+    lm.engine.close()
+    critiques = [r for trace in rounds for r in trace if r["score"] is not None]
+    said = [len(r["feedback"].split()) >= 5 and r["feedback"].strip().strip(".:").lower() not in field_names
+            for r in critiques]
+    refined = [(a, b) for trace in rounds for a, b in zip(trace, trace[1:], strict=False) if a["stage"] == b["stage"]]
+    stages = [r for trace in rounds for r in trace if r["accepted"] or r["round"] == 4 or r.get("error")]
+    return {"levels": sorted({r["score"] for r in critiques}), "feedback_said": sum(said) / len(said),
+            "accepted": sum(r["accepted"] for r in stages) / len(stages),
+            "raised": sum(b["score"] > a["score"] for a, b in refined) / max(1, len(refined)),
+            "refinements": len(refined), "critiques": len(critiques), "seconds": seconds}
+
+
+def dpo_pairs(queries: list[str]) -> int:
+    """``spri generate`` (``--no-cache``) on ``queries``, then ``spri export --format dpo``: the pairs written."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "in.jsonl"
+        data.write_text("".join(json.dumps({"query": q}) + "\n" for q in queries))
+        out = Path(folder) / "out"
+        subprocess.run([*SPRI, "generate", str(data), str(out), "--no-cache", "--threads", "2", "--no-progress"],
+                       capture_output=True, check=True)
+        done = subprocess.run([*SPRI, "export", str(out), "--format", "dpo"], capture_output=True, text=True)
+        if done.returncode != 0:
+            return 0
+        return int(done.stdout.split(": ", 1)[1].split()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=10, help="queries for the degenerate-text count (default 10)")
     parser.add_argument("--compare", action="store_true", help="also DSPy's JSONAdapter with no state reuse or memo")
+    parser.add_argument("--greedy", action="store_true", help="also the critic figures with the engine's old "
+                        "settings (greedy score, no text floor, no critique cap)")
+    parser.add_argument("--critic-only", action="store_true", help="only the critic figures")
     args = parser.parse_args()
+    configs = {"default": {}}
+    if args.greedy:
+        configs["old (greedy, no floor)"] = {"scoring": "greedy", "min_words": 0, "critique_chars": 1200}
+    for label, engine in configs.items():
+        figures = critic_figures(HELD_OUT, **engine)
+        print(f"    critic, {label}, {len(HELD_OUT)} held-out queries: score levels {figures['levels']} "
+              f"(target >= 3 distinct); feedback of 5+ words and not a field name {figures['feedback_said']:.0%} "
+              f"(target >= 90%); stages accepted {figures['accepted']:.0%}; refinements scored above their draft "
+              f"{figures['raised']:.0%} of {figures['refinements']} (target >= 25%); {figures['seconds']:.1f} s per query")
+    print(f"    DPO pairs from spri generate on 5 held-out queries: {dpo_pairs(HELD_OUT[:5])} (target >= 1)")
+    if args.critic_only:
+        return
 
     tokens = prompt_tokens_by_adapter()
     print("P3  prompt tokens per call, mean of SPRI's six steps: " + ", ".join(

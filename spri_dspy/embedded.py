@@ -37,7 +37,9 @@ import atexit
 import contextlib
 import hashlib
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -235,6 +237,153 @@ class CopyGuard:
         return scores
 
 
+SCORINGS = ("expected", "greedy")
+"""How the engine writes a score level: ``expected`` (the default, G-Eval's way, :class:`ScoreReader`)
+the probability-weighted mean of the levels, ``greedy`` the likeliest level under the grammar."""
+
+SCORE_READINGS = "score_readings"
+"""The extra key of a JSON answer under which the engine reports how it read each score field; the
+answer's own keys are untouched, and :class:`spri_dspy.CompactJSONAdapter` passes it on to the Prediction."""
+
+_OPEN_VALUE = re.compile(r'"(\w+)"\s*:\s*("(?:[^"\\]|\\.)*)?$')
+
+
+class _Answer:
+    """The JSON answer generated so far in one completion, kept up to date token by token."""
+
+    def __init__(self, llama):
+        self.llama = llama
+        self.prompt_length: int | None = None
+        self.seen = 0
+        self.text = ""
+
+    def update(self, input_ids) -> str:
+        if self.prompt_length is None:
+            self.prompt_length = self.seen = len(input_ids)
+        if len(input_ids) > self.seen:
+            new = [int(t) for t in input_ids[self.seen:]]
+            self.text += self.llama.detokenize(new).decode("utf-8", errors="ignore")
+            self.seen = len(input_ids)
+        return self.text
+
+    def open_value(self) -> tuple[str, str | None] | None:
+        """``(key, text so far)`` while a string value is being written, ``(key, None)`` right after
+        ``"key":`` (the value not yet begun), None elsewhere."""
+        found = _OPEN_VALUE.search(self.text[-4000:])
+        if found is None:
+            return None
+        value = found.group(2)
+        return found.group(1), None if value is None else value[1:]
+
+
+def _quote_tokens(llama) -> list[int]:
+    """Every token whose text holds a double quote (one of them closes a JSON string)."""
+    cached = getattr(llama, "_spri_quote_tokens", None)
+    if cached is None:
+        cached = [t for t in range(llama.n_vocab()) if b'"' in llama.detokenize([t])]
+        llama._spri_quote_tokens = cached
+    return cached
+
+
+class TextFloor:
+    """A llama.cpp logits processor that keeps a free-text JSON value open until it says something: the
+    string cannot close while it has fewer than ``min_words`` words, or while it is only one of the
+    ``names`` (the answer's keys and the prompt's headings), which a small model otherwise writes back
+    as the value (``"feedback": "Feedback"``)."""
+
+    def __init__(self, llama, names: set[str], fields: set[str], min_words: int):
+        self.answer = _Answer(llama)
+        self.names = {name.lower() for name in names}
+        self.fields = fields
+        self.min_words = min_words
+        self.quotes = _quote_tokens(llama)
+
+    def __call__(self, input_ids, scores):
+        self.answer.update(input_ids)
+        state = self.answer.open_value()
+        if state is None or state[1] is None or state[0] not in self.fields:
+            return scores
+        bare = state[1].strip().strip(".:!;,").replace(" ", "_").lower()
+        if len(state[1].split()) < self.min_words or bare in self.names:
+            scores[self.quotes] = -float("inf")
+        return scores
+
+
+class ScoreReader:
+    """A llama.cpp logits processor that scores from the model's probabilities (G-Eval's way) instead of
+    its single likeliest level.
+
+    Where the answer is about to write the value of a score field (``"score": `` with an integer enum),
+    it reads the model's probabilities of the levels, renormalised over them, and lets only their
+    probability-weighted mean level (rounded half up) be written. Greedy decoding under the enum
+    grammar picks the level the model's prior favours after any text (1, for SmolLM2-135M, whatever
+    its feedback said); the mean moves with the whole distribution. ``readings`` holds one
+    :func:`reading` per score field written."""
+
+    def __init__(self, llama, fields: dict[str, tuple[int, ...]]):
+        self.answer = _Answer(llama)
+        self.tokens: dict[str, list[int]] = {}
+        for name, levels in fields.items():
+            ids = [llama.tokenize(str(level).encode(), add_bos=False, special=False) for level in levels]
+            if all(len(i) == 1 for i in ids):
+                self.tokens[name] = [i[0] for i in ids]
+        self.levels = fields
+        self.readings: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, input_ids, scores):
+        self.answer.update(input_ids)
+        state = self.answer.open_value()
+        if state is None or state[1] is not None or state[0] not in self.tokens or state[0] in self.readings:
+            return scores
+        field, ids = state[0], self.tokens[state[0]]
+        found = reading([float(scores[i]) for i in ids], self.levels[field])
+        self.readings[field] = found
+        chosen = ids[self.levels[field].index(found["score"])]
+        kept = scores[chosen]
+        scores[:] = -float("inf")
+        scores[chosen] = kept
+        return scores
+
+
+def reading(logits: list[float], levels: tuple[int, ...]) -> dict[str, Any]:
+    """The score a :class:`ScoreReader` writes, from the model's logits of the ``levels``: their
+    probabilities (renormalised over the levels) and the probability-weighted mean level, rounded half
+    up. Returns ``{"probabilities", "mean", "score"}``."""
+    top = max(logits)
+    weights = [math.exp(value - top) for value in logits]
+    probabilities = [w / sum(weights) for w in weights]
+    mean = sum(p * level for p, level in zip(probabilities, levels, strict=True))
+    score = min(levels, key=lambda level: (abs(level - mean - 1e-9), level))
+    return {"probabilities": [round(p, 4) for p in probabilities], "mean": round(mean, 3), "score": score}
+
+
+def _with_readings(content: str, readings: dict[str, dict[str, Any]]) -> str:
+    """The JSON answer ``content`` with the score readings added under :data:`SCORE_READINGS` (shown in
+    ``dspy.inspect_history()``; DSPy's JSON adapters read only the signature's own keys)."""
+    try:
+        answer = json.loads(content, strict=False)  # a small model writes raw newlines inside strings
+    except ValueError:
+        return content
+    if not isinstance(answer, dict) or SCORE_READINGS in answer:
+        return content
+    return json.dumps({**answer, SCORE_READINGS: readings}, ensure_ascii=False)
+
+
+def _score_fields(schema: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The answer's integer-enum properties (critic and judge scores) and their levels."""
+    fields = {}
+    for name, spec in (schema.get("properties") or {}).items():
+        levels = spec.get("enum") if isinstance(spec, dict) else None
+        if levels and all(isinstance(v, int) and not isinstance(v, bool) for v in levels) and len(levels) > 1:
+            fields[name] = tuple(levels)
+    return fields
+
+
+def _text_fields(schema: dict[str, Any]) -> set[str]:
+    return {name for name, spec in (schema.get("properties") or {}).items()
+            if isinstance(spec, dict) and spec.get("type") == "string" and "enum" not in spec}
+
+
 class LlamaCppEngine:
     """A DSPy engine running a GGUF model in this process with llama-cpp-python.
 
@@ -280,6 +429,9 @@ class LlamaCppEngine:
         state_cache_mb: int = 256,
         memo_size: int = 256,
         no_copy_tokens: int = 5,
+        scoring: str = "expected",
+        min_words: int = 5,
+        critique_chars: int = 320,
     ):
         self.model_path = None if model_path is None else os.fspath(model_path)
         self.n_ctx = n_ctx
@@ -290,6 +442,11 @@ class LlamaCppEngine:
         self.state_cache_mb = state_cache_mb
         self.memo_size = memo_size
         self.no_copy_tokens = no_copy_tokens
+        if scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+        self.scoring = scoring
+        self.min_words = min_words
+        self.critique_chars = critique_chars
         self.stats = {"requests": 0, "memo_hits": 0, "prompt_tokens": 0, "prompt_tokens_evaluated": 0}
         self._memo: OrderedDict[str, tuple[str, str, int, int]] = OrderedDict()
         self._llama = None
@@ -371,13 +528,15 @@ class LlamaCppEngine:
         self._check_context(llama, messages, options["max_tokens"])
         out, prompt_tokens, completion_tokens = None, 0, 0
         cap = self._string_cap(schema, options["max_tokens"]) if schema is not None else 0
+        if schema is not None and _score_fields(schema):
+            cap = min(cap, self.critique_chars)
         evaluated = llama_cpp.llama_perf_context(llama._ctx.ctx).n_p_eval
-        guard = CopyGuard(llama, messages, self.no_copy_tokens) if self.no_copy_tokens > 0 else None
         for _ in range(3):
+            processors = self._processors(llama, messages, schema)
             if schema is not None:
                 options["grammar"] = llama_cpp.LlamaGrammar.from_string(schema_grammar(schema, cap), verbose=False)
-            if guard is not None:
-                options["logits_processor"] = llama_cpp.LogitsProcessorList([guard.reset()])
+            if processors:
+                options["logits_processor"] = llama_cpp.LogitsProcessorList(processors)
             out = self._generate(llama, messages, options)
             usage = out.get("usage") or {}
             prompt_tokens += usage.get("prompt_tokens") or 0
@@ -387,10 +546,30 @@ class LlamaCppEngine:
                 break
             cap = max(16, cap // 3)
         self.stats["prompt_tokens_evaluated"] += llama_cpp.llama_perf_context(llama._ctx.ctx).n_p_eval - evaluated
-        choice = out["choices"][0]
-        finish = choice.get("finish_reason") or "stop"
-        return (choice["message"].get("content") or "", finish if finish in ("stop", "length") else "stop",
-                prompt_tokens, completion_tokens)
+        content = out["choices"][0]["message"].get("content") or ""
+        reader = next((p for p in processors if isinstance(p, ScoreReader)), None)
+        if reader is not None and reader.readings:
+            content = _with_readings(content, reader.readings)
+        finish = out["choices"][0].get("finish_reason") or "stop"
+        return content, finish if finish in ("stop", "length") else "stop", prompt_tokens, completion_tokens
+
+    def _processors(self, llama, messages, schema) -> list:
+        """The logits processors of one completion: the copy guard, and for a JSON answer the text floor and
+        the score reader, as the engine's settings have them."""
+        processors: list = []
+        if self.no_copy_tokens > 0:
+            processors.append(CopyGuard(llama, messages, self.no_copy_tokens))
+        if schema is None:
+            return processors
+        texts = _text_fields(schema)
+        if self.min_words > 0 and texts:
+            headings = {h for m in messages for h in re.findall(r"^## (\w+)$", m["content"], re.M)}
+            names = {*(schema.get("properties") or {}), *headings}
+            processors.append(TextFloor(llama, names, texts, self.min_words))
+        scores = _score_fields(schema)
+        if self.scoring != "greedy" and scores:
+            processors.append(ScoreReader(llama, scores))
+        return processors
 
     def _string_cap(self, schema: dict[str, Any], max_tokens: int) -> int:
         """Characters allowed per free-text field so that all of them fit in ``max_tokens`` (~3 chars a token)."""
@@ -437,6 +616,9 @@ class LlamaCppEngine:
             "state_cache_mb": self.state_cache_mb,
             "memo_size": self.memo_size,
             "no_copy_tokens": self.no_copy_tokens,
+            "scoring": self.scoring,
+            "min_words": self.min_words,
+            "critique_chars": self.critique_chars,
         }
 
     @classmethod

@@ -349,3 +349,112 @@ def test_acall_on_the_embedded_model_gives_what_the_sync_call_gives():
         got = asyncio.run(program.acall(query=query))
     assert dict(got.items()) == dict(expected.items())
     assert lm.engine.stats["memo_hits"] >= 4  # the async calls repeated the sync ones on the same engine
+
+
+class _CharModel:
+    """Stands in for llama.cpp's tokenizer and detokenizer: one token per character of a small alphabet."""
+
+    alphabet = ' "{}:,.abcdefghijklmnopqrstuvwxyzF12345'
+
+    def tokenize(self, text: bytes, add_bos=False, special=False):
+        return [self.alphabet.index(c) for c in text.decode()]
+
+    def detokenize(self, tokens):
+        return "".join(self.alphabet[t] for t in tokens).encode()
+
+    def n_vocab(self):
+        return len(self.alphabet)
+
+
+def _written(model, text):
+    import numpy as np
+
+    return np.array([0] * 7 + model.tokenize(text.encode()))  # seven prompt tokens, then the answer
+
+
+def _feed(processor, model, text):
+    """Call ``processor`` as llama.cpp does, once per token of ``text``; return the last call's scores."""
+    import numpy as np
+
+    processor(_written(model, "")[:7], np.zeros(model.n_vocab()))  # the first call learns the prompt length
+    scores = None
+    for end in range(1, len(text) + 1):
+        scores = processor(_written(model, text[:end]), np.zeros(model.n_vocab()))
+    return scores
+
+
+def test_the_text_floor_keeps_a_value_open_until_it_has_its_words_and_is_not_a_name():
+    import numpy as np
+
+    from spri_dspy.embedded import TextFloor
+
+    model = _CharModel()
+    quote = model.alphabet.index('"')
+
+    def closable(text, min_words=3):
+        floor = TextFloor(model, names={"feedback", "score"}, fields={"feedback"}, min_words=min_words)
+        return not np.isinf(_feed(floor, model, text)[quote])
+
+    assert not closable('{"feedback": "too short')  # two words: may not close
+    assert closable('{"feedback": "three words here')
+    assert not closable('{"feedback": "Feedback', min_words=1)  # a key name as the value
+    assert not closable('{"feedback": "feedback.', min_words=1)
+    assert closable('{"feedback": "fine', min_words=1)
+    assert closable('{"feedback": "x", "score": ')  # outside a text field: untouched
+    assert closable('{"other": "one')  # a field the floor does not cover
+
+
+def test_the_score_reader_writes_the_probability_weighted_level():
+    import math
+
+    import numpy as np
+
+    from spri_dspy.embedded import ScoreReader, reading
+
+    assert reading([0.0, 0.0, 0.0, 0.0, 0.0], (1, 2, 3, 4, 5))["score"] == 3
+    assert reading([0.0, 0.0, -1e9, -1e9, -1e9], (1, 2, 3, 4, 5)) == {
+        "probabilities": [0.5, 0.5, 0.0, 0.0, 0.0], "mean": 1.5, "score": 2}  # half up
+    found = reading([math.log(0.7), math.log(0.2), math.log(0.1), -1e9, -1e9], (1, 2, 3, 4, 5))
+    assert found["mean"] == 1.4 and found["score"] == 1  # greedy would say 1 too; the mean is 1.4
+    found = reading([math.log(0.4), math.log(0.1), math.log(0.1), math.log(0.2), math.log(0.2)], (1, 2, 3, 4, 5))
+    assert found["mean"] == 2.7 and found["score"] == 3  # greedy would say 1
+
+    model = _CharModel()
+    reader = ScoreReader(model, {"score": (1, 2, 3, 4, 5)})
+    levels = [model.alphabet.index(str(level)) for level in range(1, 6)]
+    reader(_written(model, "")[:7], np.zeros(model.n_vocab()))
+    prefix = '{"feedback": "it is fine", "score":'
+    for end in range(1, len(prefix)):
+        assert not np.isinf(reader(_written(model, prefix[:end]), np.zeros(model.n_vocab()))).any()
+    logits = np.zeros(model.n_vocab())
+    logits[levels] = [math.log(p) for p in (0.4, 0.1, 0.1, 0.2, 0.2)]
+    out = reader(_written(model, prefix), logits)
+    assert list(np.flatnonzero(np.isfinite(out))) == [levels[2]]  # only "3" may be written
+    assert reader.readings["score"]["score"] == 3
+    assert reader.readings["score"]["probabilities"] == [0.4, 0.1, 0.1, 0.2, 0.2]
+
+
+def test_engine_settings_are_checked_and_saved():
+    with pytest.raises(ValueError, match="scoring must be one of expected, greedy"):
+        LlamaCppEngine(scoring="best")
+    state = LlamaCppEngine(scoring="greedy", min_words=0, critique_chars=100).dump_state()
+    assert (state["scoring"], state["min_words"], state["critique_chars"]) == ("greedy", 0, 100)
+
+
+@pytest.mark.embedded
+def test_the_embedded_critic_writes_feedback_and_reads_its_score(lm):
+    """The README's model as a critic: feedback of at least five words that is not a key name, a score
+    read from its probabilities (the reading shown in the LM's history), for principles and response."""
+    from spri_dspy.signatures import CritiquePrinciples, CritiqueResponse
+
+    query = "My neighbour's dog barks all night. How do I raise it with them politely?"
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        critiques = [dspy.Predict(CritiquePrinciples)(query=query, principles="1. Be polite.\n2. Suggest a chat."),
+                     dspy.Predict(CritiqueResponse)(query=query, principles="1. Be polite.",
+                                                    response="Knock on their door and ask them kindly.")]
+    answers = [json.loads(h["outputs"][0]) for h in lm.history[-2:]]
+    for critique, answer in zip(critiques, answers, strict=True):
+        assert len(critique.feedback.split()) >= 5 and critique.feedback.strip().lower() != "feedback"
+        read = answer["score_readings"]["score"]
+        assert critique.score == read["score"] and abs(sum(read["probabilities"]) - 1) < 1e-3
+        assert abs(read["mean"] - read["score"]) <= 0.5
