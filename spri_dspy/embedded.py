@@ -22,6 +22,10 @@ Three things keep it fast on a small CPU:
   repeats calls whenever a small model returns the same text) is answered from
   memory. This works below DSPy's cache: ``cache=False`` (``--no-cache``) still
   recomputes every request once per process, never across processes.
+- **A critic that reads its scale.** A free-text value must say something (at least ``min_words``
+  words, never just a key name), and a score is written as the probability-weighted mean of its
+  levels, not the single likeliest one (the five probabilities ride along in the answer under
+  ``score_readings``, shown by ``dspy.inspect_history()``).
 - **Portable kernels.** llama.cpp's extra weight buffers (repacked layouts, where
   its AMX kernels live) are turned off: a source build of llama-cpp-python on an
   AMX server enables kernels that crash in many virtual machines, and this
@@ -242,8 +246,8 @@ SCORINGS = ("expected", "greedy")
 the probability-weighted mean of the levels, ``greedy`` the likeliest level under the grammar."""
 
 SCORE_READINGS = "score_readings"
-"""The extra key of a JSON answer under which the engine reports how it read each score field; the
-answer's own keys are untouched, and :class:`spri_dspy.CompactJSONAdapter` passes it on to the Prediction."""
+"""The extra key of a JSON answer under which the engine reports how it read each score field (the
+answer's own keys are untouched; DSPy's JSON adapters read only those, and the LM's history keeps it)."""
 
 _OPEN_VALUE = re.compile(r'"(\w+)"\s*:\s*("(?:[^"\\]|\\.)*)?$')
 
@@ -289,19 +293,25 @@ class TextFloor:
     """A llama.cpp logits processor that keeps a free-text JSON value open until it says something: the
     string cannot close while it has fewer than ``min_words`` words, or while it is only one of the
     ``names`` (the answer's keys and the prompt's headings), which a small model otherwise writes back
-    as the value (``"feedback": "Feedback"``)."""
+    as the value (``"feedback": "Feedback"``). Within ``room`` characters of ``max_chars`` (the grammar's
+    cap on the string) it lets the value close, so the two never contradict each other."""
 
-    def __init__(self, llama, names: set[str], fields: set[str], min_words: int):
+    room = 12
+
+    def __init__(self, llama, names: set[str], fields: set[str], min_words: int, max_chars: int | None = None):
         self.answer = _Answer(llama)
         self.names = {name.lower() for name in names}
         self.fields = fields
         self.min_words = min_words
+        self.max_chars = max_chars
         self.quotes = _quote_tokens(llama)
 
     def __call__(self, input_ids, scores):
         self.answer.update(input_ids)
         state = self.answer.open_value()
         if state is None or state[1] is None or state[0] not in self.fields:
+            return scores
+        if self.max_chars is not None and len(state[1]) >= self.max_chars - self.room:
             return scores
         bare = state[1].strip().strip(".:!;,").replace(" ", "_").lower()
         if len(state[1].split()) < self.min_words or bare in self.names:
@@ -400,6 +410,13 @@ class LlamaCppEngine:
         no_copy_tokens: the longest run of tokens a completion may copy verbatim from its prompt (the
             inputs and the instructions): a run one token longer is never sampled, so a small model
             cannot answer with the question or its instructions copied back (0 turns the guard off).
+        scoring: how a score field (an integer enum such as a critic's 1..5) is written: ``"expected"``,
+            the probability-weighted mean of the levels as the model rates them at that point (G-Eval's
+            way, :class:`ScoreReader`), or ``"greedy"``, the likeliest level under the grammar.
+        min_words: a free-text field of a JSON answer has at least this many words and is never just a
+            key or heading name (:class:`TextFloor`; 0 turns it off).
+        critique_chars: cap on each free-text field of an answer that also holds a score (a critique's
+            feedback, a judgement), in characters.
 
     ``stats`` counts requests, memo hits, the prompt tokens of the requests that reached
     llama.cpp and how many of them it evaluated (the rest were restored from earlier states).
@@ -431,7 +448,7 @@ class LlamaCppEngine:
         no_copy_tokens: int = 5,
         scoring: str = "expected",
         min_words: int = 5,
-        critique_chars: int = 320,
+        critique_chars: int = 200,
     ):
         self.model_path = None if model_path is None else os.fspath(model_path)
         self.n_ctx = n_ctx
@@ -532,7 +549,7 @@ class LlamaCppEngine:
             cap = min(cap, self.critique_chars)
         evaluated = llama_cpp.llama_perf_context(llama._ctx.ctx).n_p_eval
         for _ in range(3):
-            processors = self._processors(llama, messages, schema)
+            processors = self._processors(llama, messages, schema, cap)
             if schema is not None:
                 options["grammar"] = llama_cpp.LlamaGrammar.from_string(schema_grammar(schema, cap), verbose=False)
             if processors:
@@ -553,7 +570,7 @@ class LlamaCppEngine:
         finish = out["choices"][0].get("finish_reason") or "stop"
         return content, finish if finish in ("stop", "length") else "stop", prompt_tokens, completion_tokens
 
-    def _processors(self, llama, messages, schema) -> list:
+    def _processors(self, llama, messages, schema, max_chars: int | None = None) -> list:
         """The logits processors of one completion: the copy guard, and for a JSON answer the text floor and
         the score reader, as the engine's settings have them."""
         processors: list = []
@@ -565,7 +582,7 @@ class LlamaCppEngine:
         if self.min_words > 0 and texts:
             headings = {h for m in messages for h in re.findall(r"^## (\w+)$", m["content"], re.M)}
             names = {*(schema.get("properties") or {}), *headings}
-            processors.append(TextFloor(llama, names, texts, self.min_words))
+            processors.append(TextFloor(llama, names, texts, self.min_words, max_chars))
         scores = _score_fields(schema)
         if self.scoring != "greedy" and scores:
             processors.append(ScoreReader(llama, scores))

@@ -400,6 +400,13 @@ def test_the_text_floor_keeps_a_value_open_until_it_has_its_words_and_is_not_a_n
     assert not closable('{"feedback": "Feedback', min_words=1)  # a key name as the value
     assert not closable('{"feedback": "feedback.', min_words=1)
     assert closable('{"feedback": "fine', min_words=1)
+
+    def at_cap(text):  # the grammar closes the string at max_chars: the floor gives way before it
+        floor = TextFloor(model, names=set(), fields={"feedback"}, min_words=5, max_chars=TextFloor.room + 6)
+        return not np.isinf(_feed(floor, model, text)[quote])
+
+    assert not at_cap('{"feedback": "abcde')
+    assert at_cap('{"feedback": "abcdef')
     assert closable('{"feedback": "x", "score": ')  # outside a text field: untouched
     assert closable('{"other": "one')  # a field the floor does not cover
 
