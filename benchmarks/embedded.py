@@ -111,16 +111,22 @@ def replay_overhead(query: str) -> tuple[float, float, int]:
     import spri_dspy
     from spri_dspy import embedded
 
-    recorded = []
-    generate = embedded.LlamaCppEngine._generate
+    recorded, built = [], []
+    generate, processors = embedded.LlamaCppEngine._generate, embedded.LlamaCppEngine._processors
 
     def recording(llama, messages, options):
-        recorded.append((messages, {k: v for k, v in options.items() if k != "grammar"}, options.get("grammar")))
+        kept = {k: v for k, v in options.items() if k not in ("grammar", "logits_processor")}
+        recorded.append((messages, kept, options.get("grammar"), built[-1] if "logits_processor" in options else None))
         return generate(llama, messages, options)
+
+    def recording_processors(self, llama, messages, schema, max_chars=None):
+        built.append((schema, max_chars))
+        return processors(self, llama, messages, schema, max_chars)
 
     lm = spri_dspy.embedded_lm(cache=False)
     lm.engine.llama  # load before the clock, as the replay's model is
     embedded.LlamaCppEngine._generate = staticmethod(recording)
+    embedded.LlamaCppEngine._processors = recording_processors
     try:
         started = time.perf_counter()
         with dspy.context(lm=lm, adapter=spri_dspy.CompactJSONAdapter()):
@@ -128,17 +134,24 @@ def replay_overhead(query: str) -> tuple[float, float, int]:
         spri_seconds = time.perf_counter() - started
     finally:
         embedded.LlamaCppEngine._generate = staticmethod(generate)
+        embedded.LlamaCppEngine._processors = processors
     lm.engine.close()
 
-    from llama_cpp import LlamaGrammar
+    from llama_cpp import LlamaGrammar, LogitsProcessorList
 
     llama = embedded.load_llama(embedded.default_model_path(), n_ctx=8192, n_threads=os.cpu_count(),
                                 n_threads_batch=os.cpu_count(), seed=0)
     llama.set_cache(embedded.prompt_state_cache(256 << 20))
-    grammars = [None if g is None else LlamaGrammar.from_string(g._grammar, verbose=False) for _, _, g in recorded]
+    engine = embedded.LlamaCppEngine()  # the same settings as the run's engine: its logits processors, rebuilt on
+    calls = []                          # the replay's model (those of the run hold the closed one)
+    for messages, options, grammar, made in recorded:
+        extra = {} if grammar is None else {"grammar": LlamaGrammar.from_string(grammar._grammar, verbose=False)}
+        if made is not None:
+            extra["logits_processor"] = LogitsProcessorList(engine._processors(llama, messages, *made))
+        calls.append((messages, {**options, **extra}))
     started = time.perf_counter()
-    for (messages, options, _), grammar in zip(recorded, grammars, strict=True):
-        llama.create_chat_completion(messages=messages, **options, **({"grammar": grammar} if grammar else {}))
+    for messages, options in calls:
+        llama.create_chat_completion(messages=messages, **options)
     replay_seconds = time.perf_counter() - started
     llama.close()
     return spri_seconds, replay_seconds, len(recorded)
