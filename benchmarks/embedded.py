@@ -147,7 +147,8 @@ def replay_overhead(query: str) -> tuple[float, float, int]:
     for messages, options, grammar, made in recorded:
         extra = {} if grammar is None else {"grammar": LlamaGrammar.from_string(grammar._grammar, verbose=False)}
         if made is not None:
-            extra["logits_processor"] = LogitsProcessorList(engine._processors(llama, messages, *made))
+            guard = [embedded.CopyGuard(llama, messages, engine.no_copy_tokens)] if engine.no_copy_tokens else []
+            extra["logits_processor"] = LogitsProcessorList(guard + engine._processors(llama, messages, *made))
         calls.append((messages, {**options, **extra}))
     started = time.perf_counter()
     for messages, options in calls:
@@ -244,7 +245,8 @@ def critic_figures(queries: list[str], **engine: object) -> dict[str, float | in
     said = [len(r["feedback"].split()) >= 5 and r["feedback"].strip().strip(".:").lower() not in field_names
             for r in critiques]
     refined = [(a, b) for trace in rounds for a, b in zip(trace, trace[1:], strict=False) if a["stage"] == b["stage"]]
-    stages = [r for trace in rounds for r in trace if r["accepted"] or r["round"] == 4 or r.get("error")]
+    stages = [a for trace in rounds for a, b in zip(trace, [*trace[1:], None], strict=True)
+              if b is None or b["stage"] != a["stage"]]  # each stage's last round
     return {"levels": sorted({r["score"] for r in critiques}), "feedback_said": sum(said) / len(said),
             "accepted": sum(r["accepted"] for r in stages) / len(stages),
             "raised": sum(b["score"] > a["score"] for a, b in refined) / max(1, len(refined)),

@@ -253,31 +253,29 @@ _OPEN_VALUE = re.compile(r'"(\w+)"\s*:\s*("(?:[^"\\]|\\.)*)?$')
 
 
 class _Answer:
-    """The JSON answer generated so far in one completion, kept up to date token by token."""
+    """The JSON answer generated so far in one completion, kept up to date token by token. The logits
+    processors of one completion share it, so each token is decoded and parsed once."""
 
     def __init__(self, llama):
         self.llama = llama
-        self.prompt_length: int | None = None
-        self.seen = 0
+        self.seen: int | None = None  # tokens read so far, the prompt's included; None before the first call
         self.text = ""
+        self._state: tuple[int, tuple[str, str | None] | None] | None = None
 
-    def update(self, input_ids) -> str:
-        if self.prompt_length is None:
-            self.prompt_length = self.seen = len(input_ids)
+    def open_value(self, input_ids) -> tuple[str, str | None] | None:
+        """After reading ``input_ids``: ``(key, text so far)`` while a string value is being written,
+        ``(key, None)`` right after ``"key":`` (the value not yet begun), None elsewhere."""
+        if self.seen is None:
+            self.seen = len(input_ids)  # the first call: everything so far is the prompt
         if len(input_ids) > self.seen:
             new = [int(t) for t in input_ids[self.seen:]]
             self.text += self.llama.detokenize(new).decode("utf-8", errors="ignore")
             self.seen = len(input_ids)
-        return self.text
-
-    def open_value(self) -> tuple[str, str | None] | None:
-        """``(key, text so far)`` while a string value is being written, ``(key, None)`` right after
-        ``"key":`` (the value not yet begun), None elsewhere."""
-        found = _OPEN_VALUE.search(self.text[-4000:])
-        if found is None:
-            return None
-        value = found.group(2)
-        return found.group(1), None if value is None else value[1:]
+        if self._state is None or self._state[0] != self.seen:
+            found = _OPEN_VALUE.search(self.text[-4000:])
+            value = None if found is None else found.group(2)
+            self._state = (self.seen, None if found is None else (found.group(1), None if value is None else value[1:]))
+        return self._state[1]
 
 
 def _quote_tokens(llama) -> list[int]:
@@ -298,8 +296,9 @@ class TextFloor:
 
     room = 12
 
-    def __init__(self, llama, names: set[str], fields: set[str], min_words: int, max_chars: int | None = None):
-        self.answer = _Answer(llama)
+    def __init__(self, llama, names: set[str], fields: set[str], min_words: int, max_chars: int | None = None,
+                 answer: _Answer | None = None):
+        self.answer = answer or _Answer(llama)
         self.names = {name.lower() for name in names}
         self.fields = fields
         self.min_words = min_words
@@ -307,8 +306,7 @@ class TextFloor:
         self.quotes = _quote_tokens(llama)
 
     def __call__(self, input_ids, scores):
-        self.answer.update(input_ids)
-        state = self.answer.open_value()
+        state = self.answer.open_value(input_ids)
         if state is None or state[1] is None or state[0] not in self.fields:
             return scores
         if self.max_chars is not None and len(state[1]) >= self.max_chars - self.room:
@@ -330,8 +328,8 @@ class ScoreReader:
     its feedback said); the mean moves with the whole distribution. ``readings`` holds one
     :func:`reading` per score field written."""
 
-    def __init__(self, llama, fields: dict[str, tuple[int, ...]]):
-        self.answer = _Answer(llama)
+    def __init__(self, llama, fields: dict[str, tuple[int, ...]], answer: _Answer | None = None):
+        self.answer = answer or _Answer(llama)
         self.tokens: dict[str, list[int]] = {}
         for name, levels in fields.items():
             ids = [llama.tokenize(str(level).encode(), add_bos=False, special=False) for level in levels]
@@ -341,8 +339,7 @@ class ScoreReader:
         self.readings: dict[str, dict[str, Any]] = {}
 
     def __call__(self, input_ids, scores):
-        self.answer.update(input_ids)
-        state = self.answer.open_value()
+        state = self.answer.open_value(input_ids)
         if state is None or state[1] is not None or state[0] not in self.tokens or state[0] in self.readings:
             return scores
         field, ids = state[0], self.tokens[state[0]]
@@ -548,8 +545,9 @@ class LlamaCppEngine:
         if schema is not None and _score_fields(schema):
             cap = min(cap, self.critique_chars)
         evaluated = llama_cpp.llama_perf_context(llama._ctx.ctx).n_p_eval
+        guard = CopyGuard(llama, messages, self.no_copy_tokens) if self.no_copy_tokens > 0 else None
         for _ in range(3):
-            processors = self._processors(llama, messages, schema, cap)
+            processors = ([guard.reset()] if guard is not None else []) + self._processors(llama, messages, schema, cap)
             if schema is not None:
                 options["grammar"] = llama_cpp.LlamaGrammar.from_string(schema_grammar(schema, cap), verbose=False)
             if processors:
@@ -571,21 +569,20 @@ class LlamaCppEngine:
         return content, finish if finish in ("stop", "length") else "stop", prompt_tokens, completion_tokens
 
     def _processors(self, llama, messages, schema, max_chars: int | None = None) -> list:
-        """The logits processors of one completion: the copy guard, and for a JSON answer the text floor and
-        the score reader, as the engine's settings have them."""
+        """The logits processors of one attempt at a JSON answer (none without a schema): the text floor and
+        the score reader, as the engine's settings have them, reading one shared :class:`_Answer`."""
         processors: list = []
-        if self.no_copy_tokens > 0:
-            processors.append(CopyGuard(llama, messages, self.no_copy_tokens))
         if schema is None:
             return processors
+        answer = _Answer(llama)
         texts = _text_fields(schema)
         if self.min_words > 0 and texts:
             headings = {h for m in messages for h in re.findall(r"^## (\w+)$", m["content"], re.M)}
             names = {*(schema.get("properties") or {}), *headings}
-            processors.append(TextFloor(llama, names, texts, self.min_words, max_chars))
+            processors.append(TextFloor(llama, names, texts, self.min_words, max_chars, answer))
         scores = _score_fields(schema)
         if self.scoring != "greedy" and scores:
-            processors.append(ScoreReader(llama, scores))
+            processors.append(ScoreReader(llama, scores, answer))
         return processors
 
     def _string_cap(self, schema: dict[str, Any], max_tokens: int) -> int:
