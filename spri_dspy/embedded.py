@@ -340,7 +340,7 @@ class ScoreReader:
 
     def __call__(self, input_ids, scores):
         state = self.answer.open_value(input_ids)
-        if state is None or state[1] is not None or state[0] not in self.tokens or state[0] in self.readings:
+        if state is None or state[1] is not None or state[0] not in self.tokens:
             return scores
         field, ids = state[0], self.tokens[state[0]]
         found = reading([float(scores[i]) for i in ids], self.levels[field])

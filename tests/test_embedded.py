@@ -465,3 +465,13 @@ def test_the_embedded_critic_writes_feedback_and_reads_its_score(lm):
         read = answer["score_readings"]["score"]
         assert critique.score == read["score"] and abs(sum(read["probabilities"]) - 1) < 1e-3
         assert abs(read["mean"] - read["score"]) <= 0.5
+
+
+def test_score_readings_ride_along_without_touching_the_answer():
+    from spri_dspy.embedded import _with_readings
+
+    read = {"score": {"probabilities": [1.0, 0, 0, 0, 0], "mean": 1.0, "score": 1}}
+    assert json.loads(_with_readings('{"feedback": "a\nb", "score": 1}', read)) == {
+        "feedback": "a\nb", "score": 1, "score_readings": read}  # a raw newline in a string is read too
+    assert _with_readings('{"score_readings": "mine", "score": 1}', read) == '{"score_readings": "mine", "score": 1}'
+    assert _with_readings("not json", read) == "not json"
