@@ -68,7 +68,7 @@ SPRI = [sys.executable, "-m", "spri_dspy.cli"]
 
 RAW = """
 import sys, time
-from spri_dspy.embedded import default_model_path, load_llama
+from spri_dspy.runtime.embedded import default_model_path, load_llama
 import os
 llama = load_llama(default_model_path(), n_ctx=2048, n_threads=os.cpu_count(), n_threads_batch=os.cpu_count())
 words = ("The history of the small town by the river is long. Farmers, traders and teachers lived there, "
@@ -109,7 +109,7 @@ def replay_overhead(query: str) -> tuple[float, float, int]:
     import dspy
 
     import spri_dspy
-    from spri_dspy import embedded
+    from spri_dspy.runtime import embedded
 
     recorded, built = [], []
     generate, processors = embedded.LlamaCppEngine._generate, embedded.LlamaCppEngine._processors
@@ -192,7 +192,7 @@ def prompt_tokens_by_adapter() -> dict[str, float]:
 
     import spri_dspy
     from spri_dspy import signatures as s
-    from spri_dspy.embedded import default_model_path, load_llama
+    from spri_dspy.runtime.embedded import default_model_path, load_llama
 
     text = " ".join(["Stay calm and take slow breaths before you go in."] * 6)
     values = {"query": EXAMPLE, "principles": text, "response": text, "feedback": text}

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 MODEL = "openai/m"  # a name no catalogue knows, as a vLLM deployment's are
 BASE_URL_VARIABLES = ("OPENAI_BASE_URL", "OPENAI_API_BASE")
@@ -52,7 +53,7 @@ def batch(url: str, n: int, threads: int, scores: str, output: str) -> dict:
     import pyarrow.parquet  # noqa: F401  (what run_batch exports with)
 
     from spri_dspy import SPRI
-    from spri_dspy.batch import run_batch
+    from spri_dspy.runtime.batch import run_batch
 
     from spri_dspy import openai_lm
 
@@ -77,7 +78,7 @@ def bare_calls(url: str, n: int, threads: int) -> dict:
     """``n`` plain LM calls (no program, no adapter), ``n / threads`` one after another on each of
     ``threads`` threads of DSPy's ParallelExecutor: what DSPy's LM client alone costs."""
     import dspy
-    from dspy.utils.parallelizer import ParallelExecutor
+    from spri_dspy.compat import ParallelExecutor
 
     from spri_dspy import openai_lm
 
@@ -184,7 +185,8 @@ def steady_run(url: str, n: int, threads: int, *extra: str) -> tuple[dict, float
     import threading
     import urllib.request
 
-    from spri_dspy.testing.processes import ray_actor_processes
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from helpers.processes import ray_actor_processes  # tests/helpers: test infrastructure
 
     stats = url.removesuffix("/v1") + "/v1/stats"
 

@@ -3,7 +3,7 @@
     python benchmarks/tune_workers.py [--budget 12] [--latency 0.05]
 
 Both runs use the same data, budget and latency, each on a fresh database of one PostgreSQL server
-started here (spri_dspy.testing.postgres; Debian: apt-get install postgresql), with workers started as
+started here (tests/helpers/postgres.py; Debian: apt-get install postgresql), with workers started as
 users start them: ``spri tune ... --storage postgresql://... --study shared --n-trials BUDGET`` in separate
 processes. Prints each run's wall time, complete trials (must equal the budget), trials that found the
 budget claimed, and the 3-worker speed-up measured in the same run.
@@ -23,7 +23,9 @@ from pathlib import Path
 import optuna
 
 from spri_dspy.testing import FakeOpenAIServer
-from spri_dspy.testing.postgres import PostgresServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.postgres import PostgresServer  # noqa: E402  (tests/helpers: test infrastructure)
 
 
 def run(workers: int, data: Path, server: FakeOpenAIServer, storage: str, budget: int) -> dict:

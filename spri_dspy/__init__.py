@@ -7,8 +7,8 @@
 >>> prediction.principles, prediction.response, prediction.trace
 """
 
-from spri_dspy.adapters import CompactJSONAdapter
-from spri_dspy.baselines import (
+from spri_dspy.runtime.adapters import CompactJSONAdapter
+from spri_dspy.core.baselines import (
     FLASK_RUBRIC,
     MT_BENCH_RUBRIC,
     OraclePrinciples,
@@ -19,11 +19,11 @@ from spri_dspy.baselines import (
     Vanilla,
     VanillaJudge,
 )
-from spri_dspy.critique import CritiqueRefine, Round
-from spri_dspy.embedded import LlamaCppEngine, embedded_lm
-from spri_dspy.situated import Situated
-from spri_dspy.lms import Endpoint, EndpointError, LMSpec, openai_lm, resolve_endpoint
-from spri_dspy.modules import (
+from spri_dspy.core.critique import CritiqueRefine, Round
+from spri_dspy.runtime.embedded import LlamaCppEngine, embedded_lm
+from spri_dspy.core.situated import Situated
+from spri_dspy.runtime.lms import Endpoint, EndpointError, LMSpec, openai_lm, resolve_endpoint
+from spri_dspy.core.steps import (
     PrincipleCritic,
     PrincipleGenerator,
     PrincipleRefiner,
@@ -31,7 +31,7 @@ from spri_dspy.modules import (
     ResponseCritic,
     ResponseRefiner,
 )
-from spri_dspy.judge import (
+from spri_dspy.core.judge import (
     Judge,
     JudgementCritic,
     JudgementRefiner,
@@ -40,10 +40,10 @@ from spri_dspy.judge import (
     RubricRefiner,
     SPRIJudge,
 )
-from spri_dspy.pairwise import Comparer, ComparisonCritic, ComparisonRefiner, SPRIPairwiseJudge
-from spri_dspy.programs import PROGRAMS, build_program, load_program, save_program
-from spri_dspy.seeds import SeedError, load_seeds, select_seeds
-from spri_dspy.spri import SPRI
+from spri_dspy.core.pairwise import Comparer, ComparisonCritic, ComparisonRefiner, SPRIPairwiseJudge
+from spri_dspy.core.programs import PROGRAMS, build_program, load_program, save_program
+from spri_dspy.core.seeds import SeedError, load_seeds, select_seeds
+from spri_dspy.core.spri import SPRI
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-EMBEDDED = "embedded"  # spri_dspy.lms.EMBEDDED, without importing DSPy at start
+EMBEDDED = "embedded"  # spri_dspy.runtime.lms.EMBEDDED, without importing DSPy at start
 
 
 class CLIError(Exception):
@@ -107,8 +107,8 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    from spri_dspy.metrics import METRICS
-    from spri_dspy.tasks import TASKS
+    from spri_dspy.experiments.metrics import METRICS
+    from spri_dspy.experiments.tasks import TASKS
 
     parser.add_argument("data", metavar="DATA", help="a dataset file or folder that the 'datasets' library reads")
     group = parser.add_argument_group("data and metric")
@@ -129,7 +129,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``spri`` and its subcommands."""
-    from spri_dspy.programs import _version, program_names
+    from spri_dspy.core.programs import _version, program_names
 
     parser = argparse.ArgumentParser(
         prog="spri",
@@ -320,23 +320,26 @@ def build_parser() -> argparse.ArgumentParser:
 def make_lm(model: str, *, api_base: str | None = None, max_tokens: int = 512, cache: bool = True,
             max_connections: int = 1024, response_format: str = "auto", temperature: float | None = None):
     """A ``dspy.LM`` for a model name: ``embedded`` or a DSPy/LiteLLM model string (checked up front);
-    ``openai/...`` models get :func:`spri_dspy.lms.openai_lm` (no cap of 100 requests in flight)."""
+    ``openai/...`` models get :func:`spri_dspy.runtime.lms.openai_lm` (no cap of 100 requests in flight)."""
     return _lm_spec(model, api_base=api_base, max_tokens=max_tokens, cache=cache, max_connections=max_connections,
                     response_format=response_format, temperature=temperature).build()
 
 
 def _lm_spec(model: str, *, api_base: str | None, max_tokens: int, cache: bool, max_connections: int,
              response_format: str = "auto", temperature: float | None = None):
-    """The checked :class:`~spri_dspy.lms.LMSpec` of ``--lm``/``--critic-lm``/``--judge-lm``, with the base URL
-    that ``--api-base`` or the environment names written in (:meth:`~spri_dspy.lms.LMSpec.resolved`)."""
-    from spri_dspy.lms import LMSpec
+    """The checked :class:`~spri_dspy.runtime.lms.LMSpec` of ``--lm``/``--critic-lm``/``--judge-lm``, with the base URL
+    that ``--api-base`` or the environment names written in (:meth:`~spri_dspy.runtime.lms.LMSpec.resolved`)."""
+    from spri_dspy.runtime.lms import LMSpec, check_model_name
     from spri_dspy.secrets import register_url
 
     if model == EMBEDDED:
         if api_base:
             raise CLIError("--api-base cannot be used with the embedded model")
     elif not model.startswith("openai/"):  # openai/ models are always openai_lm's: nothing to look up
-        _check_model_name(model, api_base)
+        try:
+            check_model_name(model, api_base)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     spec = LMSpec(model, api_base=api_base, max_tokens=max_tokens, cache=cache,
                   max_connections=max(1024, max_connections), response_format=response_format,
                   temperature=temperature).resolved()
@@ -344,34 +347,8 @@ def _lm_spec(model: str, *, api_base: str | None, max_tokens: int, cache: bool, 
     return spec
 
 
-def _check_model_name(model: str, api_base: str | None) -> None:
-    import dspy
-    from dspy.clients.backend_selection import select_backend  # DSPy's own routing (pinned 3.4 series)
-
-    try:
-        if select_backend(dspy.LM(model, api_base=api_base), None).native:
-            return  # DSPy routes it natively; no need to load LiteLLM (seconds) to check it
-    except Exception:
-        pass
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of prices at start
-    import logging
-
-    import litellm
-    from litellm import get_llm_provider
-
-    # LiteLLM prints a "Provider List" banner on unknown providers; only with --verbose (its logger at INFO).
-    litellm.suppress_debug_info = not logging.getLogger("LiteLLM").isEnabledFor(logging.INFO)
-
-    try:
-        get_llm_provider(model, api_base=api_base)
-    except Exception:
-        raise CLIError(
-            f"unknown model {model!r}: use 'embedded' or a DSPy/LiteLLM model string such as openai/gpt-4o-mini"
-        ) from None
-
-
 def _check_settings(args: argparse.Namespace) -> None:
-    from spri_dspy.critique import check_threshold
+    from spri_dspy.core.critique import check_threshold
 
     try:
         check_threshold(args.threshold)
@@ -412,7 +389,7 @@ def _check_settings(args: argparse.Namespace) -> None:
         elif args.command == "judge":
             has_goal, remedy = False, "use --seed-match all"
         else:
-            from spri_dspy.tasks import TASKS
+            from spri_dspy.experiments.tasks import TASKS
 
             has_goal = TASKS[args.task].has_goal
             with_goals = " or ".join(f"--task {name}" for name, task in TASKS.items() if task.has_goal)
@@ -424,7 +401,7 @@ def _check_settings(args: argparse.Namespace) -> None:
 
 def _judges(args: argparse.Namespace) -> bool:
     """Whether the command runs judge programs (``spri judge``, or ``--task judgements/preferences``)."""
-    from spri_dspy.tasks import TASKS
+    from spri_dspy.experiments.tasks import TASKS
 
     return args.command == "judge" or "task" in args and TASKS[args.task].kind in ("judge", "pairwise")
 
@@ -460,7 +437,7 @@ def _models(args: argparse.Namespace):
     """(base LM, critic LM or None, adapter) of ``--lm``/``--critic-lm``/``--adapter``: by default the embedded
     model is driven through JSON schemas with a short prompt, other models through DSPy's ChatAdapter.
     ``--verbose`` says where each model's requests go and why."""
-    from spri_dspy.lms import adapter_for, make_adapter, resolve_endpoint
+    from spri_dspy.runtime.lms import adapter_for, make_adapter, resolve_endpoint
     from spri_dspy.secrets import register_url
 
     register_url(args.api_base)
@@ -472,9 +449,9 @@ def _models(args: argparse.Namespace):
 
 
 def _settings(args: argparse.Namespace, critic_lm) -> dict:
-    """The command's program settings, for :func:`spri_dspy.programs.build_program`; ``--seeds`` is read here,
+    """The command's program settings, for :func:`spri_dspy.core.programs.build_program`; ``--seeds`` is read here,
     once, so a missing or malformed file is an error even when no program built afterwards reads seeds."""
-    from spri_dspy.seeds import load_seeds
+    from spri_dspy.core.seeds import load_seeds
 
     with _program_errors("spri"):
         seeds = load_seeds(args.seeds) if args.seeds else None
@@ -485,7 +462,7 @@ def _settings(args: argparse.Namespace, critic_lm) -> dict:
 
 def _build(kind: str, name: str, settings: dict):
     """``build_program`` with its errors as one-line CLI errors naming the flag."""
-    from spri_dspy.programs import build_program
+    from spri_dspy.core.programs import build_program
 
     with _program_errors(name):
         return build_program(name, kind, **settings)
@@ -494,8 +471,8 @@ def _build(kind: str, name: str, settings: dict):
 @contextlib.contextmanager
 def _program_errors(name: str):
     """A program's build errors as one-line CLI errors naming the flag at fault."""
-    from spri_dspy.programs import MissingSeedsError
-    from spri_dspy.seeds import SeedError
+    from spri_dspy.core.programs import MissingSeedsError
+    from spri_dspy.core.seeds import SeedError
 
     try:
         yield
@@ -506,21 +483,21 @@ def _program_errors(name: str):
 
 
 def _built_variant(variant, kind: str, settings: dict):
-    """An ablation variant's program (:meth:`spri_dspy.tasks.Variant.build`), errors as for :func:`_build`."""
+    """An ablation variant's program (:meth:`spri_dspy.experiments.tasks.Variant.build`), errors as for :func:`_build`."""
     with _program_errors(variant.program):
         return variant.build(kind, settings)
 
 
 def _framing(args: argparse.Namespace) -> str | None:
     """The task's framing of the response stage (for ``--task``), else none."""
-    from spri_dspy.tasks import TASKS
+    from spri_dspy.experiments.tasks import TASKS
 
     task = getattr(args, "task", None)
     return TASKS[task].framing if task else None
 
 
 def _metadata(path: str) -> dict:
-    from spri_dspy.programs import read_metadata
+    from spri_dspy.core.programs import read_metadata
 
     try:
         return read_metadata(path)
@@ -535,7 +512,7 @@ def _program_name(value: str) -> str:
 
 def _program(kind: str, value: str, args: argparse.Namespace, critic_lm):
     """``--program``: a program name, or a file saved by ``spri compile`` (its settings and compiled state)."""
-    from spri_dspy.programs import PROGRAMS, load_program, program_names
+    from spri_dspy.core.programs import PROGRAMS, load_program, program_names
 
     if not os.path.isfile(value):
         if (kind, value) not in PROGRAMS:
@@ -562,10 +539,10 @@ def _program(kind: str, value: str, args: argparse.Namespace, critic_lm):
 
 def _task_data(args: argparse.Namespace):
     """(task, examples, metric) for --task/--metric, with the metric's judge on --judge-lm."""
-    from spri_dspy.metrics import METRICS
-    from spri_dspy.tasks import TASKS
+    from spri_dspy.experiments.metrics import METRICS
+    from spri_dspy.experiments.tasks import TASKS
 
-    from spri_dspy.data import load_table
+    from spri_dspy.core.data import load_table
 
     task = TASKS[args.task]
     try:
@@ -600,7 +577,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     import dspy
 
     from spri_dspy.optimizers import compile_program
-    from spri_dspy.programs import save_program
+    from spri_dspy.core.programs import save_program
 
     _check_settings(args)
     _check_writable("--save", args.save)
@@ -608,7 +585,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     trainset, devset = _split(examples, args.dev_fraction)
     lm, critic_lm, adapter = _models(args)
     program = _program(task.kind, args.program, args, critic_lm)
-    from spri_dspy.progress import WorkProgress
+    from spri_dspy.runtime.progress import WorkProgress
 
     progress = WorkProgress("spri compile")  # on the real stderr: the optimizers' own output is hidden below
     with dspy.context(lm=lm, adapter=adapter), _unless_verbose(args.verbose):
@@ -664,7 +641,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
           f"live with: optuna-dashboard '{args.storage}'", file=sys.stderr, flush=True)
     try:
         with dspy.context(lm=lm, adapter=adapter):
-            from spri_dspy.progress import WorkProgress
+            from spri_dspy.runtime.progress import WorkProgress
 
             result = tune(examples, metric, storage=args.storage, study_name=args.study, n_trials=args.n_trials,
                           timeout=args.timeout, seeds=args.seeds, critic_lm=critic_lm, cost=not args.quality_only,
@@ -688,7 +665,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         calls = row["lm_calls_per_input"]
         print(f"  trial {row['trial']}: metric {row['metric']:.3f}, {calls:.2f} LM calls/input, {row['params']}")
     if args.plots:
-        from spri_dspy.ablate import plot_study
+        from spri_dspy.experiments.ablate import plot_study
 
         for path in plot_study(result.study, args.plots):
             print(f"  wrote {path}")
@@ -699,8 +676,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     """``spri ablate``: the variant grid over a dataset."""
     import dspy
 
-    from spri_dspy.ablate import ablate
-    from spri_dspy.metrics import METRIC_LABELS
+    from spri_dspy.experiments.ablate import ablate
+    from spri_dspy.experiments.metrics import METRIC_LABELS
 
     _check_settings(args)
     task, examples, metric = _task_data(args)
@@ -723,7 +700,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             study = optuna.load_study(study_name=args.study, storage=args.storage)
         except KeyError:
             raise CLIError(f"--study {args.study!r} not found in {args.storage}") from None
-    from spri_dspy.progress import WorkProgress
+    from spri_dspy.runtime.progress import WorkProgress
 
     with dspy.context(lm=lm, adapter=adapter):
         rows = ablate(variants, examples, metric, args.output, inputs=inputs,
@@ -731,7 +708,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     print((Path(args.output) / "ablation.md").read_text().rstrip())
     print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
     if study is not None:
-        from spri_dspy.ablate import plot_study
+        from spri_dspy.experiments.ablate import plot_study
 
         for path in plot_study(study, args.output):
             print(f"wrote {path}")
@@ -748,8 +725,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import dspy
 
-    from spri_dspy.data import check_text
-    from spri_dspy.usage import StepUsage
+    from spri_dspy.core.data import check_text
+    from spri_dspy.runtime.usage import StepUsage
 
     _check_settings(args)
     try:
@@ -761,7 +738,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     program = _program("response", args.program or "spri", args, critic_lm)
     usage = StepUsage()
     started = time.perf_counter()
-    from spri_dspy.progress import StepProgress
+    from spri_dspy.runtime.progress import StepProgress
 
     callbacks = [] if args.quiet else [StepProgress(getattr(program, "threshold", None),
                                                     getattr(program, "max_rounds", None))]
@@ -774,7 +751,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for (_step, _stage, model), counter in usage.by_step.items():
         needed[label.get(model, model)] += counter["calls_needed"]
         made[label.get(model, model)] += counter["calls"]
-    from spri_dspy.lms import endpoint_of
+    from spri_dspy.runtime.lms import endpoint_of
 
     summary = {"lm_calls": dict(needed), "lm_calls_made": dict(made), "usage": usage.get_total_tokens(),
                "seconds": round(seconds, 2),
@@ -797,9 +774,9 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
     names."""
     import dspy
 
-    from spri_dspy.batch import OutputBusyError, RunMismatchError, run_batch
-    from spri_dspy.data import RowError
-    from spri_dspy.distributed import ClusterError
+    from spri_dspy.runtime.batch import OutputBusyError, RunMismatchError, run_batch
+    from spri_dspy.core.data import RowError
+    from spri_dspy.runtime.distributed import ClusterError
 
     _check_settings(args)
     if Path(args.output).exists() and not Path(args.output).is_dir():
@@ -837,7 +814,7 @@ def _batch(args: argparse.Namespace, kind: str, fields: dict[str, str], optional
 
 
 def _ray_cluster(args: argparse.Namespace):
-    """``--ray``/``--actors`` as a :class:`~spri_dspy.distributed.RayCluster` (None without ``--ray``)."""
+    """``--ray``/``--actors`` as a :class:`~spri_dspy.runtime.distributed.RayCluster` (None without ``--ray``)."""
     import importlib.util
 
     if args.ray is None:
@@ -845,10 +822,10 @@ def _ray_cluster(args: argparse.Namespace):
             raise CLIError("--actors sizes the pool of Ray actors; give --ray [ADDRESS] too")
         return None
     if importlib.util.find_spec("ray") is None:
-        from spri_dspy.distributed import RAY_MISSING
+        from spri_dspy.runtime.distributed import RAY_MISSING
 
         raise CLIError(f"--ray: {RAY_MISSING}")
-    from spri_dspy.distributed import RayCluster
+    from spri_dspy.runtime.distributed import RayCluster
 
     lm, critic_lm = _lm_specs(args)
     return RayCluster(lm, critic_lm, address=args.ray or None, actors=args.actors, logs=args.verbose,
@@ -872,7 +849,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _situated(args: argparse.Namespace):
     """``--signature SIG`` or ``--program FILE.py:NAME`` (or a compiled Situated file): the
     :class:`~spri_dspy.Situated` program, its critics not placed yet; None for SPRI and its baselines."""
-    from spri_dspy.situated import is_object_path
+    from spri_dspy.core.situated import is_object_path
 
     source = args.signature
     compiled = os.path.isfile(args.program) and not args.program.endswith(".py") and \
@@ -888,8 +865,8 @@ def _situated(args: argparse.Namespace):
             raise CLIError(f"--{flag.replace('_', '-')} is for SPRI's query/goal inputs; Situated reads the columns "
                            "named like its signature's input fields")
     seeds = _situated_seeds(args.seeds) if args.seeds else None
-    from spri_dspy.programs import load_program
-    from spri_dspy.situated import Situated
+    from spri_dspy.core.programs import load_program
+    from spri_dspy.core.situated import Situated
 
     settings = {"threshold": args.threshold, "max_rounds": args.max_rounds, "keep": args.keep,
                 "max_words": args.max_words}
@@ -950,8 +927,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 def _preference_report(args: argparse.Namespace) -> str:
     """Accuracy and Cohen's kappa of the run's verdicts against the label column, per group."""
-    from spri_dspy.batch import read_output
-    from spri_dspy.metrics import preference_agreement
+    from spri_dspy.runtime.batch import read_output
+    from spri_dspy.experiments.metrics import preference_agreement
 
     label = args.label_field or "label"
     rows = []
@@ -981,7 +958,7 @@ def _figures(figures: dict) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``spri export``: a batch run's results as an SFT or DPO dataset folder."""
-    from spri_dspy.export import ExportError, export, push_to_hub
+    from spri_dspy.experiments.export import ExportError, export, push_to_hub
 
     if args.public and not args.push_to_hub:
         raise CLIError("--public only applies with --push-to-hub")
@@ -1001,7 +978,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``spri report``: an HTML page for a batch run or an ablation."""
-    from spri_dspy.report import write_report
+    from spri_dspy.experiments.report import write_report
 
     if args.max_rows < 1:
         raise CLIError(f"--max-rows must be at least 1, got {args.max_rows}")
@@ -1039,8 +1016,8 @@ def render_batch(summary, output: str) -> str:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``spri reproduce``: the paper's figures from recorded runs."""
-    from spri_dspy.reproduce import render as render_table
-    from spri_dspy.reproduce import reproduce
+    from spri_dspy.experiments.reproduce import render as render_table
+    from spri_dspy.experiments.reproduce import reproduce
 
     try:
         rows = reproduce(args.dir)
@@ -1184,7 +1161,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
     except Exception as exc:  # an LM or runtime failure: one line, no traceback, no library's advice glued on
         message = " ".join(str(exc).split("To fix:")[0].split())  # batch.failure_reason's rule, without importing DSPy
-        lms = sys.modules.get("spri_dspy.lms")  # loaded whenever an LM was built
+        lms = sys.modules.get("spri_dspy.runtime.lms")  # loaded whenever an LM was built
         if lms is not None and isinstance(exc, lms.EndpointError):  # it names the endpoint and the model itself
             print(f"spri: error: {message[:500]}", file=sys.stderr)
             return 1

@@ -15,34 +15,8 @@ import uuid
 import pytest
 
 from spri_dspy.testing import ScriptedEngine, scripted_lm
-from spri_dspy.testing.postgres import PostgresServer, server_binaries
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-PAPER = SHARED / "spri-paper"
-
-
-def critic_answers(scores, prefix):
-    """Critic answers with the given scores and numbered feedback; a non-int entry is sent raw."""
-    return [s if isinstance(s, str) else {"feedback": f"{prefix} feedback {i}", "score": s}
-            for i, s in enumerate(scores, start=1)]
-
-
-def numbered(prefix, field):
-    """A step script returning '<prefix> v0', '<prefix> v1', ... in field ``field``."""
-    count = iter(range(1000))
-    return lambda call: {field: f"{prefix} v{next(count)}"}
-
-
-def spri_script(principle_scores=(5,), response_scores=(5,)):
-    """A full script: versioned texts and the given critic score sequences."""
-    return {
-        "principle_generator": numbered("principles", "principles"),
-        "principle_refiner": lambda call: {"principles": f"{call.inputs['draft_principles']}+"},
-        "principle_critic": critic_answers(principle_scores, "principles"),
-        "responder": numbered("response", "response"),
-        "response_refiner": lambda call: {"response": f"{call.inputs['draft_response']}+"},
-        "response_critic": critic_answers(response_scores, "response"),
-    }
+from helpers import PAPER, SHARED  # noqa: F401  (SHARED for fixtures below)
+from helpers.postgres import PostgresServer, server_binaries
 
 
 @pytest.fixture
@@ -64,21 +38,7 @@ def shared_paper():
     return PAPER
 
 
-def judge_script(rubric_scores=(5,), judgement_scores=(5,), judged=(3,)):
-    """SPRIJudge script: versioned rubrics, judgements scoring ``judged`` in turn, given critic scores."""
-    judged = iter(judged)
-    return {
-        "rubric_generator": numbered("rubric", "rubric"),
-        "rubric_refiner": lambda call: {"rubric": f"{call.inputs['draft_rubric']}+"},
-        "rubric_critic": critic_answers(rubric_scores, "rubric"),
-        "judge": lambda call: {"feedback": "judged v0", "score": next(judged)},
-        "judgement_refiner": lambda call: {"refined_feedback": call.inputs["judgement"].split("\n")[0] + "+",
-                                           "refined_score": next(judged)},
-        "judgement_critic": critic_answers(judgement_scores, "judgement"),
-    }
-
-
-# A real PostgreSQL server for the tuning-worker tests (spri_dspy.testing.postgres).
+# A real PostgreSQL server for the tuning-worker tests (helpers.postgres).
 @pytest.fixture(scope="session")
 def postgres_server():
     """A server started for this test session; skipped with a reason where no server binaries exist
@@ -111,7 +71,7 @@ def reappraisal_rows(tmp_path):
 
 @pytest.fixture(scope="session")
 def llama_server():
-    """llama.cpp's own OpenAI-compatible server (llama-cpp-python's app, ``python -m spri_dspy.embedded``) on a
+    """llama.cpp's own OpenAI-compatible server (llama-cpp-python's app, ``python -m spri_dspy.runtime.embedded``) on a
     free port, serving the embedded GGUF as ``openai/smollm2``; yields its base URL."""
     import socket
     import subprocess
@@ -124,7 +84,7 @@ def llama_server():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)
-    process = subprocess.Popen([sys.executable, "-m", "spri_dspy.embedded", "--host", "127.0.0.1", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "spri_dspy.runtime.embedded", "--host", "127.0.0.1", "--port", str(port),
                                 "--n_ctx", "4096", "--n_threads", "2", "--seed", "7", "--model_alias", "smollm2"],
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"

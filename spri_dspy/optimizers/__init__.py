@@ -6,7 +6,7 @@
 - :func:`tune` runs an Optuna study over SPRI's settings (see :mod:`spri_dspy.optimizers.tune`).
 """
 
-from spri_dspy.evaluation import Evaluation, evaluate
+from spri_dspy.experiments.evaluation import Evaluation, evaluate
 from spri_dspy.optimizers.compile import OPTIMIZERS, CompileReport, compile_program
 from spri_dspy.optimizers.tune import TuneResult, pareto_front, tune
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import dspy
 
-from spri_dspy.evaluation import Progress, evaluate
-from spri_dspy.usage import StepUsage
+from spri_dspy.experiments.evaluation import Progress, evaluate
+from spri_dspy.runtime.usage import StepUsage
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
 Metric = Callable[..., Any]
@@ -125,7 +125,7 @@ def compile_program(
             demos, searched with Optuna) or ``"gepa"`` (GEPA: instructions by reflection).
         max_demos: most bootstrapped and most labeled demos per predictor (besides its seeds).
         labeled: the task's mapping of a training row to labeled demos per step (see
-            :attr:`spri_dspy.tasks.Task.labeled`); without it only bootstrapped demos (and seeds) are kept.
+            :attr:`spri_dspy.experiments.tasks.Task.labeled`); without it only bootstrapped demos (and seeds) are kept.
 
     Every compiled predictor holds only demos with its step's inputs and outputs (:func:`own_demos`):
     never a raw data row.

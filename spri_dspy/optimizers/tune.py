@@ -40,16 +40,16 @@ from typing import Any
 import dspy
 import optuna
 
-from spri_dspy.evaluation import evaluate
-from spri_dspy.locks import LockHeld, take_lock
-from spri_dspy.modules import Step
-from spri_dspy.seeds import SeedSource, load_seeds
-from spri_dspy.spri import SPRI
+from spri_dspy.experiments.evaluation import evaluate
+from spri_dspy.runtime.locks import LockHeld, take_lock
+from spri_dspy.core.steps import Step
+from spri_dspy.core.seeds import SeedSource, load_seeds
+from spri_dspy.core.spri import SPRI
 
 WORD_LIMITS = (64, 128, 256, None)
 """The word limits a study tries; None is no limit."""
 STEP_KINDS = ("generator", "critic", "refiner")
-"""The kinds of step (:attr:`spri_dspy.modules.Step.kind`) that each get their own temperature."""
+"""The kinds of step (:attr:`spri_dspy.core.steps.Step.kind`) that each get their own temperature."""
 
 
 @dataclass

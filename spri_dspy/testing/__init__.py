@@ -4,7 +4,7 @@
 - :class:`FakeOpenAIServer` serves ``/v1/chat/completions`` on 127.0.0.1 with a fixed latency,
   scripted critic scores and injected faults, for benchmarks and fault-tolerance tests
   through DSPy's normal HTTP client.
-- :class:`spri_dspy.testing.postgres.PostgresServer` starts a throwaway PostgreSQL server from the machine's
+- :class:`helpers.postgres.PostgresServer` starts a throwaway PostgreSQL server from the machine's
   own binaries, for tests and benchmarks of tuning workers sharing a study.
 """
 

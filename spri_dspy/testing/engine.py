@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 import dspy
-from dspy.lm15 import Message, Response, Usage, response_to_events
+from spri_dspy.compat import Message, Response, Usage, response_to_events
 
 from spri_dspy import signatures
-from spri_dspy.adapters import TASK_HEADING
+from spri_dspy.runtime.adapters import TASK_HEADING
 from spri_dspy.signatures.metrics import (
     JudgeEmpathy,
     JudgePrincipleUsefulness,

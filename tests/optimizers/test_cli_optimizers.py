@@ -34,7 +34,7 @@ def test_compile_then_run_and_generate_with_the_file(data, tmp_path, scripted_mo
     assert "bootstrap: metric on 3 dev examples 0.900 -> 0.900" in out and str(saved) in out
     state = json.loads(saved.read_text())
     assert state["spri_dspy"]["program"] == "spri" and state["spri_dspy"]["settings"]["max_rounds"] == 2
-    from spri_dspy.tasks import REAPPRAISAL_FRAMING
+    from spri_dspy.experiments.tasks import REAPPRAISAL_FRAMING
 
     settings = state["spri_dspy"]["settings"]  # the program's own settings only: SPRI takes no use_reference
     assert (settings["max_words"], settings["framing"], "use_reference" in settings) == (128, REAPPRAISAL_FRAMING, False)
@@ -190,7 +190,7 @@ def test_the_overriding_flag_is_what_runs(data, tmp_path, scripted_models, monke
 
 def test_ablate_compares_spri_with_and_without_the_word_limit_under_the_reappraisal_framing(data, tmp_path,
                                                                                           scripted_models, capsys):
-    from spri_dspy.tasks import REAPPRAISAL_FRAMING
+    from spri_dspy.experiments.tasks import REAPPRAISAL_FRAMING
 
     assert cli.main(["ablate", str(data), "--output", str(tmp_path / "ab"), "--variants",
                      "spri_no_seeds,spri_no_word_limit", "--max-words", "90"]) == 0

@@ -145,7 +145,7 @@ def test_compile_reports_progress_before_during_and_after(scripted):
 def test_the_cli_draws_the_progress_on_stderr():
     import io
 
-    from spri_dspy.progress import WorkProgress
+    from spri_dspy.runtime.progress import WorkProgress
 
     stream = io.StringIO()
     progress = WorkProgress("spri ablate", stream)

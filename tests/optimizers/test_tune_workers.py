@@ -74,7 +74,7 @@ def test_three_workers_one_killed_mid_trial_end_with_exactly_the_budget(data, po
     assert all("budget" in t.user_attrs for t in trials if t.state == optuna.trial.TrialState.PRUNED)
     assert len(trials) == BUDGET + 1 + sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     # the shared study gives what a single worker's does: the Pareto front and the plots
-    from spri_dspy.ablate import plot_study
+    from spri_dspy.experiments.ablate import plot_study
     from spri_dspy.optimizers.tune import pareto_front
 
     study = optuna.load_study(study_name="shared", storage=postgres_url)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dspy
 import pytest
 
-from conftest import judge_script, spri_script
-from spri_dspy import SPRI, SPRIJudge, metrics
-from spri_dspy.baselines import SelfRefine, SelfRefineJudge, Vanilla
-from spri_dspy.tasks import REAPPRAISAL_FRAMING
+from helpers import judge_script, spri_script
+from spri_dspy import SPRI, SPRIJudge
+from spri_dspy.experiments import metrics
+from spri_dspy.core.baselines import SelfRefine, SelfRefineJudge, Vanilla
+from spri_dspy.experiments.tasks import REAPPRAISAL_FRAMING
 
 WRITERS = ("principle_generator", "principle_refiner", "responder", "response_refiner")
 CRITICS = ("principle_critic", "response_critic")

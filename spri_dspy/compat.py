@@ -1,0 +1,145 @@
+"""Every interface of DSPy, LiteLLM and llama-cpp-python that spri-dspy uses from below their documented top
+level, in one place.
+
+The rest of the package imports ``dspy`` (its top-level names) and this module, never a DSPy submodule.
+When an upgrade moves one of these names, :func:`check` (run by the test suite) says which symbol, from
+which module, with the installed version, instead of an ``ImportError`` deep inside a batch run.
+
+DSPy and LiteLLM names are imported on first use (:func:`__getattr__`), so that importing this module
+costs nothing; llama-cpp-python is reached only through the functions at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+SYMBOLS: dict[str, tuple[str, str]] = {
+    # name here: (module, name there)
+    # the engine protocol of dspy.LM(..., engine=...): messages, responses, usage, errors
+    "Message": ("dspy.lm15", "Message"),
+    "Response": ("dspy.lm15", "Response"),
+    "Usage": ("dspy.lm15", "Usage"),
+    "response_to_events": ("dspy.lm15", "response_to_events"),
+    "ContextLengthError": ("dspy.lm15", "ContextLengthError"),
+    "InvalidRequestError": ("dspy.lm15", "InvalidRequestError"),
+    "RouterConfig": ("dspy.lm15", "RouterConfig"),
+    # DSPy's native OpenAI-compatible engine, with its connection pool (no LiteLLM cap of 100 in flight)
+    "LM15Engine": ("dspy.clients.engines.lm15_engine", "LM15Engine"),
+    "AsyncLM15Engine": ("dspy.clients.engines.lm15_engine", "AsyncLM15Engine"),
+    # which backend dspy.LM routes a model string to (native or LiteLLM)
+    "select_backend": ("dspy.clients.backend_selection", "select_backend"),
+    # DSPy's errors
+    "LMAuthError": ("dspy.utils.exceptions", "LMAuthError"),
+    "LMProviderError": ("dspy.utils.exceptions", "LMProviderError"),
+    "LMTransportError": ("dspy.utils.exceptions", "LMTransportError"),
+    "LMUnsupportedModelError": ("dspy.utils.exceptions", "LMUnsupportedModelError"),
+    # callbacks, usage tracking, threads, field formatting, saving
+    "BaseCallback": ("dspy.utils.callback", "BaseCallback"),
+    "UsageTracker": ("dspy.utils.usage_tracker", "UsageTracker"),
+    "ParallelExecutor": ("dspy.utils.parallelizer", "ParallelExecutor"),
+    "format_field_value": ("dspy.adapters.utils", "format_field_value"),
+    "get_dependency_versions": ("dspy.utils.saving", "get_dependency_versions"),
+    # LiteLLM, for model strings DSPy does not route natively
+    "get_llm_provider": ("litellm", "get_llm_provider"),
+}
+"""Each name this module gives, and where it comes from."""
+
+ATTRIBUTES: dict[str, tuple[str, str]] = {
+    # what is reached on objects rather than imported: (where, attribute)
+    "executor_cancel_event": ("dspy.utils.parallelizer.ParallelExecutor", "cancel_jobs"),
+    "llama_context": ("llama_cpp.Llama", "_ctx.ctx"),
+    "llama_model_default_params": ("llama_cpp.llama_cpp", "llama_model_default_params"),
+    "llama_perf_context": ("llama_cpp", "llama_perf_context"),
+}
+"""Private attributes used by the functions below, for :func:`check`."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in SYMBOLS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, symbol = SYMBOLS[name]
+    value = getattr(importlib.import_module(module), symbol)
+    globals()[name] = value
+    return value
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _moved(what: str, where: str, distribution: str) -> str:
+    return (f"{what} is gone from {where} in the installed {distribution} {_version(distribution)}; "
+            f"spri_dspy.compat must follow it")
+
+
+def check() -> list[str]:
+    """What has moved: one message per symbol or attribute of :data:`SYMBOLS`/:data:`ATTRIBUTES` that the
+    installed DSPy, LiteLLM or llama-cpp-python no longer has (an empty list when all are there)."""
+    problems = []
+    for module, symbol in SYMBOLS.values():
+        distribution = module.split(".")[0]
+        try:
+            getattr(importlib.import_module(module), symbol)
+        except (ImportError, AttributeError):
+            problems.append(_moved(symbol, module, distribution))
+    executor = __getattr__("ParallelExecutor")(num_threads=1, disable_progress_bar=True)
+    if not isinstance(getattr(executor, "cancel_jobs", None), threading.Event):
+        problems.append(_moved("ParallelExecutor.cancel_jobs (a threading.Event)", "dspy.utils.parallelizer", "dspy"))
+    try:
+        import llama_cpp
+    except ImportError:
+        return problems + [_moved("llama_cpp", "llama-cpp-python", "llama-cpp-python")]
+    for name in ("llama_model_default_params", "llama_perf_context"):
+        if not hasattr(llama_cpp.llama_cpp, name):
+            problems.append(_moved(name, "llama_cpp.llama_cpp", "llama-cpp-python"))
+    return problems
+
+
+def executor_cancel_event(executor: Any) -> threading.Event:
+    """The event that stops DSPy's ``ParallelExecutor`` from starting jobs (its ``cancel_jobs``)."""
+    return executor.cancel_jobs
+
+
+def share_cancel_event(executor: Any, event: threading.Event) -> None:
+    """Make ``event`` the one that stops ``executor`` (a Ray actor's executors share their actor's stop)."""
+    executor.cancel_jobs = event
+
+
+def llama_context(llama: Any) -> Any:
+    """The native context of a loaded ``llama_cpp.Llama`` (its private ``_ctx.ctx``), for llama.cpp's
+    performance counters."""
+    return llama._ctx.ctx
+
+
+def prompt_tokens_evaluated(llama: Any) -> int:
+    """How many prompt tokens llama.cpp has evaluated in ``llama``'s context so far."""
+    import llama_cpp
+
+    return llama_cpp.llama_perf_context(llama_context(llama)).n_p_eval
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def llama_model_defaults(change) -> Iterator[None]:
+    """While inside, llama.cpp's model defaults (``llama_cpp.llama_cpp.llama_model_default_params``) are
+    ``change(defaults)``: ``Llama`` exposes no option for some of them. One loader at a time."""
+    import llama_cpp
+
+    with _PARAMS_LOCK:
+        defaults = llama_cpp.llama_cpp.llama_model_default_params
+        llama_cpp.llama_cpp.llama_model_default_params = change(defaults)
+        try:
+            yield
+        finally:
+            llama_cpp.llama_cpp.llama_model_default_params = defaults

@@ -1,0 +1,223 @@
+"""Prompt ablations: a grid of program variants over one dataset, as a table and plots.
+
+:func:`ablate` runs each variant on every example, scores it with a DSPy metric
+and writes to a folder ``ablation.csv`` and ``ablation.md`` (metric mean with a
+95% bootstrap confidence interval, LM calls and tokens per input, failures) and
+the plots ``metric_by_variant.png`` and ``quality_vs_cost.png``.
+:func:`plot_study` adds an Optuna study's Pareto front and parameter importances.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import dspy
+import numpy as np
+
+from spri_dspy.experiments.evaluation import Inputs, Progress, evaluate
+
+
+@dataclass
+class VariantResult:
+    """One variant's row of the ablation table."""
+
+    variant: str
+    n: int
+    failed: int
+    metric: float
+    ci_low: float
+    ci_high: float
+    lm_calls_needed_per_input: float
+    """LM calls the variant needed per input, DSPy's cache hits included (a warm cache does not change it)."""
+    tokens_per_input: float
+    """Tokens of the calls made (that reached a model) per input."""
+    first_error: str = ""
+    """The first failure's reason (empty when none failed)."""
+    lm_calls_made_per_input: float = 0.0
+    """LM calls that reached a model per input (the rest were answered by DSPy's cache)."""
+    failure_reasons: str = ""
+    """Every distinct failure with its count ("2 x ValueError: ...; 1 x ..."), empty when none failed."""
+
+
+def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap confidence interval of the mean (``scipy.stats.bootstrap``)."""
+    from scipy import stats
+
+    values = np.asarray(scores, dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    if np.ptp(values) == 0:  # every resample has the same mean: the mean itself, as computed (0.7 * 3 / 3 != 0.7)
+        return float(values.mean()), float(values.mean())
+    result = stats.bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile",
+                             random_state=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example], metric,
+                inputs: Inputs | None = None, *, progress: Progress | None = None, label: str | None = None) -> VariantResult:
+    """Score one variant on every example (:func:`spri_dspy.experiments.evaluation.evaluate`); an example that raises
+    counts as failed, not as a score."""
+    result = evaluate(program, devset, metric, inputs=inputs, progress=progress, label=label or name)
+    low, high = bootstrap_ci([score for score in result.scores if score is not None])
+    n = len(devset)
+    reasons = "; ".join(f"{count} x {reason}" for reason, count in result.failure_reasons.items())
+    return VariantResult(name, n, result.failed, result.mean, low, high, result.usage.calls_needed / n,
+                         result.usage.tokens / n, result.first_error, result.usage.calls / n, reasons)
+
+
+def ablate(
+    variants: Mapping[str, dspy.Module],
+    devset: Sequence[dspy.Example],
+    metric: Callable[..., Any],
+    output: str | os.PathLike,
+    inputs: Mapping[str, Inputs] | None = None,
+    metric_label: str = "metric",
+    progress: Progress | None = None,
+) -> list[VariantResult]:
+    """Run every variant over ``devset`` and write the table and plots to ``output``.
+
+    ``inputs`` maps a variant to how it reads an example (default ``example.inputs()``),
+    e.g. an oracle that takes ``principles=example.constitution``. ``metric_label`` names the
+    metric and its scale on the plots' axes and in the table (see :data:`spri_dspy.experiments.metrics.METRIC_LABELS`).
+    ``progress(f"variant k/n NAME", done, total)`` is called as each input of each variant finishes.
+    """
+    if not devset:
+        raise ValueError("ablate needs a non-empty dataset")
+    rows = [run_variant(name, program, devset, metric, (inputs or {}).get(name), progress=progress,
+                        label=f"variant {number}/{len(variants)} {name}")
+            for number, (name, program) in enumerate(variants.items(), start=1)]
+    write_table(rows, output, metric_label)
+    plot_variants(rows, output, metric_label)
+    return rows
+
+
+def write_table(rows: Sequence[VariantResult], output: str | os.PathLike, metric_label: str = "metric") -> None:
+    """``ablation.csv`` and ``ablation.md`` (with each variant's failure reasons under the table)."""
+    folder = Path(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "ablation.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+    lines = [f"Metric: {metric_label}; mean over the inputs that ran, with its 95% bootstrap CI.", "",
+             "| variant | n | failed | metric (95% CI) | LM calls needed / input | made (not cached) | "
+             "tokens made / input |",
+             "|---|---:|---:|---|---:|---:|---:|"]
+    lines += [f"| {r.variant} | {r.n} | {r.failed} | {r.metric:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f}) | "
+              f"{r.lm_calls_needed_per_input:.2f} | {r.lm_calls_made_per_input:.2f} | {r.tokens_per_input:.0f} |"
+              for r in rows]
+    failed = [r for r in rows if r.failed]
+    if failed:
+        lines += ["", "## Failures", ""]
+        for r in failed:
+            lines.append(f"- **{r.variant}**: {r.failed} of {r.n} inputs failed")
+            lines += [f"  - {reason.strip()}" for reason in r.failure_reasons.split("; ") if reason.strip()]
+    (folder / "ablation.md").write_text("\n".join(lines) + "\n")
+
+
+def _label(row: VariantResult) -> str:
+    return f"{row.variant} (n={row.n}" + (f", {row.failed} failed)" if row.failed else ")")
+
+
+def _bars(errors) -> np.ndarray:
+    """Error-bar lengths for matplotlib: no NaN, and never below 0 (an interval a rounding error away from
+    its mean, e.g. given by a caller, must not crash the plot)."""
+    return np.clip(np.nan_to_num(np.asarray(errors, dtype=float)), 0.0, None)
+
+
+def metric_figure(rows: Sequence[VariantResult], metric_label: str = "metric"):
+    """The bars of ``metric_by_variant.png``: one row per variant (names never collide), its mean with
+    the 95% CI, and n and failures in its label."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 1.2 + 0.45 * len(rows)))
+    positions = np.arange(len(rows))[::-1]
+    means = np.array([r.metric for r in rows])
+    errors = np.array([[r.metric - r.ci_low for r in rows], [r.ci_high - r.metric for r in rows]])
+    axes.barh(positions, np.nan_to_num(means), xerr=_bars(errors), capsize=3, color="#4c72b0")
+    axes.set_yticks(positions, [_label(r) for r in rows])
+    for position, row in zip(positions, rows, strict=True):
+        axes.annotate("no score" if np.isnan(row.metric) else f"{row.metric:.3f}", (0, position),
+                      xytext=(3, 0), textcoords="offset points", va="center", fontsize=8, color="white")
+    if np.nanmin(np.append(means, 0)) >= 0 and np.nanmax(np.append(means, 0)) <= 1:
+        axes.set_xlim(0, 1)  # the metric's whole 0-1 scale, so bars of different runs compare by eye
+    axes.set_xlabel(f"{metric_label}: mean, 95% CI")
+    axes.set_title("Metric by variant")
+    figure.tight_layout()
+    return figure
+
+
+def cost_figure(rows: Sequence[VariantResult], metric_label: str = "metric"):
+    """The scatter of ``quality_vs_cost.png``: a marker per variant, named in a legend beside the plot (so
+    variants at the same cost never overprint), with the 95% CI as a vertical bar."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    markers = "osD^vP*Xh<>p"
+    costs = [r.lm_calls_needed_per_input for r in rows]
+    spread = (max(costs) - min(costs)) or 1.0
+    for index, row in enumerate(rows):
+        same = [i for i, c in enumerate(costs) if c == row.lm_calls_needed_per_input]
+        dodge = (same.index(index) - (len(same) - 1) / 2) * 0.02 * spread  # side by side where costs coincide
+        errors = [[row.metric - row.ci_low], [row.ci_high - row.metric]]
+        axes.errorbar(row.lm_calls_needed_per_input + dodge, row.metric, yerr=_bars(errors), fmt=markers[index % 12],
+                      markersize=7, capsize=3, label=_label(row), color=plt.get_cmap("tab10")(index % 10))
+    axes.set_xlabel("LM calls needed per input (cache hits included)")
+    axes.set_ylabel(f"{metric_label}\n(mean, 95% CI)")
+    axes.set_title("Quality versus cost")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def plot_variants(rows: Sequence[VariantResult], output: str | os.PathLike, metric_label: str = "metric") -> None:
+    """``metric_by_variant.png`` (:func:`metric_figure`) and ``quality_vs_cost.png`` (:func:`cost_figure`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(output)
+    for name, draw in (("metric_by_variant.png", metric_figure), ("quality_vs_cost.png", cost_figure)):
+        figure = draw(rows, metric_label)
+        figure.savefig(folder / name, dpi=120, bbox_inches="tight")
+        plt.close(figure)
+
+
+def plot_study(study, output: str | os.PathLike) -> list[Path]:
+    """An Optuna study's ``pareto_front.png`` (two objectives) and ``param_importances.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    import optuna.visualization.matplotlib as ov
+
+    folder = Path(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    plots = []
+    if len(study.directions) == 2:
+        plots.append(("pareto_front.png", lambda: ov.plot_pareto_front(study, target_names=["metric", "LM calls / input"])))
+    if len(complete) >= 2:
+        # Optuna's default evaluator (PED-ANOVA) explains *low* targets; the metric is maximised, so negate it.
+        plots.append(("param_importances.png", lambda: ov.plot_param_importances(
+            study, target=lambda t: -t.values[0], target_name="metric")))
+    for name, draw in plots:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)  # PED-ANOVA's notes on tiny studies
+            axes = draw()
+        axes.figure.set_size_inches(6, 4)
+        axes.figure.tight_layout()
+        axes.figure.savefig(folder / name, dpi=120)
+        plt.close(axes.figure)
+        written.append(folder / name)
+    return written

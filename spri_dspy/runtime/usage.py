@@ -1,0 +1,138 @@
+"""Counting LM calls and tokens per step, stage and model.
+
+Every :class:`spri_dspy.core.steps.Step` sets :data:`current_step` while it calls
+its LM, and declares the stage it belongs to (``"principles"``, ``"response"``,
+``"rubric"``, ``"judgement"``). :class:`StepUsage` is a DSPy usage tracker that
+reads it, so a batch run, an ablation or a tuning trial can say which step of
+which stage spent which calls on which model.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Any
+
+import dspy
+from spri_dspy.compat import BaseCallback, UsageTracker
+
+from spri_dspy.core.steps import Step, current_step
+
+OTHER = "other"
+"""The step and stage of LM calls made outside any named step."""
+
+
+def name_steps(program: dspy.Module) -> None:
+    """Give every :class:`~spri_dspy.core.steps.Step` in ``program`` its attribute path as ``step_name``
+    (e.g. ``"principle_critic"``), so usage can be counted per step."""
+    for name, module in program.named_sub_modules():
+        if isinstance(module, Step):
+            module.step_name = name.removeprefix("self.")
+
+
+class StepUsage(UsageTracker):
+    """A DSPy usage tracker that counts, per (step, stage, model), the LM calls a program *needed* and
+    the calls *made*, with their tokens.
+
+    Calls needed include those DSPy's cache answered: the cost of the same work on a cold cache, which
+    a rerun or a warm cache does not change. Calls made are those that reached a model (DSPy calls
+    ``add_usage`` only for them), and tokens are counted for them: a cache hit reports none.
+    :data:`current_step` says which step made a call (steps named by :func:`name_steps`; others count
+    as ``"other"``). Use it through :meth:`context`, which also lets the LMs in use report the calls
+    their cache answered.
+
+    Example:
+        ```python
+        usage = StepUsage()
+        with usage.context(program):
+            program(query="...")
+        usage.calls_needed, usage.calls, usage.tokens, usage.by_step
+        ```
+    """
+
+    def __init__(self, on_call: Any = None):
+        super().__init__()
+        self.by_step: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
+        self._lock = threading.Lock()
+        self.on_call = on_call
+        """Called (no arguments) after each call needed is counted: a live counter, e.g. a batch's bar."""
+
+    def context(self, program: dspy.Module | None = None):
+        """``dspy.context`` that tracks usage into this object: calls made, and calls needed on the
+        configured LM and on ``program``'s own step LMs (see :func:`count_calls_needed`)."""
+        count_calls_needed(dspy.settings.lm, program)
+        return dspy.context(usage_tracker=self)
+
+    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
+        with self._lock:
+            super().add_usage(lm, usage_entry)
+            counter = self.by_step[_key(lm)]
+            counter["calls"] += 1
+            for name in ("prompt_tokens", "completion_tokens"):
+                counter[name] += int(usage_entry.get(name) or 0)
+
+    def needed(self, lm: str) -> None:
+        """Count one LM call the program needed (answered by a model or by the cache)."""
+        with self._lock:
+            self.by_step[_key(lm)]["calls_needed"] += 1
+        if self.on_call is not None:
+            self.on_call()
+
+    @property
+    def calls(self) -> int:
+        """LM calls made (that reached a model), all steps and models together."""
+        return sum(counter["calls"] for counter in self.by_step.values())
+
+    @property
+    def calls_needed(self) -> int:
+        """LM calls the program needed, cache hits included."""
+        return sum(counter["calls_needed"] for counter in self.by_step.values())
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens of the calls made."""
+        return sum(counter["prompt_tokens"] + counter["completion_tokens"] for counter in self.by_step.values())
+
+    def __deepcopy__(self, memo):  # ParallelExecutor copies trackers per thread; ours is per input already
+        return self
+
+
+def _key(lm: str) -> tuple[str, str, str]:
+    step = current_step.get()
+    return (step.step_name or OTHER, step.stage or OTHER, lm) if step is not None else (OTHER, OTHER, lm)
+
+
+class _CallsNeeded(BaseCallback):
+    """Counts every call of the LMs it is attached to that returned, whether a model or DSPy's cache
+    answered it, into the :class:`StepUsage` tracking the calling thread (if any)."""
+
+    def __init__(self):
+        self._models: dict[str, str] = {}
+
+    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        if isinstance(dspy.settings.usage_tracker, StepUsage):
+            self._models[call_id] = getattr(instance, "model", type(instance).__name__)
+
+    def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
+        model = self._models.pop(call_id, None)
+        tracker = dspy.settings.usage_tracker
+        if exception is None and model is not None and isinstance(tracker, StepUsage):
+            tracker.needed(model)
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+_CALLS_NEEDED = _CallsNeeded()
+
+
+def count_calls_needed(lm: dspy.BaseLM | None, program: dspy.Module | None = None) -> None:
+    """Let :class:`StepUsage` count the calls DSPy's cache answers, on ``lm`` and on ``program``'s own step
+    LMs: adds one shared callback to each LM's ``callbacks`` (once). On the LMs rather than in
+    ``dspy.settings``, so that no module, predictor or adapter call pays for a callback."""
+    lms = [lm, *(predictor.lm for predictor in program.predictors())] if program is not None else [lm]
+    for model in lms:
+        callbacks = getattr(model, "callbacks", None)
+        if isinstance(callbacks, list) and not any(c is _CALLS_NEEDED for c in callbacks):
+            callbacks.append(_CALLS_NEEDED)

@@ -1,0 +1,127 @@
+"""spri report: the HTML page of a batch run and of an ablation, checked in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import dspy
+import pytest
+
+from helpers import critic_answers, numbered
+from spri_dspy import SPRI, cli
+from spri_dspy.runtime.batch import run_batch
+from spri_dspy.experiments.report import write_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def batch(scripted, tmp_path):
+    """Three inputs: q1 refined (response scores 2 then 5), q2 accepted at once (4), q3 failing; one input
+    holds HTML that must show as text."""
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "query": q}) + "\n"
+                            for i, q in (("a", "q1 <b>bold?</b>"), ("b", "q2"), ("c", "q3"))))
+    script = {
+        "principle_generator": numbered("principles", "principles"),
+        "principle_critic": lambda call: {"feedback": "fine", "score": 5},
+        "responder": lambda call: {"response": f"answer to {call.inputs['query']}"},
+        "response_refiner": lambda call: {"response": f"{call.inputs['draft_response']} (better)"},
+        "response_critic": critic_answers([2, 5, 4, "not json"], "response"),
+    }
+    _, lm = scripted(script, model="scripted/gen")
+    with dspy.context(lm=lm):
+        run_batch(SPRI(max_rounds=2), path, tmp_path / "out", fields={"query": "query"}, threads=1, progress=False)
+    return tmp_path / "out"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (the OS package) driven by Playwright; skipped where either is missing."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+def _open(browser, path):
+    page = browser.new_page()
+    problems = []
+    page.on("console", lambda message: problems.append(message.text) if message.type in ("error", "warning") else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("request", lambda request: problems.append(f"request {request.url}")
+            if not request.url.startswith(("file:", "data:")) else None)
+    page.goto(path.as_uri())
+    return page, problems
+
+
+def test_the_batch_page_loads_sorts_and_expands(batch, browser):
+    path = write_report(batch)
+    page, problems = _open(browser, path)
+    assert page.title() == "spri batch: out"
+    assert [page.inner_text(f"#results thead th:nth-child({i})") for i in (1, 3, 5)] == [
+        "id", "principles score", "principles rounds"]
+    ids = lambda: page.eval_on_selector_all("#results > tbody > tr", "rows => rows.map(r => r.cells[0].textContent)")
+    assert ids() == ["a", "b"]  # q3 failed: listed below, not in the table
+    page.click("#results th:has-text('response score')")
+    assert ids() == ["b", "a"]  # 4 then 5, ascending
+    page.click("#results th:has-text('response score')")
+    assert ids() == ["a", "b"]
+    page.click("#results th:has-text('response rounds')")
+    assert ids() == ["b", "a"]  # 1 round then 2
+    details = page.locator("#results > tbody > tr", has_text="q1").locator("details")
+    assert not details.locator("table.rounds").is_visible()
+    details.locator("summary").click()
+    rounds = details.locator("table.rounds tr")
+    assert rounds.count() == 4  # heading + principles 1 + response 1, 2
+    assert rounds.nth(2).inner_text().split("\t")[:5] == ["response", "1", "2", "no", "response feedback 1"]
+    assert "answer to q1 <b>bold?</b> (better)" in details.inner_text()  # escaped, shown as text
+    assert page.locator("#results b").count() == 0
+    assert "Failed inputs (1)" in page.inner_text("body") and "has no answer left" in page.inner_text("body")
+    assert page.locator("svg[aria-label='final response score'] rect").count() == 5
+    assert problems == []
+
+
+def test_the_ablation_page_shows_the_table_and_plots(scripted, tmp_path, browser):
+    from spri_dspy.experiments.ablate import VariantResult, plot_variants, write_table
+
+    rows = [VariantResult("spri", 4, 1, 0.5, 0.2, 0.8, 16, 900, "TimeoutError: late", 16, "1 x TimeoutError: late"),
+            VariantResult("vanilla", 4, 0, 0.25, 0.0, 0.5, 1, 100)]
+    write_table(rows, tmp_path, "empathy (judge's 1-5 / 5)")
+    plot_variants(rows, tmp_path, "empathy (judge's 1-5 / 5)")
+    page, problems = _open(browser, write_report(tmp_path))
+    assert page.locator("img").count() == 2 and page.eval_on_selector_all(
+        "img", "images => images.every(i => i.complete && i.naturalWidth > 100)")
+    names = lambda: page.eval_on_selector_all("#results > tbody > tr", "rows => rows.map(r => r.cells[0].textContent)")
+    page.click("#results th:has-text('metric')")
+    assert names() == ["vanilla", "spri"]
+    assert "Metric: empathy (judge's 1-5 / 5)" in page.inner_text("body") and "1 x TimeoutError" in page.inner_text("body")
+    assert problems == []
+
+
+def test_cli_report_and_its_errors(batch, capsys, tmp_path):
+    assert cli.main(["report", str(batch)]) == 0
+    assert capsys.readouterr().out == f"wrote {batch / 'report.html'}: open it in a browser (it needs no network)\n"
+    assert cli.main(["report", str(tmp_path / "in.jsonl").replace("in.jsonl", "")]) == 2
+    assert "holds no results.jsonl (a 'spri generate/judge' run) and no ablation.csv" in capsys.readouterr().err
+    assert cli.main(["report", str(batch), "--max-rows", "0"]) == 2
+    assert "--max-rows must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_only_the_pages_own_script_may_run(tmp_path):
+    """The policy names the script by its hash: an injected inline script would not run even if escaping failed."""
+    import base64
+    import hashlib
+
+    from spri_dspy.experiments.report import _SCRIPT, _page
+
+    page = _page("t", "<p>x</p>")
+    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in page and "'unsafe-inline'; img-src" not in page
+    assert "script-src 'unsafe-inline'" not in page and f"<script>{_SCRIPT}</script>" in page
