@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from spri_dspy.testing import ScriptedEngine, scripted_lm
-from helpers import PAPER, SHARED  # noqa: F401  (SHARED for fixtures below)
+from helpers import PAPER
 from helpers.postgres import PostgresServer, server_binaries
 
 

@@ -15,7 +15,8 @@ from typing import Any, Literal, TypedDict
 import dspy
 from typing_extensions import NotRequired
 
-from spri_dspy.core.flow import FlowModule, call
+from spri_dspy.core.flow import FlowModule, StagedModule, call
+from spri_dspy.core.steps import Step
 from spri_dspy.signatures.score import SCORE_RANGE
 
 Keep = Literal["latest", "best"]
@@ -165,18 +166,16 @@ def _kept(latest: Any, drafts: list[Any], rounds: list[Round], keep: Keep) -> An
     return drafts[best["round"] - 1]
 
 
-class CritiqueRefineProgram(FlowModule, dspy.Module):
+class CritiqueRefineProgram(StagedModule, dspy.Module):
     """Base of the programs built from :class:`CritiqueRefine` stages (SPRI, SPRIJudge, baselines).
 
     Holds the validated loop settings (``threshold``, ``max_rounds``, ``keep``) that its
     stages share, and places the critic LM: every critic step (``kind="critic"``) runs on
     ``critic_lm`` when one is given.
 
-    A program whose work falls into two stages (principles then response, rubric then
-    judgement) lists them in :meth:`stages`: the first takes ``forward``'s arguments and
-    returns a Prediction whose fields are the next one's arguments, the last returns the
-    program's Prediction, and ``forward`` is exactly that chain. The batch runner
-    schedules the stages of different inputs separately, in order within each input.
+    A program whose work falls into stages (principles then response, rubric then
+    judgement) declares them in ``stages`` (:class:`spri_dspy.core.flow.StagedModule`);
+    one that does not (the baselines) writes its ``run``.
     """
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, keep: Keep = "latest"):
@@ -189,10 +188,6 @@ class CritiqueRefineProgram(FlowModule, dspy.Module):
         """A :class:`CritiqueRefine` stage with this program's threshold, max_rounds and keep."""
         return CritiqueRefine(stage, critic, refiner, threshold=self.threshold, max_rounds=self.max_rounds,
                               keep=self.keep, **options)
-
-    def stages(self) -> tuple[Callable[..., dspy.Prediction], ...]:
-        """The program's stages in order, for the batch runner; one stage by default: the whole program."""
-        return (self,)
 
     def load_state(self, state: dict, **options) -> CritiqueRefineProgram:
         """DSPy's ``load_state``, with a clear error when the state was saved from another program."""
@@ -211,8 +206,6 @@ class CritiqueRefineProgram(FlowModule, dspy.Module):
 
     def place_critics(self, critic_lm: dspy.BaseLM | None) -> None:
         """Run every critic step on ``critic_lm`` (None leaves them on the configured LM)."""
-        from spri_dspy.core.steps import Step
-
         if critic_lm is None:
             return
         if not isinstance(critic_lm, dspy.BaseLM):

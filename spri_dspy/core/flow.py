@@ -12,9 +12,12 @@ order and return the same Prediction for the same LM answers.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import inspect
+from collections.abc import Coroutine, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
+
+import dspy
 
 T = TypeVar("T")
 
@@ -64,3 +67,64 @@ class FlowModule:
 
     async def run(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
+
+
+TRACE = "trace"
+"""The output every stage appends to rather than replaces (its critique rounds)."""
+
+
+class StagedModule(FlowModule):
+    """Mixin for a program made of stages: ``stages`` names its async methods in order, ``outputs`` the
+    fields of its Prediction.
+
+    Each stage is an ``async def`` of its own inputs, taken by name from the program's arguments and
+    the outputs of the stages before it; it returns a Prediction of its outputs. The program carries
+    the rest: a stage's ``trace`` is appended to the earlier stages' trace, every other output is kept
+    for the stages after it and the final Prediction. ``forward``/``aforward`` run the stages in order
+    (:meth:`run`); the batch runner runs them one task at a time with :meth:`start`, :meth:`advance`
+    and :meth:`finish`, interleaving the stages of different inputs.
+
+    Example:
+        ```python
+        class Outline(StagedModule, dspy.Module):
+            stages = ("plan", "write")
+            outputs = ("plan", "text", "trace")
+
+            async def plan(self, topic):
+                return dspy.Prediction(plan=..., trace=[...])
+
+            async def write(self, topic, plan):
+                return dspy.Prediction(text=..., trace=[...])
+        ```
+    """
+
+    stages: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+    def start(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The program's arguments by name (those of its first stage, defaults filled in): what stage 0 reads."""
+        bound = inspect.signature(getattr(self, self.stages[0])).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    async def advance(self, index: int, state: Mapping[str, Any]) -> dict[str, Any]:
+        """Run stage ``index`` on ``state`` (the arguments and earlier outputs); returns ``state`` with the
+        stage's outputs added (its ``trace`` appended)."""
+        stage = getattr(self, self.stages[index])
+        reads = inspect.signature(stage).parameters
+        outputs = await stage(**{name: state[name] for name in reads if name in state})
+        state = dict(state)
+        for name, value in outputs.items():
+            state[name] = [*state.get(TRACE, []), *value] if name == TRACE else value
+        return state
+
+    def finish(self, state: Mapping[str, Any]) -> dspy.Prediction:
+        """The program's Prediction: its ``outputs`` from the state after the last stage."""
+        return dspy.Prediction(**{name: state[name] for name in self.outputs})
+
+    async def run(self, *args: Any, **kwargs: Any) -> dspy.Prediction:
+        """Every stage in order, for ``forward`` and ``aforward`` alike."""
+        state = self.start(*args, **kwargs)
+        for index in range(len(self.stages)):
+            state = await self.advance(index, state)
+        return self.finish(state)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dspy
 
-from spri_dspy.core.critique import CritiqueRefineProgram, Keep, Round
+from spri_dspy.core.critique import CritiqueRefineProgram, Keep
 from spri_dspy.core.data import check_text
-from spri_dspy.core.flow import call, run_sync
+from spri_dspy.core.flow import call
 from spri_dspy.core.steps import SeededStep, Step
 from spri_dspy.core.seeds import SeedMatch, SeedSource, load_seeds
 from spri_dspy.signatures import (
@@ -269,42 +269,24 @@ class SPRIJudge(RubricProgram):
         self.judgement_stage = judgement_stage(self, self.judgement_critic, self.judgement_refiner)
         self.place_critics(critic_lm)
 
-    async def run(self, instruction: str, response: str, reference_answer: str | None = None,
-                  system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
-        """The rubric, then the judgement, for ``forward`` and ``aforward`` alike (:mod:`spri_dspy.core.flow`)."""
-        return await self.awrite_judgement(**await self.awrite_rubric(instruction, response, reference_answer,
-                                                                      system_prompt, capability))
+    stages = ("write_rubric", "write_judgement")
+    outputs = ("rubric", "feedback", "score", "trace", "seeds")
 
-    def stages(self):
-        """The rubric, then the judgement (see :class:`spri_dspy.core.critique.CritiqueRefineProgram`)."""
-        return (self.write_rubric, self.write_judgement)
-
-    def write_rubric(self, instruction: str, response: str, reference_answer: str | None = None,
-                     system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
-        """Stage 1 (sync): see :meth:`awrite_rubric`."""
-        return run_sync(self.awrite_rubric(instruction, response, reference_answer, system_prompt, capability))
-
-    def write_judgement(self, instruction: str, reference_answer: str | None, response: str, rubric: str,
-                        trace: list[Round], seeds: list[int]) -> dspy.Prediction:
-        """Stage 2 (sync): see :meth:`awrite_judgement`."""
-        return run_sync(self.awrite_judgement(instruction, reference_answer, response, rubric, trace, seeds))
-
-    async def awrite_rubric(self, instruction: str, response: str, reference_answer: str | None = None,
-                            system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
-        """Stage 1: a rubric for the instruction, critiqued and refined; returns stage 2's arguments."""
+    async def write_rubric(self, instruction: str, response: str, reference_answer: str | None = None,
+                           system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
+        """Stage 1: a rubric for the instruction, critiqued and refined."""
         context = judge_context(instruction, response, reference_answer, use_reference=self.use_reference)
         rubric = await self.situated_rubric(context["instruction"], context["reference_answer"], system_prompt,
                                             capability)
         return dspy.Prediction(**context, rubric=rubric.rubric, trace=rubric.trace, seeds=rubric.seeds)
 
-    async def awrite_judgement(self, instruction: str, reference_answer: str | None, response: str, rubric: str,
-                               trace: list[Round], seeds: list[int]) -> dspy.Prediction:
+    async def write_judgement(self, instruction: str, reference_answer: str | None, response: str,
+                              rubric: str) -> dspy.Prediction:
         """Stage 2: the judgement of the response under the final rubric, critiqued and refined."""
         context = {"instruction": instruction, "reference_answer": reference_answer, "rubric": rubric,
                    "response": response}
         judgement = await call(self.judgement_stage, await call(self.judge, **context), **context)
-        return dspy.Prediction(rubric=rubric, feedback=judgement.final.feedback, score=judgement.final.score,
-                               trace=trace + judgement.trace, seeds=seeds)
+        return dspy.Prediction(feedback=judgement.final.feedback, score=judgement.final.score, trace=judgement.trace)
 
 
 def judgement_stage(program: CritiqueRefineProgram, critic, refiner):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dspy
 
-from spri_dspy.core.critique import Keep, Round
+from spri_dspy.core.critique import Keep
 from spri_dspy.core.data import check_text
-from spri_dspy.core.flow import call, run_sync
+from spri_dspy.core.flow import call
 from spri_dspy.core.judge import RubricProgram
 from spri_dspy.core.steps import Step
 from spri_dspy.core.seeds import SeedMatch, SeedSource
@@ -158,32 +158,13 @@ class SPRIPairwiseJudge(RubricProgram):
                                                   **options)
         self.place_critics(critic_lm)
 
-    async def run(self, instruction: str, response_a: str, response_b: str, reference_answer: str | None = None,
-                  system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
-        """The rubric, then the verdict, for ``forward`` and ``aforward`` alike (:mod:`spri_dspy.core.flow`)."""
-        return await self.awrite_verdict(**await self.awrite_rubric(instruction, response_a, response_b,
-                                                                    reference_answer, system_prompt, capability))
+    stages = ("write_rubric", "write_verdict")
+    outputs = ("rubric", "verdict", "feedback", "verdicts", "consistent", "trace", "seeds")
 
-    def stages(self):
-        """The rubric, then the verdict (see :class:`spri_dspy.core.critique.CritiqueRefineProgram`)."""
-        return (self.write_rubric, self.write_verdict)
-
-    def write_rubric(self, instruction: str, response_a: str, response_b: str, reference_answer: str | None = None,
-                     system_prompt: str | None = None, capability: str | None = None) -> dspy.Prediction:
-        """Stage 1 (sync): see :meth:`awrite_rubric`."""
-        return run_sync(self.awrite_rubric(instruction, response_a, response_b, reference_answer, system_prompt,
-                                           capability))
-
-    def write_verdict(self, instruction: str, reference_answer: str | None, response_a: str, response_b: str,
-                      rubric: str, trace: list[Round], seeds: list[int]) -> dspy.Prediction:
-        """Stage 2 (sync): see :meth:`awrite_verdict`."""
-        return run_sync(self.awrite_verdict(instruction, reference_answer, response_a, response_b, rubric, trace,
-                                            seeds))
-
-    async def awrite_rubric(self, instruction: str, response_a: str, response_b: str,
-                            reference_answer: str | None = None, system_prompt: str | None = None,
-                            capability: str | None = None) -> dspy.Prediction:
-        """Stage 1: a rubric for the instruction, critiqued and refined; returns stage 2's arguments."""
+    async def write_rubric(self, instruction: str, response_a: str, response_b: str,
+                           reference_answer: str | None = None, system_prompt: str | None = None,
+                           capability: str | None = None) -> dspy.Prediction:
+        """Stage 1: a rubric for the instruction, critiqued and refined."""
         instruction = check_text("instruction", instruction)
         responses = {"response_a": check_text("response_a", response_a),
                      "response_b": check_text("response_b", response_b)}
@@ -192,20 +173,19 @@ class SPRIPairwiseJudge(RubricProgram):
         return dspy.Prediction(instruction=instruction, reference_answer=reference, **responses, rubric=rubric.rubric,
                                trace=rubric.trace, seeds=rubric.seeds)
 
-    async def awrite_verdict(self, instruction: str, reference_answer: str | None, response_a: str, response_b: str,
-                             rubric: str, trace: list[Round], seeds: list[int]) -> dspy.Prediction:
+    async def write_verdict(self, instruction: str, reference_answer: str | None, response_a: str, response_b: str,
+                            rubric: str) -> dspy.Prediction:
         """Stage 2: the comparison under the final rubric, critiqued and refined, in both orders with ``swap``."""
         context = {"instruction": instruction, "reference_answer": reference_answer, "rubric": rubric}
         first = await self._compare(self.verdict_stage, context, response_a, response_b)
-        verdicts, trace = {"ab": first.final.verdict}, trace + first.trace
+        verdicts, trace = {"ab": first.final.verdict}, first.trace
         if self.swap:
             second = await self._compare(self.swapped_stage, context, response_b, response_a)
             verdicts["ba"] = _SWAPPED[second.final.verdict]
             trace = trace + second.trace
         consistent = len(set(verdicts.values())) == 1
-        return dspy.Prediction(rubric=rubric, verdict=verdicts["ab"] if consistent else "tie",
-                               feedback=first.final.feedback, verdicts=verdicts, consistent=consistent, trace=trace,
-                               seeds=seeds)
+        return dspy.Prediction(verdict=verdicts["ab"] if consistent else "tie", feedback=first.final.feedback,
+                               verdicts=verdicts, consistent=consistent, trace=trace)
 
     async def _compare(self, stage, context: dict, response_a: str, response_b: str) -> dspy.Prediction:
         shown = {**context, "response_a": response_a, "response_b": response_b}

@@ -42,7 +42,8 @@ class MissingSeedsError(ValueError):
 
 @dataclass(frozen=True)
 class ProgramSpec:
-    """One program in :data:`PROGRAMS`: its class, fixed arguments, and whether it needs seeds."""
+    """One program in :data:`PROGRAMS`: its class, fixed arguments, whether it needs seeds, and whether its
+    Prediction holds principles (what a metric of principles scores)."""
 
     name: str
     kind: Kind
@@ -50,6 +51,7 @@ class ProgramSpec:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     needs_seeds: bool = False
     summary: str = ""
+    writes_principles: bool = True
 
     def accepts(self) -> tuple[str, ...]:
         """The settings this program takes (its constructor's parameters, less the fixed ones)."""
@@ -61,8 +63,9 @@ PROGRAMS: dict[tuple[Kind, str], ProgramSpec] = {
     (spec.kind, spec.name): spec
     for spec in (
         ProgramSpec("spri", "response", SPRI, summary="situated principles, then the response (the paper)"),
-        ProgramSpec("vanilla", "response", baselines.Vanilla, summary="respond directly"),
-        ProgramSpec("self-refine", "response", baselines.SelfRefine, summary="respond, critique and refine"),
+        ProgramSpec("vanilla", "response", baselines.Vanilla, summary="respond directly", writes_principles=False),
+        ProgramSpec("self-refine", "response", baselines.SelfRefine, summary="respond, critique and refine",
+                    writes_principles=False),
         ProgramSpec("oracle", "response", baselines.OraclePrinciples,
                     summary="SPRI's response stage under principles given with each input"),
         ProgramSpec("seed-principles", "response", baselines.SeedPrinciples, needs_seeds=True,

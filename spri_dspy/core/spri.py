@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dspy
 
-from spri_dspy.core.critique import CritiqueRefineProgram, Keep, Round
+from spri_dspy.core.critique import CritiqueRefineProgram, Keep
 from spri_dspy.core.data import check_text
-from spri_dspy.core.flow import call, run_sync
+from spri_dspy.core.flow import call
 from spri_dspy.core.steps import (
     PrincipleCritic,
     PrincipleGenerator,
@@ -96,35 +96,19 @@ class SPRI(CritiqueRefineProgram):
                                                    field="response")
         self.place_critics(critic_lm)
 
-    async def run(self, query: str, goal: str | None = None) -> dspy.Prediction:
-        """Algorithm 1, for ``program(...)`` and ``await program.acall(...)`` alike (:mod:`spri_dspy.core.flow`)."""
-        return await self.awrite_response(**await self.awrite_principles(query, goal))
+    stages = ("write_principles", "write_response")
+    outputs = ("principles", "response", "trace", "seeds")
 
-    def stages(self):
-        """Principles, then the response (see :class:`spri_dspy.core.critique.CritiqueRefineProgram`)."""
-        return (self.write_principles, self.write_response)
-
-    def write_principles(self, query: str, goal: str | None = None) -> dspy.Prediction:
-        """Stage 1 (sync): see :meth:`awrite_principles`."""
-        return run_sync(self.awrite_principles(query, goal))
-
-    def write_response(self, query: str, goal: str | None, principles: str, trace: list[Round],
-                       seeds: list[int]) -> dspy.Prediction:
-        """Stage 2 (sync): see :meth:`awrite_response`."""
-        return run_sync(self.awrite_response(query, goal, principles, trace, seeds))
-
-    async def awrite_principles(self, query: str, goal: str | None = None) -> dspy.Prediction:
-        """Stage 1: principles for the input, critiqued and refined; returns stage 2's arguments."""
+    async def write_principles(self, query: str, goal: str | None = None) -> dspy.Prediction:
+        """Stage 1: principles for the input, critiqued and refined."""
         query, goal = check_text("query", query), check_text("goal", goal, optional=True)
         generated = await call(self.principle_generator, query=query, goal=goal)
         principles = await call(self.principles_stage, generated.principles, query=query, goal=goal)
         return dspy.Prediction(query=query, goal=goal, principles=principles.final, trace=principles.trace,
                                seeds=generated.seeds)
 
-    async def awrite_response(self, query: str, goal: str | None, principles: str, trace: list[Round],
-                              seeds: list[int]) -> dspy.Prediction:
-        """Stage 2: the response under the final principles, critiqued and refined; returns the Prediction."""
+    async def write_response(self, query: str, goal: str | None, principles: str) -> dspy.Prediction:
+        """Stage 2: the response under the final principles, critiqued and refined."""
         draft = (await call(self.responder, query=query, goal=goal, principles=principles)).response
         response = await call(self.response_stage, draft, query=query, goal=goal, principles=principles)
-        return dspy.Prediction(principles=principles, response=response.final, trace=trace + response.trace,
-                               seeds=seeds)
+        return dspy.Prediction(response=response.final, trace=response.trace)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from spri_dspy.core.data import jsonl_lines
-from spri_dspy.experiments.metrics.agreement import VERDICTS, agreement_by_group, preference_agreement
+from spri_dspy.experiments.metrics.agreement import agreement_by_group, preference_agreement, preference_rows
 
 ALIGNMENT_FILE = "eval-1_standard_alignment.jsonl"
 EMPATHY_FILE = "eval-2_empathy.jsonl"
@@ -138,20 +138,9 @@ def judge_row(model: str, variant: str, path: Path) -> Row:
 def pairwise_row(model: str, variant: str, path: Path) -> Row:
     """Accuracy and Cohen's kappa of one recorded pairwise run against human preferences, per capability."""
     row = Row("pairwise", model, variant)
-    triples = []
-    for line, record in _read_jsonl(path, row):
-        output, columns, inputs = record.get("output", {}), record.get("columns", {}), record.get("input", {})
-        label = record.get("label", columns.get("label"))
-        verdict = record.get("verdict", output.get("verdict") if isinstance(output, dict) else None)
-        group = record.get("capability", columns.get("capability", inputs.get("capability"))) or "all"
-        if label not in VERDICTS:
-            row.problems.append(f"{path}:{line}: field 'label' must be one of {', '.join(VERDICTS)}, got {label!r}")
-            continue
-        if verdict is not None and verdict not in VERDICTS:
-            row.problems.append(f"{path}:{line}: field 'verdict' must be one of {', '.join(VERDICTS)} or null, "
-                                f"got {verdict!r}")
-            continue
-        triples.append((group, verdict, label))
+    numbered = list(_read_jsonl(path, row))
+    triples, problems = preference_rows(record for _, record in numbered)
+    row.problems += [f"{path}:{numbered[number - 1][0]}: {problem}" for number, problem in problems]
     result = preference_agreement(triples)
     row.n = result["average"]["n"]
     row.figures = {k: v for k, v in result["average"].items() if k not in ("n", "failed")}

@@ -40,7 +40,7 @@ from typing import Any
 import dspy
 import optuna
 
-from spri_dspy.experiments.evaluation import evaluate
+from spri_dspy.experiments.evaluation import Progress, evaluate
 from spri_dspy.runtime.locks import LockHeld, take_lock
 from spri_dspy.core.steps import Step
 from spri_dspy.core.seeds import SeedSource, load_seeds

@@ -14,13 +14,13 @@ baseline) over every row of a table and writes to the folder OUTPUT:
 Each input has a stable id (an id column, or a hash of its inputs), so rerunning
 the same command skips finished ids and retries failed ones: however often a run
 is killed, the end state holds exactly one result per input. Inputs run on
-DSPy's own ``ParallelExecutor``. A program that lists its ``stages()`` (SPRI:
-principles, then response) has each stage scheduled as its own task: the stages
-of one input run in order, those of different inputs interleave, so the last
-inputs of a batch spread over every thread. At most 1.5 x ``threads`` inputs are
+DSPy's own ``ParallelExecutor``. A program that declares its ``stages`` (SPRI:
+principles, then response) has each stage scheduled as its own task
+(:mod:`spri_dspy.runtime.stages`): the stages of one input run in order, those of
+different inputs interleave, so the last inputs of a batch spread over every thread. At most 1.5 x ``threads`` inputs are
 under way at once, which bounds the work a kill throws away. With ``ray=`` the
-stages run on a Ray cluster's actors instead (:mod:`spri_dspy.runtime.distributed`), each
-with the same scheduler, while this process alone writes OUTPUT.
+stages run on a Ray cluster's actors instead (a :class:`~spri_dspy.runtime.stages.Backend`:
+:class:`~spri_dspy.runtime.distributed.RayCluster`), each with the same scheduler, while this process alone writes OUTPUT.
 """
 
 from __future__ import annotations
@@ -31,25 +31,22 @@ import json
 import os
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dspy
-from spri_dspy.compat import ParallelExecutor, executor_cancel_event, share_cancel_event
 
 from spri_dspy.core.data import RowError, TableSource, jsonl_lines, load_table, text_field
 from spri_dspy.runtime.files import atomic_file, write_atomic
-from spri_dspy.runtime.lms import endpoint_error, endpoint_of
+from spri_dspy.runtime.lms import endpoint_of
 from spri_dspy.runtime.locks import LockHeld, take_lock
 from spri_dspy.core.rubric import format_rubric
 from spri_dspy.secrets import redact
-from spri_dspy.runtime.usage import StepUsage, count_calls_needed, name_steps
-
-if TYPE_CHECKING:
-    from spri_dspy.runtime.distributed import RayCluster
+from spri_dspy.runtime.stages import Backend, StageRunner, StageTask, recorder
+from spri_dspy.runtime.usage import count_calls_needed, name_steps
 
 RESULTS, FAILURES, SUMMARY, PARQUET = "results.jsonl", "failures.jsonl", "summary.json", "results.parquet"
 
@@ -265,17 +262,33 @@ class BatchSummary:
         """Inputs without a result after this run, bad rows left out (they need their data fixed first)."""
         return self.rows - self.already_done - self.done - self.bad_rows
 
+    def describe(self, output: str) -> str:
+        """The summary for the screen: counts, LM calls and tokens per stage and model, failure reasons, time."""
+        lines = [f"{output}: {self.done} done, {self.failed} failed, {self.already_done} already done, "
+                 f"{self.bad_rows} bad rows, {self.pending} pending of {self.rows}"
+                 + (" (stopped early: --max-errors reached)" if self.stopped_early else "")]
+        for title, table in (("stage", self.by_stage), ("model", self.by_model)):
+            for key, counts in table.items():
+                lines.append(f"  {title} {key}: {counts.get('calls_needed', 0)} LM calls needed, {counts.get('calls', 0)} "
+                             f"made: {counts.get('prompt_tokens', 0)} prompt + {counts.get('completion_tokens', 0)} "
+                             "completion tokens")
+        reasons = list(self.failure_reasons.items())
+        for reason, count in reasons[:5]:  # why inputs failed, most frequent first (failures.jsonl has each one)
+            lines.append(f"  failed: {count} x {reason}")
+        if len(reasons) > 5:
+            lines.append(f"  failed: {sum(count for _, count in reasons[5:])} more, for {len(reasons) - 5} other reasons "
+                         "(failures.jsonl)")
+        cached = self.lm_calls_needed - self.lm_calls
+        lines.append(f"  {self.lm_calls_needed} LM calls needed, {self.lm_calls} made"
+                     + (f" ({cached} answered by DSPy's cache)" if cached else "") + f", in {self.seconds:.1f} s")
+        return "\n".join(lines)
+
 
 def failure_reason(error: str, limit: int = 200) -> str:
     """A failure's reason in one line, for grouping and for the screen: the error without the advice a
     library appends (DSPy's "To fix: ..."), whitespace collapsed, at most ``limit`` characters."""
     line = " ".join(error.split("To fix:")[0].split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _as_json(prediction: Any) -> dict[str, Any]:
-    items = prediction.items() if hasattr(prediction, "items") else vars(prediction).items()
-    return {key: value for key, value in items if not key.startswith("_")}
 
 
 def run_batch(
@@ -296,7 +309,7 @@ def run_batch(
     skip_bad_rows: bool = False,
     progress: bool = True,
     info: Mapping[str, Any] | None = None,
-    ray: RayCluster | None = None,
+    ray: Backend | None = None,
 ) -> BatchSummary:
     """Run ``program`` over every row of ``source`` into the folder ``output`` (see the module docstring).
 
@@ -362,9 +375,7 @@ def run_batch(
             identity = run_identity(program, source, fields, id_field, keep_columns, split)
     with contextlib.ExitStack() as stack:
         if ray is not None:  # connected before OUTPUT is touched: a missing or too small cluster changes nothing
-            from spri_dspy.runtime.distributed import connected
-
-            ray = stack.enter_context(connected(ray))
+            ray = stack.enter_context(ray.connected())
         store = ResultStore(output, prepare=lambda directory: _check_identity(directory, identity, restart))
         try:
             return _run(program, table, store, started, rows=rows, bad=bad, fields=fields, optional=optional,
@@ -375,7 +386,7 @@ def run_batch(
 
 
 def _run(program, table, store: ResultStore, started: float, *, rows, bad, fields, optional, identity, carried, threads,
-         max_errors, progress, info, ray: RayCluster | None = None) -> BatchSummary:
+         max_errors, progress, info, ray: Backend | None = None) -> BatchSummary:
     summary = BatchSummary(rows=table.num_rows, run=identity, info=dict(info or {}))
     try:
         pending = _pending_rows(rows, bad, store, summary)
@@ -425,10 +436,8 @@ def _run(program, table, store: ResultStore, started: float, *, rows, bad, field
             _run_here(program, table, pending, record, fields=fields, optional=optional, carried=carried,
                       threads=threads, stop=stop, on_call=live if progress else None)
         else:
-            from spri_dspy.runtime.distributed import run_on_ray
-
             inputs = [(index, row_id, _validated(table[index], index, fields, optional)) for index, row_id in pending]
-            run_on_ray(ray, program, inputs, record, threads=threads, stop=stop)
+            ray.run(program, inputs, record, threads=threads, stop=stop)
     finally:
         bar.close()
         store.close()
@@ -447,205 +456,17 @@ def _run_here(program, table, pending, record, *, fields, optional, carried, thr
     name_steps(program)
     count_calls_needed(dspy.settings.lm, program)
 
-    def load(task: _Task) -> None:  # the row is read when its first stage starts: memory stays flat
+    def load(task: StageTask) -> None:  # the row is read when its first stage starts: memory stays flat
         row = table[task.index]
         task.arguments = task.inputs = _validated(row, task.index, fields, optional)
         if carried:
             task.columns = {column: row[column] for column in carried}
 
-    finished = _recorder(record)
+    finished = recorder(record)
     runner = StageRunner(program, threads, load=load, stop=stop, on_call=on_call)
-    runner.add(_Task(index, row_id, finished=finished) for index, row_id in pending)
+    runner.add(StageTask(index, row_id, finished=finished) for index, row_id in pending)
     runner.close()
     runner.run()
-
-
-def _recorder(record: Callable[[str, dict, Mapping], None]) -> Callable[[_Task, str, dict], None]:
-    """A task's outcome as a record (:func:`task_record`) handed to ``record``."""
-    def finished(task: _Task, outcome: str, result: dict) -> None:
-        record(outcome, task_record(task, result), task.usage.by_step)
-    return finished
-
-
-def task_record(task: _Task, result: dict) -> dict[str, Any]:
-    """The ``results.jsonl``/``failures.jsonl`` record of a finished task (``result``: its output or error)."""
-    record = {"id": task.row_id, "index": task.index, "input": task.inputs, **result}
-    if "output" in result:
-        record |= {"lm_calls": task.usage.calls_needed, "lm_calls_made": task.usage.calls}
-    if task.columns is not None:
-        record["columns"] = task.columns
-    return record
-
-
-@dataclass
-class _Task:
-    """One input on its way through the program's stages."""
-
-    index: int
-    row_id: str
-    stage: int = 0
-    inputs: dict[str, Any] = field(default_factory=dict)
-    arguments: dict[str, Any] = field(default_factory=dict)  # of the stage due next
-    columns: dict[str, Any] | None = None  # the input's columns the program does not read, when carried
-    usage: StepUsage | None = None  # from its first stage on: a queued input stays small
-    finished: Callable[[_Task, str, dict], None] | None = None
-    """Called once with the outcome (``"done"`` or ``"failed"``) and ``{"output": ...}`` or ``{"error": ...}``."""
-
-
-class StageRunner:
-    """Runs inputs through a program's stages on ``threads`` of DSPy's ParallelExecutor.
-
-    A program that lists its ``stages()`` (SPRI: principles, then response) has each
-    stage scheduled as its own task (:class:`_StageQueue`); a failed stage fails its
-    input, recorded through the task's ``finished``. Inputs are added with :meth:`add`
-    (also while :meth:`run` runs, from another thread) until :meth:`close`; :meth:`run`
-    returns once every input added is finished, or at once after ``stop`` is set.
-    """
-
-    def __init__(self, program: dspy.Module, threads: int, *, load: Callable[[_Task], None] | None = None,
-                 stop: threading.Event | None = None, on_call: Callable[[], None] | None = None):
-        self.stages = program.stages() if hasattr(program, "stages") else (program,)
-        self.threads = threads
-        self.load = load
-        self.executor = ParallelExecutor(num_threads=threads, max_errors=10**9, disable_progress_bar=True, timeout=0)
-        if stop is not None:
-            share_cancel_event(self.executor, stop)
-        self.stop = executor_cancel_event(self.executor)
-        """Set to stop every thread (the executor's own stop: it then starts no more jobs)."""
-        self.queue = _StageQueue(window=threads + threads // 2, stop=self.stop)
-        self.broken: BaseException | None = None
-        """What broke a thread (e.g. a full disk, an endpoint that cannot serve), which stopped them all."""
-        self.program = program
-        self.on_call = on_call
-        """Called after every LM call an input's stage needed (a live count for the progress bar)."""
-        self.reached = False
-        """Whether an LM call of this run has reached its model: before that, no connection at all ends the run."""
-
-    def add(self, tasks) -> None:
-        """Queue new inputs (:class:`_Task`s at stage 0)."""
-        self.queue.add(tasks)
-
-    def close(self) -> None:
-        """No more inputs: :meth:`run` returns once those added are finished."""
-        self.queue.close()
-
-    def run(self) -> None:
-        """Run every input's stages (see the class docstring); re-raises what broke a thread (e.g. a full disk)."""
-        try:
-            # No LM history and no DSPy trace: both keep every call's inputs and outputs (up to 10,000
-            # of them), which a batch never reads back; memory stays flat in the number of inputs.
-            with dspy.context(disable_history=True, trace=None):
-                self.executor.execute(self._drain, range(self.threads))
-        except Exception:
-            if self.broken is not None:
-                raise self.broken from None
-            if not self.stop.is_set():
-                raise
-
-    def serve(self, **context: Any) -> None:
-        """Run the stages on daemon threads, each in ``dspy.context(**context)``, until the process ends (a Ray
-        actor's pool: queue inputs with :meth:`add`; the threads never hold the process at its exit)."""
-        def serve_one(thread: int) -> None:
-            with dspy.context(**context, disable_history=True, trace=None):
-                self._drain(thread)
-
-        for thread in range(self.threads):
-            threading.Thread(target=serve_one, args=(thread,), name=f"spri-stages-{thread}", daemon=True).start()
-
-    def _drain(self, _thread: int) -> None:
-        """One executor thread: take stages from the queue until none is left."""
-        try:
-            while (task := self.queue.take()) is not None:
-                self._run_stage(task)
-        except BaseException as exc:  # e.g. a full disk: stop every thread rather than leave them waiting
-            self.broken = self.broken or exc
-            self.stop.set()
-            raise
-
-    def _run_stage(self, task: _Task) -> None:
-        if task.stage == 0:
-            task.usage = StepUsage(on_call=self.on_call)
-            if self.load is not None:
-                self.load(task)
-        try:
-            with dspy.context(usage_tracker=task.usage):
-                result = self.stages[task.stage](**task.arguments)
-        except Exception as exc:
-            # An endpoint that refuses the key, has no such model or is unreachable from the start fails
-            # every input alike: the run ends at once and this input stays pending, instead of one
-            # failure (after minutes of retries) per input.
-            lms = [dspy.settings.lm, *(predictor.lm for predictor in self.program.predictors())]
-            fatal = endpoint_error(exc, lms, first_call=not self.reached and task.usage.calls == 0)
-            if fatal is not None:
-                raise fatal from exc
-            self._finish(task, "failed", {"error": f"{type(exc).__name__}: {exc}"})
-            return
-        self.reached = self.reached or task.usage.calls > 0
-        task.stage += 1
-        if task.stage < len(self.stages):
-            task.arguments = dict(result.items())
-            self.queue.put(task)
-        else:
-            self._finish(task, "done", {"output": _as_json(result)})
-
-    def _finish(self, task: _Task, outcome: str, result: dict) -> None:
-        task.finished(task, outcome, result)
-        self.queue.finish()
-
-
-class _StageQueue:
-    """Which stage of which input an executor thread runs next.
-
-    A new input is started while fewer than ``window`` inputs are under way;
-    otherwise the thread takes the next stage of an input under way, oldest
-    first, or waits for one. Starting a little more than one input per thread
-    lets the stages of the last inputs spread over all threads instead of
-    leaving some idle while others finish whole inputs.
-    """
-
-    def __init__(self, window: int, stop: threading.Event):
-        self._new: deque[_Task] = deque()
-        self._due: deque[_Task] = deque()
-        self._active, self._window, self._stop, self._closed = 0, window, stop, False
-        self._changed = threading.Condition()
-
-    def add(self, tasks) -> None:
-        """New inputs to start."""
-        with self._changed:
-            self._new.extend(tasks)
-            self._changed.notify_all()
-
-    def close(self) -> None:
-        """No more inputs will be added."""
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-
-    def take(self) -> _Task | None:
-        """The next stage to run; None once closed and every input is finished, or once ``stop`` is set."""
-        with self._changed:
-            while not self._stop.is_set():
-                if self._new and self._active < self._window:
-                    self._active += 1
-                    return self._new.popleft()
-                if self._due:
-                    return self._due.popleft()
-                if self._closed and not self._active and not self._new:
-                    return None
-                self._changed.wait(timeout=0.5)  # woken by add/put/finish/close; the timeout notices ``stop``
-            return None
-
-    def put(self, task: _Task) -> None:
-        """``task``'s next stage is due."""
-        with self._changed:
-            self._due.append(task)
-            self._changed.notify()
-
-    def finish(self) -> None:
-        """An input under way has finished (done or failed)."""
-        with self._changed:
-            self._active -= 1
-            self._changed.notify_all()
 
 
 BAD_ROWS_LISTED = 10

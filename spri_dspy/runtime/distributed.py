@@ -6,7 +6,7 @@ makes the inputs not yet done a Ray Dataset and maps it through a pool of actors
 program from its saved state (what :func:`~spri_dspy.save_program` writes: no LM,
 no key) and its LMs from :class:`~spri_dspy.runtime.lms.LMSpec`\\ s, reading any key from
 its own node's environment, and runs the stages of its batches on its share of
-the threads with the local runner's scheduler (:class:`~spri_dspy.runtime.batch.StageRunner`).
+the threads with the local runner's scheduler (:class:`~spri_dspy.runtime.stages.StageRunner`).
 
 Results stream back to the driver, which alone writes OUTPUT, through the same
 store as a local run: one process holds OUTPUT's lock and writes each id once.
@@ -25,13 +25,16 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import dspy
 
+from spri_dspy.core.programs import METADATA_KEY, _rebuilt, _saved_text
 from spri_dspy.runtime.lms import EndpointError, LMSpec, adapter_for, make_adapter
+from spri_dspy.runtime.stages import Record, StageRunner, StageTask, task_record
+from spri_dspy.runtime.usage import count_calls_needed, name_steps
 
 RAY_MISSING = "Ray is not installed: pip install 'spri-dspy[ray]'"
 
@@ -76,6 +79,15 @@ class RayCluster:
     adapter: str | None = None
     """The actors' prompt format (:data:`~spri_dspy.runtime.lms.ADAPTERS`); default :func:`~spri_dspy.runtime.lms.default_adapter`."""
 
+    def connected(self) -> contextlib.AbstractContextManager[RayCluster]:
+        """:func:`connected` (the :class:`~spri_dspy.runtime.stages.Backend` protocol)."""
+        return connected(self)
+
+    def run(self, program: dspy.Module, pending: list[tuple[int, str, dict[str, Any]]], record: Record, *,
+            threads: int, stop: threading.Event) -> None:
+        """:func:`run_on_ray` (the :class:`~spri_dspy.runtime.stages.Backend` protocol)."""
+        run_on_ray(self, program, pending, record, threads=threads, stop=stop)
+
 
 @contextlib.contextmanager
 def connected(cluster: RayCluster) -> Iterator[RayCluster]:
@@ -100,7 +112,7 @@ def connected(cluster: RayCluster) -> Iterator[RayCluster]:
 
 
 def run_on_ray(cluster: RayCluster, program: dspy.Module, pending: list[tuple[int, str, dict[str, Any]]],
-               record: Callable[[str, dict, Mapping], None], *, threads: int, stop: threading.Event) -> None:
+               record: Record, *, threads: int, stop: threading.Event) -> None:
     """Run the ``pending`` inputs ((index, id, program arguments)) on the cluster :func:`connected` yields,
     ``threads`` stages in flight in all, handing each outcome to ``record`` (on this thread) as it arrives;
     returns early once ``stop`` is set."""
@@ -127,8 +139,6 @@ def run_on_ray(cluster: RayCluster, program: dspy.Module, pending: list[tuple[in
 def actor_payload(cluster: RayCluster, program: dspy.Module, threads: int) -> dict[str, Any]:
     """What every actor is built from (JSON data): the program as :func:`~spri_dspy.save_program` writes it,
     the specs of its LMs and its threads. No LM object and no key."""
-    from spri_dspy.core.programs import _saved_text
-
     return {"program": _saved_text(program), "lm": asdict(cluster.lm),
             "critic_lm": asdict(cluster.critic_lm) if cluster.critic_lm else None, "threads": threads,
             "adapter": cluster.adapter}
@@ -189,13 +199,9 @@ def _dataset(ray, pending: list[tuple[int, str, dict[str, Any]]], rows: int):
 
 class ProgramActor:
     """One actor of the pool: the program and its LMs, built once from :func:`actor_payload`, and a
-    :class:`~spri_dspy.runtime.batch.StageRunner` whose threads run every batch the actor is given."""
+    :class:`~spri_dspy.runtime.stages.StageRunner` whose threads run every batch the actor is given."""
 
     def __init__(self, payload: dict[str, Any]):
-        from spri_dspy.runtime.batch import StageRunner
-        from spri_dspy.core.programs import METADATA_KEY, _rebuilt
-        from spri_dspy.runtime.usage import count_calls_needed, name_steps
-
         specs = [LMSpec(**spec) if spec else None for spec in (payload["lm"], payload["critic_lm"])]
         self.lm, critic_lm = (spec.build() if spec else None for spec in specs)
         self.adapter = (make_adapter(payload["adapter"]) if payload.get("adapter")
@@ -211,13 +217,11 @@ class ProgramActor:
         """Run a batch's inputs; one row per input: outcome, record (JSON) and usage (JSON)."""
         import pyarrow as pa
 
-        from spri_dspy.runtime.batch import _Task, task_record
-
         outcomes: list[tuple[str, str, str]] = []
         lock, finished = threading.Lock(), threading.Event()
         size = batch.num_rows
 
-        def done(task: _Task, outcome: str, result: dict) -> None:
+        def done(task: StageTask, outcome: str, result: dict) -> None:
             usage = [[*key, dict(counter)] for key, counter in task.usage.by_step.items()]
             line = (outcome, json.dumps(task_record(task, result), ensure_ascii=False, default=str), json.dumps(usage))
             with lock:
@@ -228,7 +232,7 @@ class ProgramActor:
         tasks = []
         for row in batch.to_pylist():
             inputs = json.loads(row["inputs"])
-            tasks.append(_Task(row["index"], row["id"], inputs=inputs, arguments=inputs, finished=done))
+            tasks.append(StageTask(row["index"], row["id"], inputs=inputs, arguments=inputs, finished=done))
         self.runner.add(tasks)
         while not finished.wait(timeout=1.0):
             if isinstance(self.runner.broken, EndpointError):  # the endpoint cannot serve: say so, in one line

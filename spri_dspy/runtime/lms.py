@@ -32,6 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dspy
 
+from spri_dspy.secrets import register_url
+
 OPENAI_PROVIDER = "openai-chat"
 """lm15's provider id of the OpenAI Chat Completions wire, which ``openai/...`` model names route to."""
 
@@ -364,3 +366,23 @@ def check_model_name(model: str, api_base: str | None = None) -> None:
         raise ValueError(
             f"unknown model {model!r}: use 'embedded' or a DSPy/LiteLLM model string such as openai/gpt-4o-mini"
         ) from None
+
+
+def lm_spec(model: str, *, api_base: str | None = None, max_tokens: int = 512, cache: bool = True,
+            max_connections: int = 1024, response_format: str = "auto", temperature: float | None = None) -> LMSpec:
+    """The :class:`LMSpec` of a model name as a user gives it (``embedded`` or a DSPy/LiteLLM model string),
+    checked up front (:func:`check_model_name`; ValueError), its base URL resolved from ``api_base`` or the
+    environment (:meth:`LMSpec.resolved`), and credentials in that URL registered as secrets."""
+    if model != EMBEDDED and not model.startswith("openai/"):  # openai/ models are openai_lm's: nothing to look up
+        check_model_name(model, api_base)
+    spec = LMSpec(model, api_base=api_base, max_tokens=max_tokens, cache=cache,
+                  max_connections=max(1024, max_connections), response_format=response_format,
+                  temperature=temperature).resolved()
+    register_url(spec.api_base)
+    return spec
+
+
+def make_lm(model: str, **options: Any) -> dspy.BaseLM:
+    """A ``dspy.LM`` for a model name (:func:`lm_spec`'s options): the embedded model, :func:`openai_lm` for
+    ``openai/...`` (no cap of 100 requests in flight), else DSPy's routing."""
+    return lm_spec(model, **options).build()

@@ -9,15 +9,15 @@ which stage spent which calls on which model.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dspy
 from spri_dspy.compat import BaseCallback, UsageTracker
 
 from spri_dspy.core.steps import Step, current_step
+from spri_dspy.runtime.lms import endpoint_of
 
 OTHER = "other"
 """The step and stage of LM calls made outside any named step."""
@@ -136,3 +136,25 @@ def count_calls_needed(lm: dspy.BaseLM | None, program: dspy.Module | None = Non
         callbacks = getattr(model, "callbacks", None)
         if isinstance(callbacks, list) and not any(c is _CALLS_NEEDED for c in callbacks):
             callbacks.append(_CALLS_NEEDED)
+
+
+def run_summary(usage: StepUsage, lm: dspy.BaseLM, critic_lm: dspy.BaseLM | None, seconds: float) -> dict[str, Any]:
+    """What one program call cost, for the screen or JSON: LM calls needed and made and tokens per model
+    (the critic's model labelled as such when it differs), the seconds taken, where each model's requests
+    went, and for an embedded engine its own counters (requests, memo hits, prompt tokens evaluated)."""
+    lms = [lm] + ([critic_lm] if critic_lm is not None and critic_lm.model != lm.model else [])
+    label = {m.model: m.model if m is lm else f"{m.model} (critic)" for m in lms}
+    needed, made = Counter(), Counter()
+    for (_step, _stage, model), counter in usage.by_step.items():
+        needed[label.get(model, model)] += counter["calls_needed"]
+        made[label.get(model, model)] += counter["calls"]
+    summary = {"lm_calls": dict(needed), "lm_calls_made": dict(made), "usage": usage.get_total_tokens(),
+               "seconds": round(seconds, 2),
+               "endpoints": {label[m.model]: endpoint_of(m).host if endpoint_of(m) else "in process" for m in lms}}
+    engines = {id(m.engine): m.engine for m in lms if hasattr(getattr(m, "engine", None), "stats")}
+    if engines:
+        first = next(iter(engines.values()))
+        summary["engine"] = {key: sum(engine.stats[key] for engine in engines.values()) for key in first.stats}
+        summary["engine"]["lm_calls"] = sum(needed[label[m.model]] for m in lms
+                                            if id(getattr(m, "engine", None)) in engines)
+    return summary

@@ -10,6 +10,8 @@ import pytest
 
 from helpers import SHARED, spri_script
 from spri_dspy import cli
+from spri_dspy.cli import run as cli_run
+from spri_dspy.cli import build as cli_build
 
 
 @pytest.fixture
@@ -22,7 +24,7 @@ def scripted_cli(monkeypatch, scripted):
         engines[model] = engine
         return lm
 
-    monkeypatch.setattr(cli, "make_lm", fake_make_lm)
+    monkeypatch.setattr(cli_build, "make_lm", fake_make_lm)
 
     def run(*argv):
         return cli.main(list(argv)), engines
@@ -225,11 +227,11 @@ def test_the_embedded_engine_line_says_what_reached_the_model():
     summary = {"lm_calls": {"embedded/smollm2-135m-instruct": 8}, "usage": {}, "seconds": 1.0,
                "engine": {"requests": 7, "memo_hits": 2, "prompt_tokens": 1198, "prompt_tokens_evaluated": 824,
                           "lm_calls": 8}}
-    assert cli.render(prediction, summary).splitlines()[-1] == (
+    assert cli_run.render(prediction, summary).splitlines()[-1] == (
         "embedded model: 7 of its 8 calls reached it (1 answered by DSPy's cache), 2 of those repeated an earlier "
         "one (answered from memory); 824 of 1198 prompt tokens evaluated (the rest reused from earlier calls)")
     summary["engine"].update(requests=0, memo_hits=0, prompt_tokens=0, prompt_tokens_evaluated=0)
-    assert cli.render(prediction, summary).splitlines()[-1].startswith(
+    assert cli_run.render(prediction, summary).splitlines()[-1].startswith(
         "embedded model: 0 of its 8 calls reached it (8 answered by DSPy's cache), 0 of those")
 
 
@@ -333,7 +335,7 @@ def test_run_on_a_warm_cache_reports_the_calls_needed_and_made(monkeypatch, scri
 
     model = f"scripted/{uuid.uuid4().hex[:8]}"
     engine = ScriptedEngine(spri_script((2, 5), (5,)))
-    monkeypatch.setattr(cli, "make_lm", lambda name, **options: __import__("dspy").LM(model, engine=engine, cache=True))
+    monkeypatch.setattr(cli_build, "make_lm", lambda name, **options: __import__("dspy").LM(model, engine=engine, cache=True))
     assert cli.main(["run", "A warm question.", "--json"]) == 0
     cold = json.loads(capsys.readouterr().out)
     engine.script = ScriptedEngine(spri_script((2, 5), (5,))).script  # (a cache miss would find the same answers)
@@ -361,7 +363,7 @@ def steady_cli(monkeypatch, scripted):
     """``spri`` in-process on a scripted LM whose critics accept every text: any number of inputs."""
     script = {**spri_script(), "principle_critic": lambda call: {"feedback": "ok", "score": 5},
               "response_critic": lambda call: {"feedback": "ok", "score": 5}}
-    monkeypatch.setattr(cli, "make_lm", lambda model, **options: scripted(script, model=f"scripted/{model}")[1])
+    monkeypatch.setattr(cli_build, "make_lm", lambda model, **options: scripted(script, model=f"scripted/{model}")[1])
     return lambda *argv: (cli.main(list(argv)), None)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dspy
 import pytest
 
+from spri_dspy.runtime.stages import stage_functions
 from helpers import judge_script
 from spri_dspy import SPRIJudge
 
@@ -35,11 +36,12 @@ def test_stages_run_one_after_another_are_forward(scripted):
     prediction, engine = judge(scripted, (2, 5), (1, 4), (3, 2))
     staged_engine, lm = scripted(judge_script((2, 5), (1, 4), (3, 2)))
     program = SPRIJudge()
-    assert program.stages() == (program.write_rubric, program.write_judgement)
+    assert program.stages == ("write_rubric", "write_judgement")
+    first, second = stage_functions(program)
     with dspy.context(lm=lm):
-        middle = program.write_rubric(INSTRUCTION, "Because of the ocean.")
+        middle = first({"instruction": INSTRUCTION, "response": "Because of the ocean."})
         assert staged_engine.steps() == ["rubric_generator", "rubric_critic", "rubric_refiner", "rubric_critic"]
-        staged = program.write_judgement(**middle)
+        staged = second(middle)
     assert staged_engine.steps() == engine.steps()
     assert staged.toDict() == prediction.toDict()
 

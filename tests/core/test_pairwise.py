@@ -5,6 +5,7 @@ from __future__ import annotations
 import dspy
 import pytest
 
+from spri_dspy.runtime.stages import stage_functions
 from helpers import critic_answers, numbered
 from spri_dspy import SPRIPairwiseJudge, build_program
 
@@ -80,10 +81,11 @@ def test_stages_are_the_rubric_then_the_verdict(scripted):
     whole, _ = run(scripted, pairwise_script())
     engine, lm = scripted(pairwise_script())
     program = build_program("spri", "pairwise")
+    first, second = stage_functions(program)
     with dspy.context(lm=lm):
-        middle = program.write_rubric(INSTRUCTION, A, B)
+        middle = first({"instruction": INSTRUCTION, "response_a": A, "response_b": B})
         assert engine.steps() == ["rubric_generator", "rubric_critic"]
-        staged = program.write_verdict(**middle)
+        staged = second(middle)
     assert staged.toDict() == whole.toDict()
 
 
@@ -129,8 +131,9 @@ def quality_script(wrong=("p04", "p10"), first_always=False):
 @pytest.mark.parametrize("first_always", [False, True])
 def test_cli_judge_pairwise_scores_the_labelled_file(monkeypatch, scripted, capsys, tmp_path, first_always):
     from spri_dspy import cli
+    from spri_dspy.cli import build as cli_build
 
-    monkeypatch.setattr(cli, "make_lm", lambda model, **o: scripted(quality_script(first_always=first_always))[1])
+    monkeypatch.setattr(cli_build, "make_lm", lambda model, **o: scripted(quality_script(first_always=first_always))[1])
     status = cli.main(["judge", str(EXAMPLES), str(tmp_path / "out"), "--pairwise", "--capability-field", "capability",
                        "--no-progress"])
     out = capsys.readouterr().out
@@ -156,8 +159,9 @@ def test_ablate_preferences_compares_one_order_with_both(monkeypatch, scripted, 
     import csv
 
     from spri_dspy import cli
+    from spri_dspy.cli import build as cli_build
 
-    monkeypatch.setattr(cli, "make_lm", lambda model, **o: scripted(quality_script(first_always=True))[1])
+    monkeypatch.setattr(cli_build, "make_lm", lambda model, **o: scripted(quality_script(first_always=True))[1])
     status = cli.main(["ablate", str(EXAMPLES), "--task", "preferences", "--output", str(tmp_path / "ab")])
     assert status == 0, capsys.readouterr().err
     rows = {r["variant"]: r for r in csv.DictReader((tmp_path / "ab" / "ablation.csv").open())}

@@ -241,10 +241,10 @@ def test_seeds_become_the_principle_writers_demos():
 def scripted_models(monkeypatch):
     """Every --lm/--critic-lm of the CLI answered by one scripted engine (its defaults: texts naming the step,
     critics scoring 5); the engine is returned to read the calls."""
-    from spri_dspy import cli
+    from spri_dspy.cli import build as cli_build
 
     engine = ScriptedEngine()
-    monkeypatch.setattr(cli, "make_lm", lambda model, **options: scripted_lm(engine, f"scripted/{model}"))
+    monkeypatch.setattr(cli_build, "make_lm", lambda model, **options: scripted_lm(engine, f"scripted/{model}"))
     return engine
 
 

@@ -7,6 +7,7 @@ import json
 import dspy
 import pytest
 
+from spri_dspy.runtime.stages import stage_functions
 from helpers import spri_script
 from spri_dspy import SPRI
 
@@ -52,11 +53,13 @@ def test_stages_run_one_after_another_are_forward(scripted):
     prediction, engine = run(scripted, (2, 5), (3, 4))
     staged_engine, lm = scripted(spri_script((2, 5), (3, 4)))
     program = SPRI()
-    assert program.stages() == (program.write_principles, program.write_response)
+    assert program.stages == ("write_principles", "write_response")
+    first, second = stage_functions(program)
     with dspy.context(lm=lm):
-        middle = program.write_principles(query="My cat keeps waking me at 4am. What can I do?")
+        middle = first({"query": "My cat keeps waking me at 4am. What can I do?"})
         assert staged_engine.steps() == [P_GEN, P_CRIT, P_REF, P_CRIT]
-        staged = program.write_response(**middle)
+        assert set(middle) == {"query", "goal", "principles", "trace", "seeds"}
+        staged = second(middle)
     assert staged_engine.steps() == engine.steps()
     assert staged.toDict() == prediction.toDict()
 

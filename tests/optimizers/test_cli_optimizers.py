@@ -7,6 +7,7 @@ import json
 import pytest
 
 from spri_dspy import cli
+from spri_dspy.cli import build as cli_build
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def scripted_models(monkeypatch, scripted):
         engines[model] = engine
         return lm
 
-    monkeypatch.setattr(cli, "make_lm", fake_make_lm)
+    monkeypatch.setattr(cli_build, "make_lm", fake_make_lm)
     return engines
 
 
@@ -103,7 +104,7 @@ def failing_models(monkeypatch):
 
     server = FakeOpenAIServer(faults={"401": 1.0}).start()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET-0123456789")
-    monkeypatch.setattr(cli, "make_lm", lambda model, **options: dspy.LM(
+    monkeypatch.setattr(cli_build, "make_lm", lambda model, **options: dspy.LM(
         "openai/gpt-4o-mini", api_base=server.url, cache=False, num_retries=0))
     yield server
     server.stop()
@@ -180,7 +181,7 @@ def test_the_overriding_flag_is_what_runs(data, tmp_path, scripted_models, monke
            "response_critic": lambda call: {"feedback": "no", "score": 1}}
     from spri_dspy.testing import ScriptedEngine, scripted_lm
 
-    monkeypatch.setattr(cli, "make_lm", lambda model, **options: scripted_lm(ScriptedEngine(low)))
+    monkeypatch.setattr(cli_build, "make_lm", lambda model, **options: scripted_lm(ScriptedEngine(low)))
     capsys.readouterr()
     for flags, rounds in (([], 3), (["--max-rounds", "1"], 1)):
         assert cli.main(["run", "post 0", "--program", str(saved), "--json", *flags]) == 0

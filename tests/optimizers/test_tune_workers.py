@@ -15,6 +15,7 @@ import optuna
 import pytest
 
 from spri_dspy import cli
+from spri_dspy.cli import build as cli_build
 from spri_dspy.testing import FakeOpenAIServer
 
 BUDGET = 9
@@ -90,7 +91,7 @@ def test_a_second_worker_on_one_sqlite_file_is_refused(data, tmp_path, capsys, m
     from spri_dspy.optimizers.tune import one_sqlite_worker
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    monkeypatch.setattr(cli, "make_lm", lambda *a, **k: pytest.fail("no LM before the storage is checked"))
+    monkeypatch.setattr(cli_build, "make_lm", lambda *a, **k: pytest.fail("no LM before the storage is checked"))
     with one_sqlite_worker(storage):
         assert cli.main(["tune", str(data), "--storage", storage]) == 2
     err = capsys.readouterr().err.splitlines()[-1]

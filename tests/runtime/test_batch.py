@@ -14,6 +14,7 @@ import uuid
 import dspy
 import pytest
 
+from spri_dspy.core.flow import StagedModule
 from spri_dspy import SPRI, Vanilla
 from spri_dspy.runtime.batch import FAILURES, RESULTS, ResultStore, RunMismatchError, input_id, run_batch
 from spri_dspy.core.data import RowError
@@ -58,11 +59,14 @@ def test_results_usage_and_summary(scripted, tmp_path):
     assert table.num_rows == 6 and "output.response" in table.column_names
 
 
-class Staged(dspy.Module):
+class Staged(StagedModule, dspy.Module):
     """A two-stage program that logs when each stage starts and each input ends; no LM.
 
     With ``hold`` set, every second stage waits (up to 10 s) until the input ``hold`` has started.
     """
+
+    stages = ("first", "second")
+    outputs = ("answer",)
 
     def __init__(self, fail=(), hold=None):
         super().__init__()
@@ -73,13 +77,7 @@ class Staged(dspy.Module):
         with self._lock:
             self.events.append(event)
 
-    def forward(self, query, goal=None):
-        return self.second(**self.first(query, goal))
-
-    def stages(self):
-        return (self.first, self.second)
-
-    def first(self, query, goal=None):
+    async def first(self, query, goal=None):
         self.log("first", query)
         if query == self.hold:
             self._held.set()
@@ -87,7 +85,7 @@ class Staged(dspy.Module):
             raise ValueError(f"no principles for {query}")
         return {"query": query}
 
-    def second(self, query):
+    async def second(self, query):
         if self.hold is not None and not self._held.wait(timeout=10):
             raise TimeoutError(f"{self.hold} never started")
         self.log("second", query)

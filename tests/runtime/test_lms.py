@@ -11,6 +11,7 @@ import uuid
 import dspy
 import pytest
 
+from spri_dspy.cli import build as cli_build
 from spri_dspy import LMSpec, cli, openai_lm
 from spri_dspy.runtime.lms import Endpoint, endpoint_cache_id, endpoint_of, resolve_endpoint
 from spri_dspy.testing import FakeOpenAIServer
@@ -139,9 +140,10 @@ def test_api_base_beats_both_variables(clean_env, tmp_path):
 _PATH_PROBE = """
 import sys
 from spri_dspy import cli
+from spri_dspy.cli import build as cli_build
 status = cli.main(sys.argv[1:])
 import dspy
-lm = cli.make_lm("openai/m")
+lm = cli_build.make_lm("openai/m")
 print("litellm" in sys.modules, type(lm.engine).__name__, status)
 """
 
@@ -227,7 +229,7 @@ def test_a_ray_actor_sends_where_the_driver_resolved(clean_env):
     args = argparse.Namespace(lm="openai/m", critic_lm="openai/c", api_base=None, max_tokens=64, no_cache=True,
                               threads=8, ray="", actors=1, verbose=False, adapter=None, temperature=None,
                               response_format="auto")
-    lm_spec, critic_spec = cli._lm_specs(args)
+    lm_spec, critic_spec = cli_build.lm_specs(args)
     assert lm_spec.api_base == critic_spec.api_base == "http://driver-side:8000/v1"
     clean_env.setenv("OPENAI_BASE_URL", "http://actor-side:8000/v1")  # the actor's node says otherwise
     assert endpoint_of(LMSpec(**dataclasses.asdict(lm_spec)).build()).url == "http://driver-side:8000/v1"

@@ -8,6 +8,7 @@ from spri_dspy.experiments.metrics.agreement import (
     mae,
     pearson,
     preference_agreement,
+    preference_rows,
     spearman,
 )
 
@@ -28,6 +29,9 @@ METRICS = {"alignment": reappraisal_alignment, "empathy": empathy, "usefulness":
            "constitution-overlap": constitution_overlap, "preference-accuracy": lambda lm=None: preference_accuracy}
 """--metric name -> a factory taking the judge's LM (None: the configured LM) and returning a DSPy metric."""
 
+READS_PRINCIPLES = frozenset({"usefulness", "adherence", "constitution-overlap"})
+"""The metrics that score a prediction's ``principles``: they fit only programs that write principles."""
+
 METRIC_LABELS = {
     "alignment": "alignment with the expert standards (judge's 1-10 / 10)",
     "empathy": "empathy (judge's 1-5 / 5)",
@@ -42,6 +46,7 @@ METRIC_LABELS = {
 __all__ = [
     "METRICS",
     "METRIC_LABELS",
+    "READS_PRINCIPLES",
     "ConstitutionOverlap",
     "constitution_overlap",
     "token_f1",
@@ -50,4 +55,4 @@ __all__ = [
     "empathy",
     "principle_usefulness",
     "response_adherence",
-    "human_agreement", "preference_accuracy", "preference_agreement", "cohen_kappa", "agreement", "agreement_by_group", "pearson", "spearman", "mae", "krippendorff_alpha"]
+    "human_agreement", "preference_accuracy", "preference_agreement", "preference_rows", "cohen_kappa", "agreement", "agreement_by_group", "pearson", "spearman", "mae", "krippendorff_alpha"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -133,3 +134,30 @@ def preference_agreement(rows: Iterable[tuple[str, str | None, str]]) -> dict[st
                for figure in figures}
     average.update(n=sum(g["n"] for g in per_group.values()), failed=sum(g["failed"] for g in per_group.values()))
     return {"groups": per_group, "average": average}
+
+
+def preference_rows(records: Iterable[Mapping[str, Any]], label: str = "label"
+                    ) -> tuple[list[tuple[str, str | None, str]], list[tuple[int, str]]]:
+    """The (group, verdict, label) rows of a pairwise run for :func:`preference_agreement`, and the
+    (record number from 1, problem) of the records that cannot be used.
+
+    One rule for every reader (``spri judge --pairwise``'s report and ``spri reproduce``). A record is a
+    flat row (``verdict``, ``label``, ``capability``) or a ``results.jsonl`` record of ``spri judge
+    --pairwise`` (the verdict in ``output``, the label a carried column). The label is the record's
+    ``label`` field, else its carried column; the group is its ``capability``: the record's own, else a
+    carried column, else its input's; ``"all"`` when it has none. A missing verdict (a failed
+    judgement) is kept, to count as wrong; a label or verdict outside ``A``/``B``/``tie`` is a problem.
+    """
+    rows, problems = [], []
+    for number, record in enumerate(records, start=1):
+        output, columns, inputs = record.get("output", {}), record.get("columns", {}), record.get("input", {})
+        value = record.get(label, columns.get(label))
+        verdict = record.get("verdict", output.get("verdict") if isinstance(output, dict) else None)
+        group = record.get("capability", columns.get("capability", inputs.get("capability"))) or "all"
+        if value not in VERDICTS:
+            problems.append((number, f"field {label!r} must be one of {', '.join(VERDICTS)}, got {value!r}"))
+        elif verdict is not None and verdict not in VERDICTS:
+            problems.append((number, f"field 'verdict' must be one of {', '.join(VERDICTS)} or null, got {verdict!r}"))
+        else:
+            rows.append((group, verdict, value))
+    return rows, problems

@@ -16,7 +16,7 @@ import dspy
 
 from spri_dspy.core.data import TableSource
 from spri_dspy.experiments.evaluation import Inputs
-from spri_dspy.core.programs import Kind, build_program
+from spri_dspy.core.programs import PROGRAMS, Kind, build_program
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,19 @@ class Task:
     has_goal: bool = False
     variants: Callable[[Mapping[str, Any]], dict[str, Variant]] | None = None
     labeled: Callable[[dspy.Example], dict[str, dict[str, Any]]] | None = None
+
+    def metric_name(self, name: str | None = None, program: str = "spri") -> str:
+        """The metric ``name`` (None: the task's default), checked to fit this task and the registry program
+        ``program`` of its kind (a metric of principles needs a program that writes them); ValueError if not."""
+        from spri_dspy.experiments.metrics import READS_PRINCIPLES
+
+        name = name or self.metrics[0]
+        if name not in self.metrics:
+            raise ValueError(f"--metric {name} does not fit --task {self.name} (it takes {', '.join(self.metrics)})")
+        spec = PROGRAMS.get((self.kind, program))
+        if name in READS_PRINCIPLES and spec is not None and not spec.writes_principles:
+            raise ValueError(f"--metric {name} scores principles; --program {program} writes none")
+        return name
 
 
 def response_variants(settings: Mapping[str, Any], *, per_goal: bool = False,

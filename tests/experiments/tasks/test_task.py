@@ -7,6 +7,7 @@ import json
 import dspy
 
 from spri_dspy import cli
+from spri_dspy.cli import build as cli_build
 from spri_dspy.experiments.tasks import TASKS, Task
 from spri_dspy.experiments.tasks.task import response_variants
 
@@ -46,7 +47,7 @@ def test_a_new_task_is_one_object(tmp_path, monkeypatch, scripted, capsys):
                                       model=f"scripted/{model}")
         return lm
 
-    monkeypatch.setattr(cli, "make_lm", make_lm)
+    monkeypatch.setattr(cli_build, "make_lm", make_lm)
     assert cli.main(["ablate", str(tmp_path / "toy.jsonl"), "--task", "toy", "--output", str(tmp_path / "out"),
                      "--metric", "adherence"]) == 0
     assert "plain" in capsys.readouterr().out
