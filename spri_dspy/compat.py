@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -91,7 +92,7 @@ def check() -> list[str]:
             getattr(importlib.import_module(module), symbol)
         except (ImportError, AttributeError):
             problems.append(_moved(symbol, module, distribution))
-    executor = __getattr__("ParallelExecutor")(num_threads=1, disable_progress_bar=True)
+    executor = getattr(sys.modules[__name__], "ParallelExecutor")(num_threads=1, disable_progress_bar=True)
     if not isinstance(getattr(executor, "cancel_jobs", None), threading.Event):
         problems.append(_moved("ParallelExecutor.cancel_jobs (a threading.Event)", "dspy.utils.parallelizer", "dspy"))
     try:
@@ -143,3 +144,11 @@ def llama_model_defaults(change) -> Iterator[None]:
             yield
         finally:
             llama_cpp.llama_cpp.llama_model_default_params = defaults
+
+
+def change_llama_model_defaults(change) -> None:
+    """Make llama.cpp's model defaults ``change(defaults)`` for the rest of the process (a server that loads
+    only its one model); see :func:`llama_model_defaults`."""
+    import llama_cpp
+
+    llama_cpp.llama_cpp.llama_model_default_params = change(llama_cpp.llama_cpp.llama_model_default_params)

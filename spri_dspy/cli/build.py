@@ -13,24 +13,19 @@ from spri_dspy.cli.options import EMBEDDED, CLIError, given_options
 from spri_dspy.runtime import lms
 
 
-def make_lm(model: str, **options):
-    """:func:`spri_dspy.runtime.lms.make_lm`, its errors as one-line CLI errors naming the model."""
-    if model == EMBEDDED and options.get("api_base"):
-        raise CLIError("--api-base cannot be used with the embedded model")
-    try:
-        return lms.make_lm(model, **options)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-
-
 def lm_spec(model: str, **options):
-    """:func:`spri_dspy.runtime.lms.lm_spec`, with the errors of :func:`make_lm`."""
+    """:func:`spri_dspy.runtime.lms.lm_spec`, its errors as one-line CLI errors naming the model or flag."""
     if model == EMBEDDED and options.get("api_base"):
         raise CLIError("--api-base cannot be used with the embedded model")
     try:
         return lms.lm_spec(model, **options)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+
+
+def make_lm(model: str, **options):
+    """The ``dspy.LM`` of :func:`lm_spec` (the one place commands build their LMs)."""
+    return lm_spec(model, **options).build()
 
 
 def lm_options(args: argparse.Namespace) -> dict:

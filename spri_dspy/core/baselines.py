@@ -77,7 +77,7 @@ class Vanilla(FlowModule, dspy.Module):
         self.max_words = check_max_words(max_words)
         self.framing = framing
         self.responder = Step(word_limited(framed(RespondDirectly, framing), max_words, "writer"),
-                              {"response": "response"}, stage="response", kind="generator")
+                              stage="response", kind="generator")
 
     async def run(self, query: str, goal: str | None = None) -> dspy.Prediction:
         query, goal = check_text("query", query), check_text("goal", goal, optional=True)
@@ -112,11 +112,11 @@ class SelfRefine(CritiqueRefineProgram):
         self.max_words = check_max_words(max_words)
         self.framing = framing
         self.responder = Step(word_limited(framed(RespondDirectly, framing), max_words, "writer"),
-                              {"response": "response"}, stage="response", kind="generator")
+                              stage="response", kind="generator")
         self.response_critic = Step(word_limited(framed(CritiqueDirectly, framing), max_words, "critic"),
-                                    {"score": "score", "feedback": "feedback"}, stage="response", kind="critic")
+                                    stage="response", kind="critic")
         self.response_refiner = Step(word_limited(framed(RefineDirectly, framing), max_words, "writer"),
-                                     {"response": "response"}, stage="response", kind="refiner")
+                                     stage="response", kind="refiner")
         self.response_stage = self.critique_refine("response", self.response_critic, self.response_refiner,
                                                    field="response")
         self.place_critics(critic_lm)
@@ -233,7 +233,7 @@ class VanillaJudge(FlowModule, dspy.Module):
     def __init__(self, use_reference: bool = True):
         super().__init__()
         self.use_reference = check_use_reference(use_reference)
-        self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"}, stage="judgement",
+        self.judge = Step(JudgeDirectly, stage="judgement",
                           kind="generator")
 
     async def run(self, instruction: str, response: str, reference_answer: str | None = None,
@@ -266,9 +266,9 @@ class SelfRefineJudge(CritiqueRefineProgram):
                  keep: Keep = "latest", use_reference: bool = True):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
         self.use_reference = check_use_reference(use_reference)
-        self.judge = Step(JudgeDirectly, {"feedback": "feedback", "score": "score"}, stage="judgement",
+        self.judge = Step(JudgeDirectly, stage="judgement",
                           kind="generator")
-        self.judgement_critic = Step(CritiqueJudgementDirectly, {"score": "score", "feedback": "feedback"},
+        self.judgement_critic = Step(CritiqueJudgementDirectly,
                                      stage="judgement", kind="critic")
         self.judgement_refiner = Step(RefineJudgementDirectly, {"refined_feedback": "feedback", "refined_score": "score"},
                                       stage="judgement", kind="refiner")

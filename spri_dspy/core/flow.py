@@ -82,7 +82,7 @@ class StagedModule(FlowModule):
     the rest: a stage's ``trace`` is appended to the earlier stages' trace, every other output is kept
     for the stages after it and the final Prediction. ``forward``/``aforward`` run the stages in order
     (:meth:`run`); the batch runner runs them one task at a time with :meth:`start`, :meth:`advance`
-    and :meth:`finish`, interleaving the stages of different inputs.
+    and :meth:`finish`, interleaving the stages of different inputs. Takes no arguments (a mixin).
 
     Example:
         ```python

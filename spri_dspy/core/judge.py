@@ -75,7 +75,7 @@ class RubricCritic(Step):
     kind = "critic"
 
     def __init__(self):
-        super().__init__(CritiqueRubric, {"score": "score", "feedback": "feedback"})
+        super().__init__(CritiqueRubric)
 
 
 class RubricRefiner(Step):
@@ -100,7 +100,7 @@ class RubricRefiner(Step):
     kind = "refiner"
 
     def __init__(self):
-        super().__init__(RefineRubric, {"rubric": "rubric"})
+        super().__init__(RefineRubric)
 
 
 class Judge(Step):
@@ -126,7 +126,7 @@ class Judge(Step):
     kind = "generator"
 
     def __init__(self):
-        super().__init__(JudgeWithRubric, {"feedback": "feedback", "score": "score"})
+        super().__init__(JudgeWithRubric)
 
 
 class JudgementCritic(Step):
@@ -151,7 +151,7 @@ class JudgementCritic(Step):
     kind = "critic"
 
     def __init__(self):
-        super().__init__(CritiqueJudgement, {"score": "score", "feedback": "feedback"})
+        super().__init__(CritiqueJudgement)
 
 
 class JudgementRefiner(Step):
@@ -184,11 +184,12 @@ class RubricProgram(CritiqueRefineProgram):
     """Base of the judges whose first stage writes an instance-specific rubric (:class:`SPRIJudge`, the
     pairwise :class:`spri_dspy.SPRIPairwiseJudge`): the steps ``rubric_generator``, ``rubric_critic`` and
     ``rubric_refiner``, the :class:`spri_dspy.CritiqueRefine` stage ``rubric_stage``, and
-    :meth:`situated_rubric`. Subclasses add their second stage's steps, then call ``place_critics``."""
+    :meth:`situated_rubric`. Subclasses build their second stage's steps in :meth:`second_stage`; every
+    critic then runs on ``critic_lm``."""
 
     def __init__(self, threshold: int = 4, max_rounds: int = 4, seeds: SeedSource | None = None,
-                 keep: Keep = "latest", seed_match: SeedMatch = "all", leave_one_out: bool = False,
-                 use_reference: bool = True):
+                 critic_lm: dspy.BaseLM | None = None, keep: Keep = "latest", seed_match: SeedMatch = "all",
+                 leave_one_out: bool = False, use_reference: bool = True):
         super().__init__(threshold=threshold, max_rounds=max_rounds, keep=keep)
         self.use_reference = check_use_reference(use_reference)
         self.rubric_generator = RubricGenerator(
@@ -197,6 +198,12 @@ class RubricProgram(CritiqueRefineProgram):
         self.rubric_critic = RubricCritic()
         self.rubric_refiner = RubricRefiner()
         self.rubric_stage = self.critique_refine("rubric", self.rubric_critic, self.rubric_refiner, field="rubric")
+        self.second_stage()
+        self.place_critics(critic_lm)
+
+    def second_stage(self) -> None:  # pragma: no cover - every subclass defines it
+        """Build the steps and the :class:`spri_dspy.CritiqueRefine` stage of what the rubric serves."""
+        raise NotImplementedError
 
     async def situated_rubric(self, instruction: str, reference_answer: str | None, system_prompt: str | None,
                               capability: str | None) -> dspy.Prediction:
@@ -250,24 +257,12 @@ class SPRIJudge(RubricProgram):
         ```
     """
 
-    def __init__(
-        self,
-        threshold: int = 4,
-        max_rounds: int = 4,
-        seeds: SeedSource | None = None,
-        critic_lm: dspy.BaseLM | None = None,
-        keep: Keep = "latest",
-        seed_match: SeedMatch = "all",
-        leave_one_out: bool = False,
-        use_reference: bool = True,
-    ):
-        super().__init__(threshold=threshold, max_rounds=max_rounds, seeds=seeds, keep=keep, seed_match=seed_match,
-                         leave_one_out=leave_one_out, use_reference=use_reference)
+    def second_stage(self) -> None:
+        """The judge, its critic and refiner, and the ``judgement_stage`` loop over them."""
         self.judge = Judge()
         self.judgement_critic = JudgementCritic()
         self.judgement_refiner = JudgementRefiner()
         self.judgement_stage = judgement_stage(self, self.judgement_critic, self.judgement_refiner)
-        self.place_critics(critic_lm)
 
     stages = ("write_rubric", "write_judgement")
     outputs = ("rubric", "feedback", "score", "trace", "seeds")

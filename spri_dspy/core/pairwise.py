@@ -8,14 +8,14 @@ verdict that flips with the order counts as a tie.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dspy
 
-from spri_dspy.core.critique import Keep
 from spri_dspy.core.data import check_text
 from spri_dspy.core.flow import call
 from spri_dspy.core.judge import RubricProgram
 from spri_dspy.core.steps import Step
-from spri_dspy.core.seeds import SeedMatch, SeedSource
 from spri_dspy.signatures import CompareWithRubric, CritiqueComparison, RefineComparison
 
 _SWAPPED = {"A": "B", "B": "A", "tie": "tie"}
@@ -72,7 +72,7 @@ class ComparisonCritic(Step):
     kind = "critic"
 
     def __init__(self):
-        super().__init__(CritiqueComparison, {"score": "score", "feedback": "feedback"})
+        super().__init__(CritiqueComparison)
 
 
 class ComparisonRefiner(Step):
@@ -132,23 +132,14 @@ class SPRIPairwiseJudge(RubricProgram):
         ```
     """
 
-    def __init__(
-        self,
-        threshold: int = 4,
-        max_rounds: int = 4,
-        seeds: SeedSource | None = None,
-        critic_lm: dspy.BaseLM | None = None,
-        keep: Keep = "latest",
-        seed_match: SeedMatch = "all",
-        leave_one_out: bool = False,
-        use_reference: bool = True,
-        swap: bool = True,
-    ):
-        super().__init__(threshold=threshold, max_rounds=max_rounds, seeds=seeds, keep=keep, seed_match=seed_match,
-                         leave_one_out=leave_one_out, use_reference=use_reference)
+    def __init__(self, *, swap: bool = True, **settings: Any):
         if not isinstance(swap, bool):
             raise TypeError(f"swap must be True or False, got {swap!r}")
+        super().__init__(**settings)
         self.swap = swap
+
+    def second_stage(self) -> None:
+        """The comparer, its critic and refiner, and a loop over them for each order of the responses."""
         self.comparer = Comparer()
         self.comparison_critic = ComparisonCritic()
         self.comparison_refiner = ComparisonRefiner()
@@ -156,7 +147,6 @@ class SPRIPairwiseJudge(RubricProgram):
         self.verdict_stage = self.critique_refine("verdict", self.comparison_critic, self.comparison_refiner, **options)
         self.swapped_stage = self.critique_refine("verdict_swapped", self.comparison_critic, self.comparison_refiner,
                                                   **options)
-        self.place_critics(critic_lm)
 
     stages = ("write_rubric", "write_verdict")
     outputs = ("rubric", "verdict", "feedback", "verdicts", "consistent", "trace", "seeds")

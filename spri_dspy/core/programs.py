@@ -55,8 +55,22 @@ class ProgramSpec:
 
     def accepts(self) -> tuple[str, ...]:
         """The settings this program takes (its constructor's parameters, less the fixed ones)."""
-        names = inspect.signature(self.cls.__init__).parameters
-        return tuple(name for name in names if name != "self" and name not in self.fixed)
+        return tuple(name for name in settings_parameters(self.cls) if name not in self.fixed)
+
+
+def settings_parameters(cls: type) -> tuple[str, ...]:
+    """The settings ``cls``'s constructor takes: its own parameters, and where it passes ``**settings`` on to
+    a base class (it declares only the settings it adds), the base's too."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names += [p.name for p in parameters if p.name != "self" and p.name not in names
+                  and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return tuple(names)
 
 
 PROGRAMS: dict[tuple[Kind, str], ProgramSpec] = {
@@ -122,8 +136,8 @@ def program_settings(program: dspy.Module) -> dict[str, Any]:
     """
     seeded = next((step for _, step in program.named_sub_modules(SeededStep)), None)
     settings: dict[str, Any] = {}
-    for name in inspect.signature(type(program).__init__).parameters:
-        if name in ("self", "critic_lm"):
+    for name in settings_parameters(type(program)):
+        if name == "critic_lm":
             continue
         if name == "module":  # Situated: what rebuilds the wrapped module (a string), else None: given at load
             settings[name] = getattr(program, "module_source", None)

@@ -203,12 +203,12 @@ class Situated(CritiqueRefineProgram):
         _guide(self.module)
         task = self.task
         self.principle_writer = Step(word_limited(for_task(WriteTaskPrinciples, task), max_words, "writer"),
-                                     {"principles": "principles"}, stage="principles", kind="generator")
+                                     stage="principles", kind="generator")
         self.principle_critic = Step(word_limited(for_task(CritiqueTaskPrinciples, task), max_words, "critic"),
-                                     {"feedback": "feedback", "score": "score"}, stage="principles", kind="critic")
+                                     stage="principles", kind="critic")
         self.principle_refiner = Step(word_limited(for_task(RefineTaskPrinciples, task), max_words, "writer"),
-                                      {"principles": "principles"}, stage="principles", kind="refiner")
-        self.output_critic = Step(for_task(CritiqueOutputs, task), {"feedback": "feedback", "score": "score"},
+                                      stage="principles", kind="refiner")
+        self.output_critic = Step(for_task(CritiqueOutputs, task),
                                   stage="outputs", kind="critic")
         self.output_refiner = Step(for_task(RefineOutputs, task, outputs=True),
                                    {name: name for name in task.output_fields}, stage="outputs", kind="refiner")

@@ -33,7 +33,8 @@ class Step(FlowModule, dspy.Module):
 
     Args:
         signature: the step's DSPy signature.
-        outputs: the signature's output field names -> the Prediction's names.
+        outputs: the signature's output field names -> the Prediction's names (default: every output
+            field under its own name).
         stage: the stage the step belongs to (``"principles"``, ``"response"``, ``"rubric"``,
             ``"judgement"``); usage is counted per stage by it.
         kind: ``"generator"``, ``"critic"`` or ``"refiner"``: critics run on a program's
@@ -54,11 +55,11 @@ class Step(FlowModule, dspy.Module):
     stage: str | None = None
     kind: str | None = None
 
-    def __init__(self, signature: type[dspy.Signature], outputs: dict[str, str], *, stage: str | None = None,
-                 kind: str | None = None):
+    def __init__(self, signature: type[dspy.Signature], outputs: dict[str, str] | None = None, *,
+                 stage: str | None = None, kind: str | None = None):
         super().__init__()
         self.predict = dspy.Predict(signature)
-        self.outputs = dict(outputs)
+        self.outputs = dict(outputs) if outputs is not None else {name: name for name in signature.output_fields}
         self.stage = stage or self.stage
         self.kind = kind or self.kind
 
@@ -164,7 +165,7 @@ class PrincipleCritic(Step):
     kind = "critic"
 
     def __init__(self, max_words: int | None = MAX_WORDS):
-        super().__init__(word_limited(CritiquePrinciples, max_words, "critic"), {"score": "score", "feedback": "feedback"})
+        super().__init__(word_limited(CritiquePrinciples, max_words, "critic"))
 
 
 class PrincipleRefiner(Step):
@@ -189,7 +190,7 @@ class PrincipleRefiner(Step):
     kind = "refiner"
 
     def __init__(self, max_words: int | None = MAX_WORDS):
-        super().__init__(word_limited(RefinePrinciples, max_words, "writer"), {"principles": "principles"})
+        super().__init__(word_limited(RefinePrinciples, max_words, "writer"))
 
 
 class Responder(Step):
@@ -214,7 +215,7 @@ class Responder(Step):
     kind = "generator"
 
     def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
-        super().__init__(word_limited(framed(Respond, framing), max_words, "writer"), {"response": "response"})
+        super().__init__(word_limited(framed(Respond, framing), max_words, "writer"))
 
 
 class ResponseCritic(Step):
@@ -241,7 +242,7 @@ class ResponseCritic(Step):
     kind = "critic"
 
     def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
-        super().__init__(word_limited(framed(CritiqueResponse, framing), max_words, "critic"), {"score": "score", "feedback": "feedback"})
+        super().__init__(word_limited(framed(CritiqueResponse, framing), max_words, "critic"))
 
 
 class ResponseRefiner(Step):
@@ -267,4 +268,4 @@ class ResponseRefiner(Step):
     kind = "refiner"
 
     def __init__(self, max_words: int | None = MAX_WORDS, framing: str | None = None):
-        super().__init__(word_limited(framed(RefineResponse, framing), max_words, "writer"), {"response": "response"})
+        super().__init__(word_limited(framed(RefineResponse, framing), max_words, "writer"))

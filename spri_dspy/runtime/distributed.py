@@ -52,11 +52,16 @@ class RayCluster:
     with the work. The LMs configured in DSPy on the driver are not sent either; each
     actor builds its own from ``lm`` and ``critic_lm``.
 
+    Args:
+        lm, critic_lm: the specs of the models every actor builds (the critic's default: ``lm``).
+        address: the cluster; None for ``RAY_ADDRESS``, else a Ray started here for the run.
+        actors: the pool's size (one CPU each; default one per node).
+        logs: show Ray's logs and the actors' output.
+        adapter: the actors' prompt format (default as for the driver's models).
+
     Example:
         ```python
-        from spri_dspy import SPRI, LMSpec
-        from spri_dspy.runtime.batch import run_batch
-        from spri_dspy.runtime.distributed import RayCluster
+        from spri_dspy import SPRI, LMSpec, RayCluster, run_batch
 
         vllm = LMSpec("openai/meta-llama/Llama-3.1-8B-Instruct", api_base="http://vllm-head:8000/v1")
         run_batch(SPRI(), "instructions.jsonl", "out", fields={"query": "instruction"}, threads=1024,

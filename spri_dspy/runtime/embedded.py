@@ -59,6 +59,7 @@ from spri_dspy.compat import (
     Message,
     Response,
     Usage,
+    change_llama_model_defaults,
     llama_model_defaults,
     prompt_tokens_evaluated,
     response_to_events,
@@ -699,8 +700,6 @@ def serve_llama_cpp(argv: list[str] | None = None) -> None:
     import argparse
     import sys
 
-    import llama_cpp.llama_cpp as native
-
     try:
         import uvicorn
         from llama_cpp.server.app import create_app
@@ -708,7 +707,7 @@ def serve_llama_cpp(argv: list[str] | None = None) -> None:
         from llama_cpp.server.settings import ModelSettings, ServerSettings, Settings
     except ImportError as exc:
         raise SystemExit(f"llama.cpp's server needs its extra: pip install 'llama-cpp-python[server]' ({exc})") from None
-    native.llama_model_default_params = _without_extra_buffers(native.llama_model_default_params)  # serves nothing else
+    change_llama_model_defaults(_without_extra_buffers)  # for good: this process serves nothing else
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--model" not in argv and not any(a.startswith("--model=") for a in argv):
         argv = ["--model", str(default_model_path()), *argv]

@@ -381,8 +381,3 @@ def lm_spec(model: str, *, api_base: str | None = None, max_tokens: int = 512, c
     register_url(spec.api_base)
     return spec
 
-
-def make_lm(model: str, **options: Any) -> dspy.BaseLM:
-    """A ``dspy.LM`` for a model name (:func:`lm_spec`'s options): the embedded model, :func:`openai_lm` for
-    ``openai/...`` (no cap of 100 requests in flight), else DSPy's routing."""
-    return lm_spec(model, **options).build()
