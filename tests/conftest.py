@@ -71,7 +71,7 @@ def reappraisal_rows(tmp_path):
 
 @pytest.fixture(scope="session")
 def llama_server():
-    """llama.cpp's own OpenAI-compatible server (llama-cpp-python's app, ``python -m spri_dspy.runtime.embedded``) on a
+    """llama.cpp's own OpenAI-compatible server (llama-cpp-python's app, ``python -m spri_dspy.embedded``) on a
     free port, serving the embedded GGUF as ``openai/smollm2``; yields its base URL."""
     import socket
     import subprocess
@@ -84,7 +84,7 @@ def llama_server():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)
-    process = subprocess.Popen([sys.executable, "-m", "spri_dspy.runtime.embedded", "--host", "127.0.0.1", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "spri_dspy.embedded", "--host", "127.0.0.1", "--port", str(port),
                                 "--n_ctx", "4096", "--n_threads", "2", "--seed", "7", "--model_alias", "smollm2"],
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"

@@ -9,8 +9,9 @@ import contextlib
 import os
 import sys
 
-from spri_dspy.cli.options import EMBEDDED, CLIError, given_options
+from spri_dspy.cli.options import CLIError, given_options
 from spri_dspy.runtime import lms
+from spri_dspy.runtime.lms import EMBEDDED
 
 
 def lm_spec(model: str, **options):

@@ -85,15 +85,14 @@ def _situated(args: argparse.Namespace):
 
 def _situated_seeds(path: str) -> list[dict]:
     """Situated's seeds: a JSONL file of rows holding the task's input fields and ``principles``."""
+    from spri_dspy.core.data import jsonl_lines
+
     rows = []
     try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise CLIError(f"--seeds {path}: line {number} is not JSON ({exc.msg})") from None
+        for number, row in jsonl_lines(path):
+            if isinstance(row, json.JSONDecodeError):
+                raise CLIError(f"--seeds {path}: line {number} is not JSON ({row.msg})")
+            rows.append(row)
     except OSError as exc:
         raise CLIError(f"--seeds {path}: {exc.strerror}") from None
     return rows

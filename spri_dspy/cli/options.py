@@ -7,10 +7,6 @@ import argparse
 import os
 from pathlib import Path
 
-EMBEDDED = "embedded"
-"""The ``--lm`` name of the embedded model (:data:`spri_dspy.runtime.lms.EMBEDDED`, without importing DSPy)."""
-
-
 class CLIError(Exception):
     """A user error, reported as one line on stderr with exit status 2."""
 
@@ -22,6 +18,9 @@ def given_options(args: argparse.Namespace) -> set[str]:
 
 
 def add_lm_options(parser: argparse.ArgumentParser) -> None:
+    """The models: ``--lm``, ``--critic-lm``, where their requests go and how they are sent."""
+    from spri_dspy.runtime.lms import EMBEDDED
+
     group = parser.add_argument_group("models")
     group.add_argument("--lm", default=EMBEDDED, metavar="MODEL",
                        help="base model: 'embedded' (default) or a DSPy/LiteLLM model string, e.g. openai/gpt-4o-mini")
@@ -81,6 +80,7 @@ def _max_words(value: str) -> int | None:
 
 
 def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """INPUT, OUTPUT and how a batch runs (ids, threads, Ray, errors, resume)."""
     parser.add_argument("input", metavar="INPUT", help="a .jsonl/.json/.csv/.parquet file or a saved dataset folder")
     parser.add_argument("output", metavar="OUTPUT", help="results folder (created; rerun to resume)")
     group = parser.add_argument_group("batch")
@@ -110,6 +110,7 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """DATA, its task and metric, and the program compile starts from."""
     from spri_dspy.experiments.metrics import METRICS
     from spri_dspy.experiments.tasks import TASKS
 
@@ -131,6 +132,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_settings(args: argparse.Namespace) -> None:
+    """Refuse bad values and flags that do not combine, before any model is loaded (:class:`CLIError`)."""
     from spri_dspy.core.critique import check_threshold
 
     try:

@@ -694,7 +694,7 @@ def serve_llama_cpp(argv: list[str] | None = None) -> None:
       ``llama-server`` give it), and ``max_completion_tokens`` (which DSPy's client sends, and which it
       ignores, generating up to the context's end) as ``max_tokens``.
 
-    ``python -m spri_dspy.runtime.embedded --port 8000 --model_alias smollm2`` serves ``openai/smollm2`` at
+    ``python -m spri_dspy.embedded --port 8000 --model_alias smollm2`` serves ``openai/smollm2`` at
     ``http://127.0.0.1:8000/v1``.
     """
     import argparse
@@ -711,7 +711,7 @@ def serve_llama_cpp(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--model" not in argv and not any(a.startswith("--model=") for a in argv):
         argv = ["--model", str(default_model_path()), *argv]
-    parser = argparse.ArgumentParser(prog="python -m spri_dspy.runtime.embedded", description=serve_llama_cpp.__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m spri_dspy.embedded", description=serve_llama_cpp.__doc__.split("\n\n")[0])
     add_args_from_model(parser, Settings)
     args = parser.parse_args(argv)
     server = parse_model_from_args(ServerSettings, args)

@@ -88,7 +88,7 @@ class StageTask:
 class StageRunner:
     """Runs inputs through a program's stages on ``threads`` of DSPy's ParallelExecutor.
 
-    A program that lists its ``stages()`` (SPRI: principles, then response) has each
+    A program that declares its ``stages`` (SPRI: principles, then response) has each
     stage scheduled as its own task (:class:`_StageQueue`); a failed stage fails its
     input, recorded through the task's ``finished``. Inputs are added with :meth:`add`
     (also while :meth:`run` runs, from another thread) until :meth:`close`; :meth:`run`

@@ -1,6 +1,5 @@
 """Signatures: typed, range-carrying scores and the fields each step reads and writes."""
 
-import dspy
 import pydantic
 import pytest
 
