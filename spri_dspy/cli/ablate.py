@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_options(parser)
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the table and plots")
     parser.add_argument("--variants", metavar="NAMES", help="comma-separated subset of the variants to run")
+    parser.add_argument("--baseline", metavar="NAME", help="the variant every other is compared with, input by "
+                        "input (default: the grid's, e.g. vanilla for the response tasks)")
     parser.add_argument("--study", metavar="NAME", help="also plot this 'spri tune' study's Pareto front and "
                         "parameter importances (with --storage)")
     parser.add_argument("--storage", default="sqlite:///study.db", metavar="URL", help="the study's Optuna storage")
@@ -46,6 +48,11 @@ def handle(args: argparse.Namespace) -> int:
     unknown = sorted(set(chosen) - set(grid))
     if unknown:
         raise CLIError(f"--variants: unknown {unknown}; available: {', '.join(grid)}")
+    baseline = args.baseline or next((name for name, variant in grid.items() if variant.baseline), None)
+    if args.baseline and args.baseline not in chosen:
+        raise CLIError(f"--baseline {args.baseline}: not among the variants run ({', '.join(chosen)})")
+    if baseline not in chosen:
+        baseline = None  # the grid's baseline was left out by --variants: no paired table
     variants = {name: build.built_variant(grid[name], task.kind, settings) for name in chosen}
     inputs = {name: grid[name].inputs for name in chosen if grid[name].inputs is not None}
     study = None
@@ -60,9 +67,12 @@ def handle(args: argparse.Namespace) -> int:
 
     with dspy.context(lm=lm, adapter=adapter):
         rows = ablate(variants, examples, metric, args.output, inputs=inputs,
-                      metric_label=METRIC_LABELS[args.metric or task.metrics[0]], progress=WorkProgress("spri ablate"))
+                      metric_label=METRIC_LABELS[args.metric or task.metrics[0]], progress=WorkProgress("spri ablate"),
+                      baseline=baseline, groups=[str(example.get(task.group_by) or "none") for example in examples]
+                      if task.group_by else None)
     print((Path(args.output) / "ablation.md").read_text().rstrip())
-    print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png")
+    print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png"
+          + (", comparison.csv" if baseline else ""))
     if study is not None:
         from spri_dspy.experiments.ablate import plot_study
 

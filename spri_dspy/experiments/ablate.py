@@ -3,7 +3,9 @@
 :func:`ablate` runs each variant on every example, scores it with a DSPy metric
 and writes to a folder ``ablation.csv`` and ``ablation.md`` (metric mean with a
 95% bootstrap confidence interval, LM calls and tokens per input, failures) and
-the plots ``metric_by_variant.png`` and ``quality_vs_cost.png``.
+the plots ``metric_by_variant.png`` and ``quality_vs_cost.png``. Given a baseline, it also compares
+every variant with it input by input (:mod:`spri_dspy.experiments.compare`): ``comparison.csv`` and
+the paired table in ``ablation.md``.
 :func:`plot_study` adds an Optuna study's Pareto front and parameter importances.
 """
 
@@ -13,13 +15,14 @@ import csv
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dspy
 import numpy as np
 
+from spri_dspy.experiments.compare import Comparison, compare, comparison_table
 from spri_dspy.experiments.evaluation import Inputs, Progress, evaluate
 
 
@@ -43,6 +46,8 @@ class VariantResult:
     """LM calls that reached a model per input (the rest were answered by DSPy's cache)."""
     failure_reasons: str = ""
     """Every distinct failure with its count ("2 x ValueError: ...; 1 x ..."), empty when none failed."""
+    scores: list[float | None] = field(default_factory=list, repr=False)
+    """The score of each input in order, None where it failed (not written to ``ablation.csv``)."""
 
 
 def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -68,7 +73,8 @@ def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example],
     n = len(devset)
     reasons = "; ".join(f"{count} x {reason}" for reason, count in result.failure_reasons.items())
     return VariantResult(name, n, result.failed, result.mean, low, high, result.usage.calls_needed / n,
-                         result.usage.tokens / n, result.first_error, result.usage.calls / n, reasons)
+                         result.usage.tokens / n, result.first_error, result.usage.calls / n, reasons,
+                         list(result.scores))
 
 
 def ablate(
@@ -79,6 +85,8 @@ def ablate(
     inputs: Mapping[str, Inputs] | None = None,
     metric_label: str = "metric",
     progress: Progress | None = None,
+    baseline: str | None = None,
+    groups: Sequence[str] | None = None,
 ) -> list[VariantResult]:
     """Run every variant over ``devset`` and write the table and plots to ``output``.
 
@@ -86,25 +94,38 @@ def ablate(
     e.g. an oracle that takes ``principles=example.constitution``. ``metric_label`` names the
     metric and its scale on the plots' axes and in the table (see :data:`spri_dspy.experiments.metrics.METRIC_LABELS`).
     ``progress(f"variant k/n NAME", done, total)`` is called as each input of each variant finishes.
+    With ``baseline`` (a variant's name), every other variant is compared with it input by input
+    (:func:`spri_dspy.experiments.compare.compare`), per group too when ``groups`` names one per example.
     """
     if not devset:
         raise ValueError("ablate needs a non-empty dataset")
+    if baseline is not None and baseline not in variants:
+        raise ValueError(f"the baseline {baseline!r} is not one of the variants ({', '.join(variants)})")
     rows = [run_variant(name, program, devset, metric, (inputs or {}).get(name), progress=progress,
                         label=f"variant {number}/{len(variants)} {name}")
             for number, (name, program) in enumerate(variants.items(), start=1)]
-    write_table(rows, output, metric_label)
+    comparisons = compare({row.variant: row.scores for row in rows}, baseline, groups) if baseline else []
+    write_table(rows, output, metric_label, comparisons)
     plot_variants(rows, output, metric_label)
     return rows
 
 
-def write_table(rows: Sequence[VariantResult], output: str | os.PathLike, metric_label: str = "metric") -> None:
-    """``ablation.csv`` and ``ablation.md`` (with each variant's failure reasons under the table)."""
+def write_table(rows: Sequence[VariantResult], output: str | os.PathLike, metric_label: str = "metric",
+                comparisons: Sequence[Comparison] = ()) -> None:
+    """``ablation.csv`` and ``ablation.md`` (with each variant's failure reasons under the table), and with
+    ``comparisons`` ``comparison.csv`` and the paired table in ``ablation.md``."""
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "ablation.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(asdict(rows[0])))
+        columns = [name for name in asdict(rows[0]) if name != "scores"]
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(asdict(row) for row in rows)
+    if comparisons:
+        with (folder / "comparison.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(asdict(comparisons[0])))
+            writer.writeheader()
+            writer.writerows({**asdict(row), "unpaired": " ".join(map(str, row.unpaired))} for row in comparisons)
     lines = [f"Metric: {metric_label}; mean over the inputs that ran, with its 95% bootstrap CI.", "",
              "| variant | n | failed | metric (95% CI) | LM calls needed / input | made (not cached) | "
              "tokens made / input |",
@@ -118,6 +139,8 @@ def write_table(rows: Sequence[VariantResult], output: str | os.PathLike, metric
         for r in failed:
             lines.append(f"- **{r.variant}**: {r.failed} of {r.n} inputs failed")
             lines += [f"  - {reason.strip()}" for reason in r.failure_reasons.split("; ") if reason.strip()]
+    if comparisons:
+        lines += ["", "## Against the baseline", "", comparison_table(comparisons, metric_label)]
     (folder / "ablation.md").write_text("\n".join(lines) + "\n")
 
 

@@ -532,3 +532,21 @@ def test_ctrl_c_stops_a_batch_at_once_says_how_to_resume_and_the_rerun_finishes(
         rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     ids = [json.loads(line)["id"] for line in (output / "results.jsonl").read_text().splitlines()]
     assert rerun.returncode == 0 and sorted(ids) == ["q0", "q1", "q2", "q3"]
+
+
+def test_ablate_compares_every_variant_with_the_grids_baseline_per_dimension(monkeypatch, scripted, capsys,
+                                                                             shared_paper, tmp_path):
+    monkeypatch.setattr(cli_build, "make_lm", lambda model, **options: scripted(
+        spri_script((5,) * 100, (5,) * 100), model=f"scripted/{model}")[1])
+    data = str(shared_paper / "reappraisal" / "resort_eval_30.json")  # rows 0-3 self-responsibility, 4-5 problem-focused
+    status = cli.main(["ablate", data, "--variants", "spri_no_seeds,vanilla", "--metric", "constitution-overlap",
+                       "--limit", "6", "--output", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert status == 0 and "## Against the baseline\n\nPaired against the baseline **vanilla**" in out
+    rows = [line.split(" | ")[:3] for line in out.splitlines() if line.startswith("| spri_no_seeds | ")][1:]
+    assert rows == [["| spri_no_seeds", "all", "6"], ["| spri_no_seeds", "problem-focused_coping", "2"],
+                    ["| spri_no_seeds", "self-responsibility", "4"]]
+    assert (tmp_path / "out" / "comparison.csv").is_file()
+    status = cli.main(["ablate", data, "--variants", "vanilla", "--baseline", "spri_no_seeds", "--metric",
+                       "constitution-overlap", "--limit", "2", "--output", str(tmp_path / "other")])
+    assert status == 2 and "--baseline spri_no_seeds: not among the variants run (vanilla)" in capsys.readouterr().err

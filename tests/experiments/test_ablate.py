@@ -160,3 +160,34 @@ def test_ablate_reports_progress_per_variant_and_input(scripted, tmp_path):
         ablate({"spri": SPRI(max_rounds=1), "vanilla": Vanilla()}, devset, lambda *a: 1.0, tmp_path,
                progress=lambda what, done, total: seen.append((what, done, total)))
     assert seen == [("variant 1/2 spri", i, 3) for i in (1, 2, 3)] + [("variant 2/2 vanilla", i, 3) for i in (1, 2, 3)]
+
+
+def test_a_baseline_adds_the_paired_comparison(scripted, tmp_path):
+    script = spri_script((5,) * 8, (5,) * 8)
+    script["responder"] = lambda call: {"response": f"answer under {call.inputs['principles']}"}
+    script["direct_responder"] = lambda call: {"response": "plain answer"}
+    engine, lm = scripted(script)
+    with dspy.context(lm=lm):
+        ablate({"spri": SPRI(), "vanilla": Vanilla()}, DEVSET, metric, tmp_path, baseline="vanilla",
+               groups=["a", "a", "b", "b"])
+    with (tmp_path / "comparison.csv").open() as handle:
+        saved = list(csv.DictReader(handle))
+    # SPRI scores 1 and vanilla 0 on each of the 4 inputs: every difference is +1, so the interval is
+    # the point, and the exact sign-flip p is 2 x 1/16; the differences do not vary, so d_z is undefined
+    assert [(r["variant"], r["group"], r["n"]) for r in saved] == [("spri", "all", "4"), ("spri", "a", "2"),
+                                                                    ("spri", "b", "2")]
+    assert [float(saved[0][k]) for k in ("mean_difference", "ci_low", "ci_high", "p_value", "p_holm")] == \
+        [1.0, 1.0, 1.0, 0.125, 0.125]
+    assert saved[0]["effect_size"] == "nan" and saved[0]["unpaired"] == ""
+    markdown = (tmp_path / "ablation.md").read_text()
+    assert "## Against the baseline\n\nPaired against the baseline **vanilla** (metric)" in markdown
+    assert "| spri | all | 4 | +1.000 (+1.000 to +1.000) | 0.125 | 0.125 | nan | 0 |" in markdown
+    with (tmp_path / "ablation.csv").open() as handle:
+        assert "scores" not in next(csv.reader(handle))
+
+
+def test_an_unknown_baseline_is_refused_before_any_call(scripted, tmp_path):
+    engine, lm = scripted(spri_script())
+    with dspy.context(lm=lm), pytest.raises(ValueError, match="the baseline 'nope' is not one of the variants"):
+        ablate({"vanilla": Vanilla()}, DEVSET, metric, tmp_path, baseline="nope")
+    assert engine.calls == []

@@ -73,6 +73,7 @@ def load_judgements(source: TableSource, columns: Mapping[str, str] | None = Non
 
 JUDGEMENTS = Task(
     name="judgements", kind="judge", load=lambda data, field=None: load_judgements(data), metrics=("agreement",),
+    group_by="capability",
     labeled=lambda example: {"rubric_generator": {"instruction": example.instruction, "rubric": example.rubric}}
     if example.get("rubric") else {},
 )

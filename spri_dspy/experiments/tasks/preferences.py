@@ -32,6 +32,8 @@ def load_preferences(source: TableSource) -> list[dspy.Example]:
 PREFERENCES = Task(
     name="preferences", kind="pairwise", load=lambda data, field=None: load_preferences(data),
     metrics=("preference-accuracy",),
-    variants=lambda settings: {"spri_both_orders": Variant("spri"), "spri_one_order": Variant("spri", {"swap": False})},
+    variants=lambda settings: {"spri_both_orders": Variant("spri"),
+                               "spri_one_order": Variant("spri", {"swap": False}, baseline=True)},
+    group_by="capability",
 )
 """Pairwise judging (instruction, response_a, response_b, label rows): judged by accuracy against the labels."""

@@ -59,6 +59,7 @@ REAPPRAISAL = Task(
     metrics=("alignment", "empathy", "usefulness", "adherence", "constitution-overlap"),
     framing=REAPPRAISAL_FRAMING,
     has_goal=True,
+    group_by="dimension",
     variants=lambda settings: response_variants(
         settings, per_goal=True, oracle=lambda example: {**example.inputs(), "principles": example.constitution}),
     labeled=lambda example: {"principle_generator": {"query": example.query, "goal": example.goal,

@@ -22,11 +22,14 @@ from spri_dspy.core.programs import PROGRAMS, Kind, build_program
 @dataclass(frozen=True)
 class Variant:
     """One row of an ablation: a program from :data:`spri_dspy.core.programs.PROGRAMS`, the settings that
-    differ from the run's, and how it reads an example (default: the example's inputs)."""
+    differ from the run's, how it reads an example (default: the example's inputs), and whether it is the
+    grid's baseline."""
 
     program: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     inputs: Inputs | None = None
+    baseline: bool = False
+    """The variant every other is compared with, input by input (:mod:`spri_dspy.experiments.compare`)."""
 
     def build(self, kind: Kind, settings: Mapping[str, Any]) -> dspy.Module:
         """The variant's program with the run's ``settings`` and this variant's own on top."""
@@ -50,6 +53,8 @@ class Task:
         labeled: ``labeled(example)`` -> labeled demos for compiling, step name -> the demo's fields, where
             the data holds a step's output (a reappraisal row's expert constitution is the principle
             generator's ``principles``); None when it holds none.
+        group_by: the example field whose values group the inputs for paired comparisons (an appraisal
+            dimension, a capability); None for no groups.
 
     Example:
         ```python
@@ -70,6 +75,7 @@ class Task:
     has_goal: bool = False
     variants: Callable[[Mapping[str, Any]], dict[str, Variant]] | None = None
     labeled: Callable[[dspy.Example], dict[str, dict[str, Any]]] | None = None
+    group_by: str | None = None
 
     def metric_name(self, name: str | None = None, program: str = "spri") -> str:
         """The metric ``name`` (None: the task's default), checked to fit this task and the registry program
@@ -87,14 +93,15 @@ class Task:
 
 def response_variants(settings: Mapping[str, Any], *, per_goal: bool = False,
                       oracle: Inputs | None = None) -> dict[str, Variant]:
-    """The response tasks' ablation grid: SPRI without seeds, the baselines, SPRI without the word
-    limit, and with ``seeds`` SPRI with seeds and the seeds' principles used directly.
+    """The response tasks' ablation grid: SPRI without seeds, the baselines (vanilla is the one every
+    variant is compared with), SPRI without the word limit, and with ``seeds`` SPRI with seeds and the
+    seeds' principles used directly.
 
     ``per_goal`` adds SPRI shown only the seed of the input's goal (and matches the
     seed-principles baseline by goal); ``oracle`` adds the given-principles baseline, reading
     its principles from the example with that function.
     """
-    grid = {"spri_no_seeds": Variant("spri", {"seeds": None}), "vanilla": Variant("vanilla"),
+    grid = {"spri_no_seeds": Variant("spri", {"seeds": None}), "vanilla": Variant("vanilla", baseline=True),
             "self_refine": Variant("self-refine")}
     if settings.get("max_words") is not None:  # the paper's word limit, and the same program without it
         grid["spri_no_word_limit"] = Variant("spri", {"seeds": None, "max_words": None})
