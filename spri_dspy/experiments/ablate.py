@@ -5,7 +5,7 @@ and writes to a folder ``ablation.csv`` and ``ablation.md`` (metric mean with a
 95% bootstrap confidence interval, LM calls and tokens per input, failures) and
 the plots ``metric_by_variant.png`` and ``quality_vs_cost.png``. Given a baseline, it also compares
 every variant with it input by input (:mod:`spri_dspy.experiments.compare`): ``comparison.csv`` and
-the paired table in ``ablation.md``.
+the paired table in ``ablation.md`` and its forest plot ``comparison.png``.
 :func:`plot_study` adds an Optuna study's Pareto front and parameter importances.
 """
 
@@ -106,7 +106,7 @@ def ablate(
             for number, (name, program) in enumerate(variants.items(), start=1)]
     comparisons = compare({row.variant: row.scores for row in rows}, baseline, groups) if baseline else []
     write_table(rows, output, metric_label, comparisons)
-    plot_variants(rows, output, metric_label)
+    plot_variants(rows, output, metric_label, comparisons)
     return rows
 
 
@@ -199,8 +199,31 @@ def cost_figure(rows: Sequence[VariantResult], metric_label: str = "metric"):
     return figure
 
 
-def plot_variants(rows: Sequence[VariantResult], output: str | os.PathLike, metric_label: str = "metric") -> None:
-    """``metric_by_variant.png`` (:func:`metric_figure`) and ``quality_vs_cost.png`` (:func:`cost_figure`)."""
+def forest_figure(comparisons: Sequence[Comparison], metric_label: str = "metric"):
+    """The forest plot of ``comparison.png``: one row per variant (and group), its mean difference from the
+    baseline with the 95% paired interval, the baseline at zero; n paired and the Holm p in each label."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 1.3 + 0.4 * len(comparisons)))
+    positions = np.arange(len(comparisons))[::-1]
+    means = np.array([c.mean_difference for c in comparisons], dtype=float)
+    errors = np.array([[c.mean_difference - c.ci_low for c in comparisons],
+                       [c.ci_high - c.mean_difference for c in comparisons]], dtype=float)
+    axes.errorbar(np.nan_to_num(means), positions, xerr=_bars(errors), fmt="o", color="#4c72b0", capsize=3)
+    axes.axvline(0.0, color="#555", linewidth=1, linestyle="--")
+    labels = [f"{c.variant}" + (f" [{c.group}]" if c.group != "all" else "") + f" (n={c.n}, p Holm {c.p_holm:.3f})"
+              for c in comparisons]
+    axes.set_yticks(positions, labels)
+    axes.set_xlabel(f"difference from {comparisons[0].baseline}: {metric_label} (mean, 95% paired CI)")
+    axes.set_title(f"Each variant against the baseline ({comparisons[0].baseline} at 0)")
+    figure.tight_layout()
+    return figure
+
+
+def plot_variants(rows: Sequence[VariantResult], output: str | os.PathLike, metric_label: str = "metric",
+                  comparisons: Sequence[Comparison] = ()) -> None:
+    """``metric_by_variant.png`` (:func:`metric_figure`), ``quality_vs_cost.png`` (:func:`cost_figure`) and with
+    ``comparisons`` ``comparison.png`` (:func:`forest_figure`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,6 +233,10 @@ def plot_variants(rows: Sequence[VariantResult], output: str | os.PathLike, metr
     for name, draw in (("metric_by_variant.png", metric_figure), ("quality_vs_cost.png", cost_figure)):
         figure = draw(rows, metric_label)
         figure.savefig(folder / name, dpi=120, bbox_inches="tight")
+        plt.close(figure)
+    if comparisons:  # over all inputs; the groups' rows are in the table
+        figure = forest_figure([c for c in comparisons if c.group == "all"], metric_label)
+        figure.savefig(folder / "comparison.png", dpi=120, bbox_inches="tight")
         plt.close(figure)
 
 

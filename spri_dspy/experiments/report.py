@@ -25,7 +25,7 @@ from spri_dspy.runtime.batch import RESULTS, read_output
 from spri_dspy.runtime.files import write_atomic
 
 REPORT = "report.html"
-_PLOTS = ("metric_by_variant.png", "quality_vs_cost.png", "pareto_front.png", "param_importances.png")
+_PLOTS = ("comparison.png", "metric_by_variant.png", "quality_vs_cost.png", "pareto_front.png", "param_importances.png")
 
 
 def write_report(folder: str | os.PathLike, path: str | os.PathLike | None = None, *, max_rows: int = 2000) -> Path:
@@ -185,7 +185,26 @@ def _ablation(folder: Path) -> str:
         f"<figcaption>{_e(name)}</figcaption></figure>" for name in _PLOTS if (folder / name).is_file())
     return (f"<h1>{_e(folder.name)}</h1><p>{_e(metric)}</p><h2>Variants</h2><p>Click a column's heading to sort by it."
             f'</p><table id="results"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>'
-            f'<h2>Plots</h2><div class="charts">{images}</div>')
+            f'{_comparison(folder)}<h2>Plots</h2><div class="charts">{images}</div>')
+
+
+def _comparison(folder: Path) -> str:
+    """The paired table of ``comparison.csv``, if the ablation had a baseline (the forest plot is with the plots)."""
+    if not (folder / "comparison.csv").is_file():
+        return ""
+    with (folder / "comparison.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return ""
+    columns = ["variant", "group", "n", "mean_difference", "ci_low", "ci_high", "p_value", "p_holm", "effect_size",
+               "unpaired"]
+    header = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_e(_round(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows)
+    return (f"<h2>Against the baseline: {_e(rows[0]['baseline'])}</h2><p>Mean difference (variant - baseline) over the "
+            "inputs both finished, its 95% paired-bootstrap interval, a two-sided sign-flip permutation p, the same "
+            "Holm-adjusted over the variants, Cohen's d_z, and the inputs left out (unpaired). The forest plot "
+            "(comparison.png) shows each difference with its interval, the baseline at 0."
+            f'</p><table class="comparison"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def _round(value: str) -> str:

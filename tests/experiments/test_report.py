@@ -105,6 +105,28 @@ def test_the_ablation_page_shows_the_table_and_plots(scripted, tmp_path, browser
     assert problems == []
 
 
+def test_the_ablation_page_shows_the_paired_table_and_forest_plot_of_ten_variants(tmp_path, browser):
+    import random
+
+    from spri_dspy.experiments.ablate import VariantResult, plot_variants, write_table
+    from spri_dspy.experiments.compare import compare
+
+    rng = random.Random(0)
+    names = ["vanilla"] + [f"variant_{i}" for i in range(1, 9)] + ["<b>bold</b>"]
+    scores = {name: [rng.random() + 0.05 * k for _ in range(12)] for k, name in enumerate(names)}
+    rows = [VariantResult(name, 12, 0, sum(s) / 12, 0.0, 1.0, 4, 100, scores=s) for name, s in scores.items()]
+    comparisons = compare(scores, "vanilla")
+    write_table(rows, tmp_path, "alignment", comparisons)
+    plot_variants(rows, tmp_path, "alignment", comparisons)
+    page, problems = _open(browser, write_report(tmp_path))
+    body = page.inner_text("body")
+    assert "Against the baseline: vanilla" in body
+    assert page.locator("table.comparison tbody tr").count() == 9  # every variant but the baseline
+    assert page.locator("table.comparison b").count() == 0 and "<b>bold</b>" in body  # shown as text
+    assert page.eval_on_selector("img[alt='comparison.png']", "i => i.complete && i.naturalHeight > 400")
+    assert problems == []
+
+
 def test_cli_report_and_its_errors(batch, capsys, tmp_path):
     assert cli.main(["report", str(batch)]) == 0
     assert capsys.readouterr().out == f"wrote {batch / 'report.html'}: open it in a browser (it needs no network)\n"
