@@ -10,16 +10,20 @@ from spri_dspy.cli import build
 from spri_dspy.cli.options import CLIError, add_data_options, add_lm_options, add_spri_options, check_settings
 
 DESCRIPTION = (
-    "Run SPRI (no seeds / seeds / per-dimension seed), the baselines and the oracle over DATA and "
-        "write ablation.csv, ablation.md, metric_by_variant.png and quality_vs_cost.png to OUTPUT (with --study, "
-        "also the study's pareto_front.png and param_importances.png)."
+    "Run a grid of variants (--grid FILE, or the task's own: SPRI with and without seeds, the baselines, the "
+    "oracle) over DATA, compare each with the grid's baseline input by input, and write ablation.csv, "
+    "ablation.md, comparison.csv and the plots to OUTPUT (with --study, also the study's pareto_front.png and "
+    "param_importances.png). --print-grid writes the task's grid file, a starting point for your own."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``spri ablate``'s arguments."""
-    add_data_options(parser)
-    parser.add_argument("--output", required=True, metavar="DIR", help="folder for the table and plots")
+    add_data_options(parser, data_optional=True)
+    parser.add_argument("--output", metavar="DIR", help="folder for the table and plots (required to run)")
+    parser.add_argument("--grid", metavar="FILE", help="a TOML grid file of variants (see spri ablate --print-grid); "
+                        "default: the task's")
+    parser.add_argument("--print-grid", action="store_true", help="print the task's grid file and exit")
     parser.add_argument("--variants", metavar="NAMES", help="comma-separated subset of the variants to run")
     parser.add_argument("--baseline", metavar="NAME", help="the variant every other is compared with, input by "
                         "input (default: the grid's, e.g. vanilla for the response tasks)")
@@ -36,25 +40,53 @@ def handle(args: argparse.Namespace) -> int:
 
     from spri_dspy.experiments.ablate import ablate
     from spri_dspy.experiments.metrics import METRIC_LABELS
+    from spri_dspy.experiments.tasks import TASKS
 
+    task = TASKS[args.task]
+    if args.print_grid:
+        if task.grid_path is None:
+            raise CLIError(f"--task {args.task} has no grid file")
+        print(task.grid_path.read_text(encoding="utf-8").rstrip())
+        return 0
+    if args.data is None or args.output is None:
+        raise CLIError("spri ablate needs DATA and --output DIR (or --print-grid)")
     check_settings(args)
+    grid = _grid(args, task)  # checked before any model is built
     task, examples, metric = build.task_data(args)
-    if task.variants is None:
-        raise CLIError(f"spri ablate compares response programs; --task {args.task} has no ablation grid")
+    if grid is None and task.variants is None:
+        raise CLIError(f"spri ablate compares programs; --task {args.task} has no ablation grid: give --grid FILE")
     lm, critic_lm, adapter = build.models(args)
     settings = build.program_settings(args, critic_lm)
-    grid = task.variants(settings)
-    chosen = args.variants.split(",") if args.variants else list(grid)
-    unknown = sorted(set(chosen) - set(grid))
+    if grid is not None:
+        from spri_dspy.experiments.grid import GridError, build_variant, variant_inputs
+
+        available = {variant.name: variant for variant in grid.chosen(settings)}
+        names, default_baseline = list(available), grid.baseline
+    else:
+        table = task.variants(settings)
+        names, default_baseline = list(table), next((n for n, v in table.items() if v.baseline), None)
+    chosen = args.variants.split(",") if args.variants else names
+    unknown = sorted(set(chosen) - set(names))
     if unknown:
-        raise CLIError(f"--variants: unknown {unknown}; available: {', '.join(grid)}")
-    baseline = args.baseline or next((name for name, variant in grid.items() if variant.baseline), None)
+        raise CLIError(f"--variants: unknown {unknown}; available: {', '.join(names)}")
+    baseline = args.baseline or default_baseline
     if args.baseline and args.baseline not in chosen:
         raise CLIError(f"--baseline {args.baseline}: not among the variants run ({', '.join(chosen)})")
     if baseline not in chosen:
         baseline = None  # the grid's baseline was left out by --variants: no paired table
-    variants = {name: build.built_variant(grid[name], task.kind, settings) for name in chosen}
-    inputs = {name: grid[name].inputs for name in chosen if grid[name].inputs is not None}
+    if grid is not None:
+        def make_lm(model):
+            return build.make_lm(model, **build.lm_options(args))
+
+        try:
+            variants = {name: build_variant(available[name], task.kind, settings, grid.path, make_lm)
+                        for name in chosen}
+        except GridError as exc:
+            raise CLIError(str(exc)) from None
+        inputs = {name: variant_inputs(available[name]) for name in chosen if variant_inputs(available[name])}
+    else:
+        variants = {name: build.built_variant(table[name], task.kind, settings) for name in chosen}
+        inputs = {name: table[name].inputs for name in chosen if table[name].inputs is not None}
     study = None
     if args.study:  # checked before the grid spends any LM call
         import optuna
@@ -83,3 +115,16 @@ def handle(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0 if rows else 1
+
+
+def _grid(args: argparse.Namespace, task):
+    """``--grid FILE``, else the task's own grid file, checked (None when the task has none)."""
+    from spri_dspy.experiments.grid import GridError, load_grid
+
+    path = args.grid or task.grid_path
+    if path is None:
+        return None
+    try:
+        return load_grid(path, task.kind)
+    except GridError as exc:
+        raise CLIError(str(exc)) from None

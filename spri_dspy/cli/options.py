@@ -109,12 +109,14 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
                        help="when OUTPUT holds a different run, move its files aside (OUTPUT/previous-N/) and start over")
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """DATA, its task and metric, and the program compile starts from."""
+def add_data_options(parser: argparse.ArgumentParser, *, data_optional: bool = False) -> None:
+    """DATA (``data_optional``: may be left out, for a command that can run without it), its task and metric,
+    and the program compile starts from."""
     from spri_dspy.experiments.metrics import METRICS
     from spri_dspy.experiments.tasks import TASKS
 
-    parser.add_argument("data", metavar="DATA", help="a dataset file or folder that the 'datasets' library reads")
+    parser.add_argument("data", metavar="DATA", nargs="?" if data_optional else None,
+                        help="a dataset file or folder that the 'datasets' library reads")
     group = parser.add_argument_group("data and metric")
     group.add_argument("--split", metavar="NAME", help="the split of a saved DatasetDict folder (default: all splits)")
     group.add_argument("--task", choices=list(TASKS), default="reappraisal",

@@ -35,5 +35,6 @@ PREFERENCES = Task(
     variants=lambda settings: {"spri_both_orders": Variant("spri"),
                                "spri_one_order": Variant("spri", {"swap": False}, baseline=True)},
     group_by="capability",
+    grid="preferences.toml",
 )
 """Pairwise judging (instruction, response_a, response_b, label rows): judged by accuracy against the labels."""

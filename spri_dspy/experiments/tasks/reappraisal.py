@@ -60,6 +60,7 @@ REAPPRAISAL = Task(
     framing=REAPPRAISAL_FRAMING,
     has_goal=True,
     group_by="dimension",
+    grid="reappraisal.toml",
     variants=lambda settings: response_variants(
         settings, per_goal=True, oracle=lambda example: {**example.inputs(), "principles": example.constitution}),
     labeled=lambda example: {"principle_generator": {"query": example.query, "goal": example.goal,

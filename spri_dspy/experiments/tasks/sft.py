@@ -91,5 +91,6 @@ INSTRUCTIONS = Task(
                                             for text in load_instructions(data, field or "instruction")],
     metrics=("adherence", "usefulness", "alignment", "empathy"),
     variants=response_variants,
+    grid="instructions.toml",
 )
 """Instructions (one text column), e.g. for synthetic SFT data: SPRI judged by the response's adherence."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dspy
@@ -55,6 +56,8 @@ class Task:
             generator's ``principles``); None when it holds none.
         group_by: the example field whose values group the inputs for paired comparisons (an appraisal
             dimension, a capability); None for no groups.
+        grid: the task's ablation grid file, shipped in ``spri_dspy/experiments/tasks/grids/``
+            (:mod:`spri_dspy.experiments.grid`); ``spri ablate`` runs it unless given ``--grid``.
 
     Example:
         ```python
@@ -76,6 +79,12 @@ class Task:
     variants: Callable[[Mapping[str, Any]], dict[str, Variant]] | None = None
     labeled: Callable[[dspy.Example], dict[str, dict[str, Any]]] | None = None
     group_by: str | None = None
+    grid: str | None = None
+
+    @property
+    def grid_path(self) -> Path | None:
+        """Where the task's grid file is (None when it has none)."""
+        return Path(__file__).parent / "grids" / self.grid if self.grid else None
 
     def metric_name(self, name: str | None = None, program: str = "spri") -> str:
         """The metric ``name`` (None: the task's default), checked to fit this task and the registry program
