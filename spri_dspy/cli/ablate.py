@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", metavar="FILE", help="a TOML grid file of variants (see spri ablate --print-grid); "
                         "default: the task's")
     parser.add_argument("--print-grid", action="store_true", help="print the task's grid file and exit")
+    parser.add_argument("--repeats", type=int, default=1, metavar="N",
+                        help="run every variant N times with sampling seeds 0..N-1 and report the spread between "
+                             "repeats (meaningful with --temperature above 0)")
     parser.add_argument("--variants", metavar="NAMES", help="comma-separated subset of the variants to run")
     parser.add_argument("--baseline", metavar="NAME", help="the variant every other is compared with, input by "
                         "input (default: the grid's, e.g. vanilla for the response tasks)")
@@ -100,7 +103,7 @@ def handle(args: argparse.Namespace) -> int:
     with dspy.context(lm=lm, adapter=adapter):
         rows = ablate(variants, examples, metric, args.output, inputs=inputs,
                       metric_label=METRIC_LABELS[args.metric or task.metrics[0]], progress=WorkProgress("spri ablate"),
-                      baseline=baseline, groups=[str(example.get(task.group_by) or "none") for example in examples]
+                      baseline=baseline, repeats=args.repeats, groups=[str(example.get(task.group_by) or "none") for example in examples]
                       if task.group_by else None)
     print((Path(args.output) / "ablation.md").read_text().rstrip())
     print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png"

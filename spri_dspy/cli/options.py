@@ -142,7 +142,7 @@ def check_settings(args: argparse.Namespace) -> None:
     except ValueError:
         raise CLIError(f"--threshold must be from 1 to 5, got {args.threshold}") from None
     for name in ("max_rounds", "max_tokens", "threads", "actors", "max_errors", "n_trials", "limit", "max_demos", "trials",
-                 "budget", "heartbeat"):
+                 "budget", "heartbeat", "repeats"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {value}")

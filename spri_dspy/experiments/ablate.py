@@ -22,7 +22,7 @@ from typing import Any
 import dspy
 import numpy as np
 
-from spri_dspy.experiments.compare import Comparison, compare, comparison_table
+from spri_dspy.experiments.compare import Comparison, add_repeat_spread, compare, comparison_table
 from spri_dspy.experiments.evaluation import Inputs, Progress, evaluate
 
 
@@ -47,7 +47,11 @@ class VariantResult:
     failure_reasons: str = ""
     """Every distinct failure with its count ("2 x ValueError: ...; 1 x ..."), empty when none failed."""
     scores: list[float | None] = field(default_factory=list, repr=False)
-    """The score of each input in order, None where it failed (not written to ``ablation.csv``)."""
+    """The score of each input in order, None where it failed (not written to ``ablation.csv``); with repeats,
+    each input's mean over the repeats that scored it."""
+    repeats: int = 1
+    repeat_spread: float = float("nan")
+    """With repeats: the standard deviation of the repeats' metric means (NaN for one run)."""
 
 
 def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -77,6 +81,35 @@ def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example],
                          list(result.scores))
 
 
+def resampled(program: dspy.Module, repeat: int) -> dspy.Module:
+    """``program`` for repeat ``repeat``: the program itself for repeat 0, else a copy whose every predictor
+    asks for sampling seed ``repeat`` (``seed``, and DSPy's ``rollout_id`` so its cache is not reused).
+    Repeats differ only where the LM samples (temperature above 0)."""
+    if repeat == 0:
+        return program
+    copy = program.deepcopy()
+    for predictor in copy.predictors():
+        predictor.config = {**predictor.config, "rollout_id": repeat, "seed": repeat}
+    return copy
+
+
+def merged(runs: Sequence[VariantResult]) -> VariantResult:
+    """One row for a variant run several times: each input's mean score over the repeats that scored it
+    (failed when none did), costs averaged, and the spread of the repeats' metric means."""
+    if len(runs) == 1:
+        return runs[0]
+    n = runs[0].n
+    per_input = [[run.scores[i] for run in runs if run.scores[i] is not None] for i in range(n)]
+    scores = [sum(values) / len(values) if values else None for values in per_input]
+    low, high = bootstrap_ci([score for score in scores if score is not None])
+    first = next((run for run in runs if run.failed), runs[0])
+    mean = lambda attribute: sum(getattr(run, attribute) for run in runs) / len(runs)  # noqa: E731
+    return VariantResult(runs[0].variant, n, sum(score is None for score in scores),
+                         sum(score or 0.0 for score in scores) / n, low, high, mean("lm_calls_needed_per_input"),
+                         mean("tokens_per_input"), first.first_error, mean("lm_calls_made_per_input"),
+                         first.failure_reasons, scores, len(runs), float(np.std([run.metric for run in runs], ddof=1)))
+
+
 def ablate(
     variants: Mapping[str, dspy.Module],
     devset: Sequence[dspy.Example],
@@ -87,6 +120,7 @@ def ablate(
     progress: Progress | None = None,
     baseline: str | None = None,
     groups: Sequence[str] | None = None,
+    repeats: int = 1,
 ) -> list[VariantResult]:
     """Run every variant over ``devset`` and write the table and plots to ``output``.
 
@@ -96,15 +130,25 @@ def ablate(
     ``progress(f"variant k/n NAME", done, total)`` is called as each input of each variant finishes.
     With ``baseline`` (a variant's name), every other variant is compared with it input by input
     (:func:`spri_dspy.experiments.compare.compare`), per group too when ``groups`` names one per example.
+    ``repeats`` runs every variant that many times with different sampling seeds (:func:`resampled`): rows
+    and comparisons are of each input's mean over the repeats, with the spread between repeats beside them.
     """
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a whole number of at least 1, got {repeats!r}")
     if not devset:
         raise ValueError("ablate needs a non-empty dataset")
     if baseline is not None and baseline not in variants:
         raise ValueError(f"the baseline {baseline!r} is not one of the variants ({', '.join(variants)})")
-    rows = [run_variant(name, program, devset, metric, (inputs or {}).get(name), progress=progress,
-                        label=f"variant {number}/{len(variants)} {name}")
-            for number, (name, program) in enumerate(variants.items(), start=1)]
+    runs = {name: [run_variant(name, resampled(program, repeat), devset, metric, (inputs or {}).get(name),
+                               progress=progress, label=f"variant {number}/{len(variants)} {name}"
+                               + (f" repeat {repeat + 1}/{repeats}" if repeats > 1 else ""))
+                   for repeat in range(repeats)]
+            for number, (name, program) in enumerate(variants.items(), start=1)}
+    rows = [merged(runs[name]) for name in variants]
     comparisons = compare({row.variant: row.scores for row in rows}, baseline, groups) if baseline else []
+    if comparisons and repeats > 1:
+        add_repeat_spread(comparisons, [{name: runs[name][r].scores for name in variants} for r in range(repeats)],
+                          groups)
     write_table(rows, output, metric_label, comparisons)
     plot_variants(rows, output, metric_label, comparisons)
     return rows
@@ -130,7 +174,11 @@ def write_table(rows: Sequence[VariantResult], output: str | os.PathLike, metric
              "| variant | n | failed | metric (95% CI) | LM calls needed / input | made (not cached) | "
              "tokens made / input |",
              "|---|---:|---:|---|---:|---:|---:|"]
-    lines += [f"| {r.variant} | {r.n} | {r.failed} | {r.metric:.3f} ({r.ci_low:.3f}-{r.ci_high:.3f}) | "
+    if any(r.repeats > 1 for r in rows):
+        lines[0] += (f" {rows[0].repeats} repeats with different sampling seeds: each input's mean over them; "
+                     "± is the standard deviation of the repeats' means.")
+    lines += [f"| {r.variant} | {r.n} | {r.failed} | {r.metric:.3f}"
+              + (f" ± {r.repeat_spread:.3f}" if r.repeats > 1 else "") + f" ({r.ci_low:.3f}-{r.ci_high:.3f}) | "
               f"{r.lm_calls_needed_per_input:.2f} | {r.lm_calls_made_per_input:.2f} | {r.tokens_per_input:.0f} |"
               for r in rows]
     failed = [r for r in rows if r.failed]

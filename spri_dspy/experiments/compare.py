@@ -44,6 +44,8 @@ class Comparison:
     """Cohen's d_z: mean difference / standard deviation of the differences (NaN when they do not vary)."""
     unpaired: list[int] = field(default_factory=list)
     """Indexes of the group's inputs left out: the variant or the baseline has no score for them."""
+    repeat_spread: float = math.nan
+    """With repeated runs: the standard deviation, over the repeats, of each repeat's mean difference."""
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -123,6 +125,21 @@ def compare(scores: Mapping[str, Sequence[float | None]], baseline: str, groups:
     return sorted(rows, key=lambda row: (order[row.variant], groups_sorted[row.group]))
 
 
+def add_repeat_spread(rows: Sequence[Comparison], repeats: Sequence[Mapping[str, Sequence[float | None]]],
+                      groups: Sequence[str] | None = None) -> None:
+    """Set each row's ``repeat_spread`` from the scores of each repeat (name -> one score per input)."""
+    for row in rows:
+        indexes = [i for i in range(len(repeats[0][row.baseline]))
+                   if row.group == ALL or (groups is not None and str(groups[i]) == row.group)]
+        means = []
+        for scores in repeats:
+            differences = [scores[row.variant][i] - scores[row.baseline][i] for i in indexes
+                           if scores[row.variant][i] is not None and scores[row.baseline][i] is not None]
+            if differences:
+                means.append(sum(differences) / len(differences))
+        row.repeat_spread = float(np.std(means, ddof=1)) if len(means) > 1 else math.nan
+
+
 def comparison_table(rows: Sequence[Comparison], metric_label: str = "metric") -> str:
     """The comparisons as a Markdown table, with how to read it."""
     if not rows:
@@ -132,8 +149,13 @@ def comparison_table(rows: Sequence[Comparison], metric_label: str = "metric") -
              "permutation p-value, the same Holm-adjusted over the variants, and Cohen's d_z.", "",
              "| variant | group | n paired | difference (95% CI) | p | p (Holm) | d_z | left out |",
              "|---|---|---:|---|---:|---:|---:|---:|"]
+    repeated = any(not math.isnan(r.repeat_spread) for r in rows)
+    if repeated:
+        lines[0] += " With repeated runs, the difference is of the per-input means over the repeats, and ± is the "\
+                    "standard deviation of the repeats' own mean differences."
     for r in rows:
-        lines.append(f"| {r.variant} | {r.group} | {r.n} | {r.mean_difference:+.3f} ({r.ci_low:+.3f} to "
+        spread = f" ± {r.repeat_spread:.3f}" if repeated else ""
+        lines.append(f"| {r.variant} | {r.group} | {r.n} | {r.mean_difference:+.3f}{spread} ({r.ci_low:+.3f} to "
                      f"{r.ci_high:+.3f}) | {r.p_value:.3f} | {r.p_holm:.3f} | {r.effect_size:.2f} | "
                      f"{len(r.unpaired)}" + (f" (inputs {', '.join(map(str, r.unpaired[:10]))}"
                                              + (", ..." if len(r.unpaired) > 10 else "") + ")" if r.unpaired else "")

@@ -191,3 +191,49 @@ def test_an_unknown_baseline_is_refused_before_any_call(scripted, tmp_path):
     with dspy.context(lm=lm), pytest.raises(ValueError, match="the baseline 'nope' is not one of the variants"):
         ablate({"vanilla": Vanilla()}, DEVSET, metric, tmp_path, baseline="nope")
     assert engine.calls == []
+
+
+def test_repeats_average_each_input_and_report_the_spread(scripted, tmp_path):
+    from spri_dspy.experiments.ablate import resampled
+
+    engine, lm = scripted({"direct_responder": lambda call: {"response": "plain"}})
+    # the metric scores repeat 1 with 1.0 and repeat 2 with 0.0 for the variant, 0.5 always for the baseline
+    seen = {}
+
+    def varying(example, prediction, trace=None):
+        key = (prediction.response, example.query)
+        seen[key] = seen.get(key, 0) + 1
+        return 0.5 if prediction.response == "base" else (1.0 if seen[key] == 1 else 0.0)
+
+    class Base(dspy.Module):
+        def forward(self, query):
+            return dspy.Prediction(response="base")
+
+    with dspy.context(lm=lm):
+        rows = ablate({"vanilla": Vanilla(), "base": Base()}, DEVSET, varying, tmp_path, baseline="base", repeats=2)
+    vanilla = rows[0]
+    assert (vanilla.repeats, vanilla.scores, vanilla.metric) == (2, [0.5] * 4, 0.5)  # (1.0 + 0.0) / 2 per input
+    assert vanilla.repeat_spread == pytest.approx(0.7071, abs=1e-4)  # the repeats' means 1.0 and 0.0
+    assert len([c for c in engine.calls if c.step == "direct_responder"]) == 8  # 4 inputs x 2 repeats, no cache
+    with (tmp_path / "comparison.csv").open() as handle:
+        row = next(csv.DictReader(handle))
+    assert (float(row["mean_difference"]), float(row["repeat_spread"])) == (0.0, pytest.approx(0.7071, abs=1e-4))
+    assert "| vanilla | 4 | 0 | 0.500 ± 0.707 (" in (tmp_path / "ablation.md").read_text()
+    program = Vanilla()
+    assert resampled(program, 0) is program
+    assert {p.config.get("seed") for p in resampled(program, 3).predictors()} == {3}
+    assert all("seed" not in p.config for p in program.predictors())  # the original is left as it was
+    with pytest.raises(ValueError, match="repeats must be a whole number of at least 1, got 0"):
+        ablate({"vanilla": Vanilla()}, DEVSET, metric, tmp_path, repeats=0)
+
+
+def test_each_repeat_reaches_the_model_past_dspys_cache(tmp_path):
+    from spri_dspy.testing import ScriptedEngine
+
+    engine = ScriptedEngine({"direct_responder": lambda call: {"response": "plain"}})
+    lm = dspy.LM("scripted/cached-repeats", engine=engine, cache=True, temperature=0.7)
+    with dspy.context(lm=lm):
+        ablate({"vanilla": Vanilla()}, DEVSET[:2], metric, tmp_path, repeats=3)
+        ablate({"vanilla": Vanilla()}, DEVSET[:2], metric, tmp_path / "again", repeats=3)
+    # 2 inputs x 3 repeats reach the model once each; the rerun is answered by the cache, repeat by repeat
+    assert len(engine.calls) == 6
