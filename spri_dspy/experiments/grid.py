@@ -121,11 +121,20 @@ def load_grid(path: str | os.PathLike, kind: str) -> Grid:
             raise fail("program", f"unknown {kind} program {program!r}; known: {names}")
         else:
             accepts = PROGRAMS[kind, program].accepts()
+        for key in ("settings", "lms", "instructions", "inputs"):
+            if not isinstance(table.get(key, {}), dict):
+                raise fail(key, "must be a table, e.g. { name = value }")
+        if not isinstance(table.get("without", []), list) or not all(isinstance(n, str) for n in table.get("without", [])):
+            raise fail("without", 'must be a list of setting names, e.g. ["seeds"]')
+        if not isinstance(table.get("when", ""), str):
+            raise fail("when", "must be a setting's name, e.g. \"seeds\"")
         settings, without = table.get("settings", {}), table.get("without", [])
         for key in [*settings, *without]:
             if key not in accepts or key == "critic_lm":
                 raise fail(f"settings.{key}" if key in settings else "without",
                            f"{program} has no setting {key!r}; it takes {', '.join(a for a in accepts if a != 'critic_lm')}")
+        if table.get("when") is not None and table["when"] not in accepts:
+            raise fail("when", f"{program} has no setting {table['when']!r} to depend on")
         instructions = {}
         for step, text in table.get("instructions", {}).items():
             if isinstance(text, dict) and set(text) == {"file"}:

@@ -66,6 +66,10 @@ BASE = '[variants.vanilla]\nprogram = "vanilla"\nbaseline = true\n'
     (BASE + '[variants.x]\nprogram = "spri"\nbaseline = true\n',
      "baseline: exactly one variant needs baseline = true, found 2 (vanilla, x)"),
     ("[variants.x\n", "not TOML"),
+    (BASE + '[variants.x]\nprogram = "spri"\nsettings = 3\n', "variant x: settings: must be a table"),
+    (BASE + '[variants.x]\nprogram = "spri"\nwithout = "seeds"\n', "variant x: without: must be a list of setting"),
+    (BASE + '[variants.x]\nprogram = "spri"\ndemos = "no"\n', "variant x: demos: must be true or false, got 'no'"),
+    (BASE + '[variants.x]\nprogram = "spri"\nwhen = "sedes"\n', "variant x: when: spri has no setting 'sedes'"),
     ('title = "mine"\n' + BASE, "a grid holds [variants.NAME] tables only; unknown ['title']"),
 ])
 def test_a_bad_grid_is_one_line_naming_file_variant_and_key(tmp_path, text, message):
