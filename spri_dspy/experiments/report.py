@@ -173,8 +173,9 @@ def _ablation(folder: Path) -> str:
         rows = list(csv.DictReader(handle))
     columns = ["variant", "n", "failed", "metric", "ci_low", "ci_high", "lm_calls_needed_per_input",
                "lm_calls_per_input",  # the same figure, as folders written before it was renamed call it
-               "lm_calls_made_per_input", "tokens_per_input", "failure_reasons"]
-    columns = [c for c in columns if rows and c in rows[0]]
+               "lm_calls_made_per_input", "tokens_per_input", "repeats", "repeat_spread", "failure_reasons"]
+    columns = [c for c in columns if rows and c in rows[0]
+               and (c not in ("repeats", "repeat_spread") or any(r.get("repeats", "1") != "1" for r in rows))]
     header = "".join(f'<th data-column="{i}" title="sort">{_e(c)}</th>' for i, c in enumerate(columns))
     body = "".join("<tr>" + "".join(f'<td data-sort="{_e(r[c])}">{_e(_round(r[c]))}</td>' for c in columns) + "</tr>"
                    for r in rows)
@@ -197,7 +198,8 @@ def _comparison(folder: Path) -> str:
     if not rows:
         return ""
     columns = ["variant", "group", "n", "mean_difference", "ci_low", "ci_high", "p_value", "p_holm", "effect_size",
-               "unpaired"]
+               "repeat_spread", "unpaired"]
+    columns = [c for c in columns if c != "repeat_spread" or any(r.get(c) not in (None, "", "nan") for r in rows)]
     header = "".join(f"<th>{_e(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_e(_round(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows)
     return (f"<h2>Against the baseline: {_e(rows[0]['baseline'])}</h2><p>Mean difference (variant - baseline) over the "

@@ -147,3 +147,19 @@ def test_only_the_pages_own_script_may_run(tmp_path):
     digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}'" in page and "'unsafe-inline'; img-src" not in page
     assert "script-src 'unsafe-inline'" not in page and f"<script>{_SCRIPT}</script>" in page
+
+
+def test_repeats_show_their_spread_on_the_ablation_page(tmp_path):
+    from spri_dspy.experiments.ablate import VariantResult, write_table
+    from spri_dspy.experiments.compare import compare
+
+    scores = {"base": [0.1, 0.2, 0.3], "v": [0.4, 0.5, 0.9]}
+    comparisons = compare(scores, "base")
+    comparisons[0].repeat_spread = 0.25
+    rows = [VariantResult(name, 3, 0, 0.5, 0.0, 1.0, 1, 10, scores=s, repeats=2, repeat_spread=0.125)
+            for name, s in scores.items()]
+    write_table(rows, tmp_path, "metric", comparisons)
+    html = write_report(tmp_path).read_text()
+    assert html.count(">repeat_spread</th>") == 2 and ">0.125</td>" in html and ">0.250</td>" in html
+    write_table([VariantResult("base", 3, 0, 0.5, 0.0, 1.0, 1, 10)], tmp_path / "once")
+    assert "repeat_spread" not in write_report(tmp_path / "once").read_text()  # one run: no spread column
