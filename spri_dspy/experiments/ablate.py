@@ -22,7 +22,7 @@ from typing import Any
 import dspy
 import numpy as np
 
-from spri_dspy.experiments.compare import Comparison, add_repeat_spread, compare, comparison_table
+from spri_dspy.experiments.compare import Comparison, add_repeat_spread, bootstrap_ci, compare, comparison_table
 from spri_dspy.experiments.evaluation import Inputs, Progress, evaluate
 
 
@@ -52,20 +52,6 @@ class VariantResult:
     repeats: int = 1
     repeat_spread: float = float("nan")
     """With repeats: the standard deviation of the repeats' metric means (NaN for one run)."""
-
-
-def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap confidence interval of the mean (``scipy.stats.bootstrap``)."""
-    from scipy import stats
-
-    values = np.asarray(scores, dtype=float)
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    if np.ptp(values) == 0:  # every resample has the same mean: the mean itself, as computed (0.7 * 3 / 3 != 0.7)
-        return float(values.mean()), float(values.mean())
-    result = stats.bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile",
-                             random_state=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def run_variant(name: str, program: dspy.Module, devset: Sequence[dspy.Example], metric,

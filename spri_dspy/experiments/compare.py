@@ -59,15 +59,18 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def _paired_bootstrap(differences: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
-    if len(differences) == 0:
-        return math.nan, math.nan
-    if np.ptp(differences) == 0:
-        return float(differences.mean()), float(differences.mean())
+def bootstrap_ci(scores: Sequence[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap confidence interval of the mean (``scipy.stats.bootstrap``): of a variant's scores,
+    or of its paired differences from the baseline."""
     from scipy import stats
 
-    result = stats.bootstrap((differences,), np.mean, n_resamples=resamples, confidence_level=0.95,
-                             method="percentile", random_state=np.random.default_rng(seed))
+    values = np.asarray(scores, dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    if np.ptp(values) == 0:  # every resample has the same mean: the mean itself, as computed (0.7 * 3 / 3 != 0.7)
+        return float(values.mean()), float(values.mean())
+    result = stats.bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile",
+                             random_state=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -109,7 +112,7 @@ def compare(scores: Mapping[str, Sequence[float | None]], baseline: str, groups:
                 continue
             paired = [i for i in indexes if values[i] is not None and scores[baseline][i] is not None]
             differences = np.array([values[i] - scores[baseline][i] for i in paired], dtype=float)
-            low, high = _paired_bootstrap(differences, min(resamples, 2000), seed)
+            low, high = bootstrap_ci(differences, min(resamples, 2000), seed)
             spread = float(differences.std(ddof=1)) if len(differences) > 1 else math.nan
             group_rows.append(Comparison(
                 variant=variant, baseline=baseline, group=group, n=len(paired),
