@@ -68,18 +68,19 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def _version(distribution: str) -> str:
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (e.g. ``"dspy"``, ``"spri-dspy"``), None when it is not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version(distribution)
     except PackageNotFoundError:
-        return "not installed"
+        return None
 
 
 def _moved(what: str, where: str, distribution: str) -> str:
-    return (f"{what} is gone from {where} in the installed {distribution} {_version(distribution)}; "
-            f"spri_dspy.compat must follow it")
+    return (f"{what} is gone from {where} in the installed {distribution} "
+            f"{installed_version(distribution) or 'not installed'}; spri_dspy.compat must follow it")
 
 
 def check() -> list[str]:

@@ -17,6 +17,7 @@ from importlib import import_module
 from pathlib import Path
 
 from spri_dspy.cli.options import CLIError
+from spri_dspy.compat import installed_version
 
 COMMANDS: dict[str, str] = {
     "run": "run SPRI on one query and print principles, response and rounds",
@@ -55,15 +56,6 @@ class Parser(argparse.ArgumentParser):
         self.register("action", "boolean", _recording(argparse.BooleanOptionalAction))
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("spri-dspy")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def _command(argv: Sequence[str]) -> str | None:
     """The subcommand in ``argv`` (the first word that is not an option), if any."""
     return next((word for word in argv if not word.startswith("-")), None)
@@ -74,7 +66,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     only (``""``: none with arguments); None gives every subcommand its arguments."""
     parser = Parser(prog="spri", description="SPRI: write principles for each input, critique and refine them, "
                                              "then respond under them.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version('spri-dspy') or 'unknown'}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, summary in COMMANDS.items():
         if command is not None and name != command:

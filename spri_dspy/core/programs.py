@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import dspy
 
-from spri_dspy.compat import get_dependency_versions
+from spri_dspy.compat import get_dependency_versions, installed_version
 from spri_dspy.core import baselines
 from spri_dspy.core.judge import SPRIJudge
 from spri_dspy.core.steps import SeededStep
@@ -232,12 +232,8 @@ def _rebuilt(state: dict[str, Any], metadata: dict[str, Any], critic_lm: dspy.Ba
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("spri-dspy")
-    except PackageNotFoundError:
-        return "unknown"
+    """spri-dspy's installed version, or ``"unknown"``."""
+    return installed_version("spri-dspy") or "unknown"
 
 
 def _no_lm(value: Any) -> Any:
