@@ -86,7 +86,7 @@ def handle(args: argparse.Namespace) -> int:
                         for name in chosen}
         except GridError as exc:
             raise CLIError(str(exc)) from None
-        inputs = {name: variant_inputs(available[name]) for name in chosen if variant_inputs(available[name])}
+        inputs = {name: variant_inputs(available[name]) for name in chosen}  # None: the example's inputs
     else:
         variants = {name: build.built_variant(table[name], task.kind, settings) for name in chosen}
         inputs = {name: table[name].inputs for name in chosen if table[name].inputs is not None}
