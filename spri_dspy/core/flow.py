@@ -12,6 +12,7 @@ order and return the same Prediction for the same LM answers.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Coroutine, Mapping
 from contextvars import ContextVar
@@ -69,6 +70,14 @@ class FlowModule:
         raise NotImplementedError
 
 
+@functools.cache
+def _stage_signature(program: type, name: str) -> inspect.Signature:
+    """The signature of ``program``'s stage method ``name`` without ``self``: read once per class and stage, not
+    on every input (the batch runner advances each input through each stage)."""
+    signature = inspect.signature(getattr(program, name))
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
+
+
 TRACE = "trace"
 """The output every stage appends to rather than replaces (its critique rounds)."""
 
@@ -103,16 +112,15 @@ class StagedModule(FlowModule):
 
     def start(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The program's arguments by name (those of its first stage, defaults filled in): what stage 0 reads."""
-        bound = inspect.signature(getattr(self, self.stages[0])).bind(*args, **kwargs)
+        bound = _stage_signature(type(self), self.stages[0]).bind(*args, **kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)
 
     async def advance(self, index: int, state: Mapping[str, Any]) -> dict[str, Any]:
         """Run stage ``index`` on ``state`` (the arguments and earlier outputs); returns ``state`` with the
         stage's outputs added (its ``trace`` appended)."""
-        stage = getattr(self, self.stages[index])
-        reads = inspect.signature(stage).parameters
-        outputs = await stage(**{name: state[name] for name in reads if name in state})
+        reads = _stage_signature(type(self), self.stages[index]).parameters
+        outputs = await getattr(self, self.stages[index])(**{name: state[name] for name in reads if name in state})
         state = dict(state)
         for name, value in outputs.items():
             state[name] = [*state.get(TRACE, []), *value] if name == TRACE else value
