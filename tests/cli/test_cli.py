@@ -550,3 +550,20 @@ def test_ablate_compares_every_variant_with_the_grids_baseline_per_dimension(mon
     status = cli.main(["ablate", data, "--variants", "vanilla", "--baseline", "spri_no_seeds", "--metric",
                        "constitution-overlap", "--limit", "2", "--output", str(tmp_path / "other")])
     assert status == 2 and "--baseline spri_no_seeds: not among the variants run (vanilla)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["--grid", "missing.toml"], "missing.toml: no such grid file"),
+])
+def test_ablate_refuses_bad_repeats_and_grids_before_any_model(scripted_cli, capsys, shared_paper, argv, message):
+    status, engines = scripted_cli("ablate", str(shared_paper / "reappraisal" / "resort_eval_30.json"),
+                                   "--output", "unused", *argv)
+    assert status == 2 and capsys.readouterr().err == f"spri: error: {message}\n" and engines == {}
+
+
+def test_ablate_without_data_or_a_grid_file_says_what_is_missing(capsys):
+    assert cli.main(["ablate"]) == 2
+    assert capsys.readouterr().err == "spri: error: spri ablate needs DATA and --output DIR (or --print-grid)\n"
+    assert cli.main(["ablate", "--print-grid", "--task", "judgements"]) == 2
+    assert capsys.readouterr().err == "spri: error: --task judgements has no grid file\n"
