@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from spri_dspy.cli import build
-from spri_dspy.cli.options import CLIError, add_data_options, add_lm_options, add_spri_options, check_settings
+from spri_dspy.cli.options import (CLIError, add_data_options, add_lm_options, add_spri_options, add_tracking_option,
+                                   check_settings, check_tracking)
 
 DESCRIPTION = (
     "Run a grid of variants (--grid FILE, or the task's own: SPRI with and without seeds, the baselines, the "
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", metavar="NAME", help="also plot this 'spri tune' study's Pareto front and "
                         "parameter importances (with --storage)")
     parser.add_argument("--storage", default="sqlite:///study.db", metavar="URL", help="the study's Optuna storage")
+    add_tracking_option(parser)
     add_lm_options(parser)
     add_spri_options(parser, evaluation=True)
 
@@ -51,6 +53,7 @@ def handle(args: argparse.Namespace) -> int:
             raise CLIError(f"--task {args.task} has no grid file")
         print(task.grid_path.read_text(encoding="utf-8").rstrip())
         return 0
+    check_tracking(args)  # first: --mlflow may have taken DATA for its URI
     if args.data is None or args.output is None:
         raise CLIError("spri ablate needs DATA and --output DIR (or --print-grid)")
     check_settings(args)
@@ -87,9 +90,12 @@ def handle(args: argparse.Namespace) -> int:
         except GridError as exc:
             raise CLIError(str(exc)) from None
         inputs = {name: variant_inputs(available[name]) for name in chosen}  # None: the example's inputs
+        described = {name: {k: v for k, v in vars(available[name]).items() if k != "name"} for name in chosen}
     else:
         variants = {name: build.built_variant(table[name], task.kind, settings) for name in chosen}
         inputs = {name: table[name].inputs for name in chosen if table[name].inputs is not None}
+        described = {name: {"program": table[name].program, "settings": dict(table[name].settings),
+                            "baseline": table[name].baseline} for name in chosen}
     study = None
     if args.study:  # checked before the grid spends any LM call
         import optuna
@@ -100,19 +106,27 @@ def handle(args: argparse.Namespace) -> int:
             raise CLIError(f"--study {args.study!r} not found in {args.storage}") from None
     from spri_dspy.runtime.progress import WorkProgress
 
-    with dspy.context(lm=lm, adapter=adapter):
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    with build.tracker(args, args.output, f"ablate {args.task}") as tracker, dspy.context(lm=lm, adapter=adapter):
         rows = ablate(variants, examples, metric, args.output, inputs=inputs,
                       metric_label=METRIC_LABELS[args.metric or task.metrics[0]], progress=WorkProgress("spri ablate"),
                       baseline=baseline, repeats=args.repeats, groups=[str(example.get(task.group_by) or "none") for example in examples]
-                      if task.group_by else None)
-    print((Path(args.output) / "ablation.md").read_text().rstrip())
-    print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png"
-          + (", comparison.csv" if baseline else ""))
-    if study is not None:
-        from spri_dspy.experiments.ablate import plot_study
+                      if task.group_by else None, tracker=tracker, variant_params=described)
+        print((Path(args.output) / "ablation.md").read_text().rstrip())
+        print(f"wrote {args.output}/ablation.csv, ablation.md, metric_by_variant.png, quality_vs_cost.png"
+              + (", comparison.csv" if baseline else ""))
+        plots = []
+        if study is not None:
+            from spri_dspy.experiments.ablate import plot_study
 
-        for path in plot_study(study, args.output):
-            print(f"wrote {path}")
+            plots = plot_study(study, args.output)
+            for path in plots:
+                print(f"wrote {path}")
+        if tracker is not None:
+            from spri_dspy.experiments.report import write_report
+
+            tracker.log_artifacts([*plots, write_report(args.output), *([grid.path] if grid is not None else [])])
+    build.tracked(tracker)
     if rows and all(row.failed == row.n for row in rows):
         print(f"spri: error: every input of every variant failed; the first error: {rows[0].first_error}",
               file=sys.stderr)

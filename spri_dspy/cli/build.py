@@ -193,3 +193,25 @@ def unless_verbose(verbose: bool):
     stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
     stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
     return stack
+
+
+def tracker(args: argparse.Namespace, folder: str, run_name: str, exclude: tuple[str, ...] = ()):
+    """With ``--mlflow``, the command's MLflow parent run (not yet entered), holding its options (less
+    ``exclude``) as parameters; without, a context that does nothing and yields None."""
+    if getattr(args, "mlflow", None) is None:
+        return contextlib.nullcontext()
+    from spri_dspy.experiments.tracking import Tracker
+
+    options = {key: value for key, value in vars(args).items() if key not in ("given", "mlflow", "command", *exclude)}
+    return Tracker(args.mlflow or None, run_name, params={"command": f"spri {args.command}", **options},
+                   folder=folder, tags={"spri.command": args.command})
+
+
+def tracked(tracker) -> None:
+    """Say on stderr where the command's MLflow run is (nothing without one)."""
+    if tracker is not None:
+        from spri_dspy.secrets import redact
+
+        uri = redact(tracker.uri)
+        see = f"open {uri}" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri '{uri}'"
+        print(f"spri: tracked in MLflow as run {tracker.run_id} in {uri} (to look: {see})", file=sys.stderr)

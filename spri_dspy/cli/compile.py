@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from spri_dspy.cli import build
-from spri_dspy.cli.options import add_data_options, add_lm_options, add_spri_options, check_settings, check_writable
+from spri_dspy.cli.options import (add_data_options, add_lm_options, add_spri_options, add_tracking_option, check_settings,
+                                   check_tracking, check_writable)
 
 DESCRIPTION = (
     "Compile SPRI, SPRIJudge or a baseline on a train split of DATA against a metric with "
@@ -26,18 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-demos", type=int, default=4, metavar="N", help="most demos per step (default 4)")
     parser.add_argument("--trials", type=int, default=6, metavar="N", help="MIPROv2 search trials (default 6)")
     parser.add_argument("--budget", type=int, default=60, metavar="N", help="GEPA metric calls (default 60)")
+    add_tracking_option(parser)
     add_lm_options(parser)
     add_spri_options(parser, evaluation=True)
 
 
 def handle(args: argparse.Namespace) -> int:
     """``spri compile``: optimise a program's prompts and demos and save it."""
-    import dspy
-
-    from spri_dspy.optimizers import compile_program
-    from spri_dspy.core.programs import save_program
-
     check_settings(args)
+    check_tracking(args)
     check_writable("--save", args.save)
     task, examples, metric = build.task_data(args)
     trainset, devset = build.split(examples, args.dev_fraction)
@@ -46,15 +45,38 @@ def handle(args: argparse.Namespace) -> int:
     from spri_dspy.runtime.progress import WorkProgress
 
     progress = WorkProgress("spri compile")  # on the real stderr: the optimizers' own output is hidden below
+    with build.tracker(args, str(Path(args.save).resolve().parent), f"compile {args.optimizer}") as tracker:
+        status = _compile(args, task, program, trainset, devset, metric, lm, adapter, progress, tracker)
+    build.tracked(tracker)
+    return status
+
+
+def _compile(args, task, program, trainset, devset, metric, lm, adapter, progress, tracker) -> int:
+    """Compile, save and report; with ``tracker``, the report as metrics and the saved program as an artefact."""
+    import dspy
+
+    from spri_dspy.core.programs import save_program
+    from spri_dspy.optimizers import compile_program
+
     with dspy.context(lm=lm, adapter=adapter), build.unless_verbose(args.verbose):
         compiled, report = compile_program(program, trainset, devset, metric, optimizer=args.optimizer,
                                            max_demos=args.max_demos, num_trials=args.trials,
                                            max_metric_calls=args.budget, labeled=task.labeled, progress=progress)
+    if tracker is not None:
+        tracker.log_metrics({"metric_before": report.before, "metric_after": report.after,
+                             "failed_before": report.failed_before, "failed_after": report.failed_after,
+                             "train_size": report.train_size, "dev_size": report.dev_size, "seconds": report.seconds,
+                             "lm_calls_needed": report.lm_calls, "lm_calls_made": report.lm_calls_made,
+                             "demos_dropped": report.dropped,
+                             **{f"demos.{step}.{source}": count for step, counts in report.demos.items()
+                                for source, count in counts.items()}})
     if report.failed_before == report.failed_after == report.dev_size:
         print(f"spri: error: every dev example failed before and after compiling, so nothing was measured and "
               f"{args.save} was not written; the first error: {report.first_error}", file=sys.stderr)
         return 1
     save_program(compiled, args.save)
+    if tracker is not None:
+        tracker.log_artifacts([args.save])
     print(f"{args.optimizer}: metric on {report.dev_size} dev examples {report.before:.3f} -> {report.after:.3f} "
           f"(trained on {report.train_size}, {report.seconds:.1f} s); saved {args.save}")
     print(f"  LM calls: {report.lm_calls} needed, {report.lm_calls_made} made")

@@ -109,6 +109,30 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
                        help="when OUTPUT holds a different run, move its files aside (OUTPUT/previous-N/) and start over")
 
 
+def add_tracking_option(parser: argparse.ArgumentParser) -> None:
+    """``--mlflow [URI]``: track the command in MLflow (:mod:`spri_dspy.experiments.tracking`)."""
+    parser.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                        help="track the command in MLflow: a parent run with the options, metrics and artefacts, and "
+                             "a child run per variant or trial; URI: any MLflow tracking URI (default "
+                             "$MLFLOW_TRACKING_URI, else OUTPUT's mlflow.db); after pip install 'spri-dspy[mlflow]'")
+
+
+def check_tracking(args: argparse.Namespace) -> None:
+    """``--mlflow``'s URI looks like one and MLflow is installed, before any model is built."""
+    import importlib.util
+
+    uri = getattr(args, "mlflow", None)
+    if uri is None:
+        return
+    if uri and "://" not in uri and not uri.startswith("databricks"):
+        raise CLIError(f"--mlflow {uri}: not a tracking URI (e.g. http://HOST:5000 or sqlite:///mlflow.db); for the "
+                       "default store, put --mlflow after DATA or write --mlflow=")
+    if importlib.util.find_spec("mlflow") is None:
+        from spri_dspy.experiments.tracking import INSTALL
+
+        raise CLIError(f"--mlflow needs MLflow, which is not installed: {INSTALL}")
+
+
 def add_data_options(parser: argparse.ArgumentParser, *, data_optional: bool = False) -> None:
     """DATA (``data_optional``: may be left out, for a command that can run without it), its task and metric,
     and the program compile starts from."""

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from spri_dspy.cli import build
-from spri_dspy.cli.options import CLIError, add_data_options, add_lm_options, check_settings
+from spri_dspy.cli.options import CLIError, add_data_options, add_lm_options, add_tracking_option, check_settings, check_tracking
 
 DESCRIPTION = (
     "Optuna study over threshold, max_rounds, keep, seeds, per-step temperature and a separate "
@@ -32,18 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality-only", action="store_true", help="one objective (the metric), with pruning")
     parser.add_argument("--output", "--plots", dest="plots", metavar="DIR",
                       help="write pareto_front.png and param_importances.png here")
+    add_tracking_option(parser)
     add_lm_options(parser)
     parser.add_argument("--seeds", metavar="FILE", help="seed examples the study may use")
 
 
 def handle(args: argparse.Namespace) -> int:
     """``spri tune``: an Optuna study over SPRI's settings."""
-    import dspy
-
-    from spri_dspy.optimizers import tune
-
     args.threshold, args.max_rounds = 4, 4  # tuned, not set
     check_settings(args)
+    check_tracking(args)
     task, examples, metric = build.task_data(args)
     if task.kind != "response":
         raise CLIError("spri tune tunes SPRI; use --task reappraisal or instructions")
@@ -64,13 +62,29 @@ def handle(args: argparse.Namespace) -> int:
     register_url(args.storage)  # a database password is printed as *** (here and in any error)
     print(f"spri tune: worker {WORKER} on study {args.study!r}, budget {args.n_trials} complete trials; watch it "
           f"live with: optuna-dashboard '{args.storage}'", file=sys.stderr, flush=True)
+    with build.tracker(args, args.plots or ".", f"tune {args.study}", exclude=("threshold", "max_rounds")) as tracker:
+        _tune(args, task, examples, metric, lm, critic_lm, adapter, tracker)
+    build.tracked(tracker)
+    return 0
+
+
+def _tune(args, task, examples, metric, lm, critic_lm, adapter, tracker) -> None:
+    """The study, its report, and with ``tracker`` a child run per trial and the front and plots on the parent."""
+    import dspy
+
+    from spri_dspy.optimizers import tune
+    from spri_dspy.optimizers.tune import StorageBusyError
+
     try:
         with dspy.context(lm=lm, adapter=adapter):
             from spri_dspy.runtime.progress import WorkProgress
+            from spri_dspy.experiments.tracking import trial_runs
 
             result = tune(examples, metric, storage=args.storage, study_name=args.study, n_trials=args.n_trials,
                           timeout=args.timeout, seeds=args.seeds, critic_lm=critic_lm, cost=not args.quality_only,
-                          framing=task.framing, heartbeat=args.heartbeat, progress=WorkProgress("spri tune"))
+                          framing=task.framing, heartbeat=args.heartbeat, progress=WorkProgress("spri tune"),
+                          callbacks=[trial_runs(tracker, ("metric", "lm_calls_per_input") if not args.quality_only
+                                                else ("metric",))] if tracker else ())
     except StorageBusyError as exc:
         raise CLIError(f"--storage: {exc}") from None
     except ImportError as exc:
@@ -89,9 +103,17 @@ def handle(args: argparse.Namespace) -> int:
     for row in result.best:
         calls = row["lm_calls_per_input"]
         print(f"  trial {row['trial']}: metric {row['metric']:.3f}, {calls:.2f} LM calls/input, {row['params']}")
+    plots = []
     if args.plots:
         from spri_dspy.experiments.ablate import plot_study
 
-        for path in plot_study(result.study, args.plots):
+        plots = plot_study(result.study, args.plots)
+        for path in plots:
             print(f"  wrote {path}")
-    return 0
+    if tracker is not None:
+        import json
+
+        tracker.log_metrics({"complete_trials": complete, "trials": len(trials), "failed_trials": len(failed),
+                             "best_metric": max((row["metric"] for row in result.best), default=None)})
+        tracker.log_text(json.dumps(result.best, indent=2, default=str), "pareto_front.json")
+        tracker.log_artifacts(plots)

@@ -11,19 +11,23 @@ the paired table in ``ablation.md`` and its forest plot ``comparison.png``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dspy
 import numpy as np
 
 from spri_dspy.experiments.compare import Comparison, add_repeat_spread, bootstrap_ci, compare, comparison_table
 from spri_dspy.experiments.evaluation import Inputs, Progress, evaluate
+
+if TYPE_CHECKING:
+    from spri_dspy.experiments.tracking import Tracker
 
 
 @dataclass
@@ -107,6 +111,8 @@ def ablate(
     baseline: str | None = None,
     groups: Sequence[str] | None = None,
     repeats: int = 1,
+    tracker: Tracker | None = None,
+    variant_params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[VariantResult]:
     """Run every variant over ``devset`` and write the table and plots to ``output``.
 
@@ -118,6 +124,9 @@ def ablate(
     (:func:`spri_dspy.experiments.compare.compare`), per group too when ``groups`` names one per example.
     ``repeats`` runs every variant that many times with different sampling seeds (:func:`resampled`): rows
     and comparisons are of each input's mean over the repeats, with the spread between repeats beside them.
+    With ``tracker`` (:class:`spri_dspy.experiments.tracking.Tracker`, entered), each variant runs in a child run
+    of MLflow with ``variant_params[name]`` as its parameters and its row (and paired comparison) as metrics; the
+    tables and plots become the parent run's artefacts.
     """
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a whole number of at least 1, got {repeats!r}")
@@ -125,19 +134,58 @@ def ablate(
         raise ValueError("ablate needs a non-empty dataset")
     if baseline is not None and baseline not in variants:
         raise ValueError(f"the baseline {baseline!r} is not one of the variants ({', '.join(variants)})")
-    runs = {name: [run_variant(name, resampled(program, repeat), devset, metric, (inputs or {}).get(name),
-                               progress=progress, label=f"variant {number}/{len(variants)} {name}"
-                               + (f" repeat {repeat + 1}/{repeats}" if repeats > 1 else ""))
-                   for repeat in range(repeats)]
-            for number, (name, program) in enumerate(variants.items(), start=1)}
-    rows = [merged(runs[name]) for name in variants]
+    runs: dict[str, list[VariantResult]] = {}
+    rows: list[VariantResult] = []
+    child_runs: dict[str, str] = {}
+    for number, (name, program) in enumerate(variants.items(), start=1):
+        with tracker.child(name, (variant_params or {}).get(name)) if tracker else contextlib.nullcontext() as run_id:
+            runs[name] = []
+            for repeat in range(repeats):
+                runs[name].append(run_variant(name, resampled(program, repeat), devset, metric,
+                                              (inputs or {}).get(name), progress=progress,
+                                              label=f"variant {number}/{len(variants)} {name}"
+                                              + (f" repeat {repeat + 1}/{repeats}" if repeats > 1 else "")))
+                if tracker and repeats > 1:
+                    tracker.log_metrics({"repeat_metric": runs[name][-1].metric}, run_id, step=repeat)
+            rows.append(merged(runs[name]))
+            if tracker:
+                child_runs[name] = run_id
+                tracker.log_metrics(_row_metrics(rows[-1]), run_id)
     comparisons = compare({row.variant: row.scores for row in rows}, baseline, groups) if baseline else []
     if comparisons and repeats > 1:
         add_repeat_spread(comparisons, [{name: runs[name][r].scores for name in variants} for r in range(repeats)],
                           groups)
     write_table(rows, output, metric_label, comparisons)
     plot_variants(rows, output, metric_label, comparisons)
+    if tracker:
+        for comparison in comparisons:
+            tracker.log_metrics(_comparison_metrics(comparison), child_runs[comparison.variant])
+        tracker.log_metrics({"variants": len(rows), "inputs": len(devset), "repeats": repeats,
+                             "lm_calls_needed": sum(r.lm_calls_needed_per_input * r.n for r in rows),
+                             "lm_calls_made": sum(r.lm_calls_made_per_input * r.n for r in rows)})
+        folder = Path(output)
+        tracker.log_artifacts(folder / name for name in ("ablation.csv", "ablation.md", "comparison.csv",
+                                                          "metric_by_variant.png", "quality_vs_cost.png",
+                                                          "comparison.png"))
     return rows
+
+
+def _row_metrics(row: VariantResult) -> dict[str, float]:
+    """A variant's row as MLflow metrics (its child run's)."""
+    return {"metric": row.metric, "ci_low": row.ci_low, "ci_high": row.ci_high, "n": row.n, "failed": row.failed,
+            "lm_calls_needed_per_input": row.lm_calls_needed_per_input,
+            "lm_calls_made_per_input": row.lm_calls_made_per_input, "tokens_per_input": row.tokens_per_input,
+            "repeat_spread": row.repeat_spread}
+
+
+def _comparison_metrics(comparison: Comparison) -> dict[str, float]:
+    """A paired comparison as MLflow metrics of the variant's run, suffixed by its group (none for all inputs)."""
+    suffix = "" if comparison.group == "all" else f".{comparison.group}"
+    values = {"difference": comparison.mean_difference, "difference_ci_low": comparison.ci_low,
+              "difference_ci_high": comparison.ci_high, "difference_repeat_spread": comparison.repeat_spread,
+              "p_value": comparison.p_value, "p_holm": comparison.p_holm, "d_z": comparison.effect_size,
+              "n_paired": comparison.n, "n_unpaired": len(comparison.unpaired)}
+    return {f"{name}{suffix}": value for name, value in values.items()}
 
 
 def write_table(rows: Sequence[VariantResult], output: str | os.PathLike, metric_label: str = "metric",

@@ -155,6 +155,7 @@ def tune(
     heartbeat: int = 30,
     poll: float = 1.0,
     progress: Progress | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
 ) -> TuneResult:
     """Run the study ``study_name`` in ``storage`` until it has ``n_trials`` complete trials (the study's
     budget, shared by every worker; None: until ``timeout``), or for ``timeout`` seconds.
@@ -166,7 +167,8 @@ def tune(
     :class:`TrialFailed` is raised when every trial this worker ran failed. ``heartbeat``: seconds between
     heartbeats (a trial without one for twice that is taken for dead, failed and retried); ``poll``: seconds
     between looks at the study while other workers' trials hold the rest of the budget. ``progress(what,
-    done, total)`` is called as each example of a trial is scored (``"trial N"``).
+    done, total)`` is called as each example of a trial is scored (``"trial N"``). ``callbacks`` are Optuna's,
+    called as each trial this worker runs finishes (e.g. :func:`spri_dspy.experiments.tracking.trial_runs`).
     """
     if not devset:
         raise ValueError("tune needs a non-empty dev set")
@@ -180,7 +182,7 @@ def tune(
         study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
         objective = _objective(list(devset), metric, build, cost, max(1, len(devset) // 4), retries, n_trials,
                                progress)
-        ran = _work(study, objective, n_trials, timeout, poll)
+        ran = _work(study, objective, n_trials, timeout, poll, list(callbacks))
     if ran and all(trial.state == optuna.trial.TrialState.FAIL for trial in ran):
         raise TrialFailed(f"every one of the {len(ran)} trials failed; the first: "
                           f"{ran[0].user_attrs.get('error', '?')}")
@@ -209,7 +211,8 @@ def open_study(storage: str, study_name: str, *, cost: bool = True, heartbeat: i
     raise AssertionError("unreachable")
 
 
-def _work(study: optuna.Study, objective, budget: int | None, timeout: float | None, poll: float) -> list:
+def _work(study: optuna.Study, objective, budget: int | None, timeout: float | None, poll: float,
+          callbacks: list | None = None) -> list:
     """Run trials one at a time while the budget has room; wait while running trials hold the rest (they may
     die and be retried); stop at the budget, at the timeout, or after ``budget`` failed trials of this worker."""
     started, mine, failures = time.monotonic(), [], 0
@@ -228,7 +231,7 @@ def _work(study: optuna.Study, objective, budget: int | None, timeout: float | N
             continue
         finished_before = {t.number for t in trials if t.state.is_finished()}  # a retry WAITING now is not
         remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-        study.optimize(objective, n_trials=1, timeout=remaining, catch=(TrialFailed,))
+        study.optimize(objective, n_trials=1, timeout=remaining, catch=(TrialFailed,), callbacks=callbacks)
         ours = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.number not in finished_before
                 and t.user_attrs.get("worker") == WORKER and "budget" not in t.user_attrs]
         mine += ours
