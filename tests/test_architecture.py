@@ -23,6 +23,8 @@ LAYERS = {
     "spri_dspy.testing": {"spri_dspy.runtime", "spri_dspy.signatures", "spri_dspy.compat"},
     "spri_dspy.experiments": {"spri_dspy.runtime", "spri_dspy.core", "spri_dspy.signatures", "spri_dspy.compat",
                               "spri_dspy.secrets"},
+    "spri_dspy.serve": {"spri_dspy.runtime", "spri_dspy.core", "spri_dspy.signatures", "spri_dspy.compat",
+                        "spri_dspy.secrets"},
     "spri_dspy.optimizers": {"spri_dspy.experiments", "spri_dspy.runtime", "spri_dspy.core", "spri_dspy.signatures",
                              "spri_dspy.compat", "spri_dspy.secrets"},
 }

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "export": "turn a 'spri generate' run into a fine-tuning dataset (chat SFT or DPO pairs) with a dataset card",
     "report": "write one self-contained HTML page to browse a batch run or an ablation",
     "reproduce": "recompute the paper's tables from recorded runs",
+    "serve": "serve the programs as OpenAI-compatible models, with a live playground page",
 }
 """Subcommand -> its one-line help; its module is ``spri_dspy.cli.<subcommand>``."""
 

@@ -21,6 +21,7 @@ import ast
 import json
 import random
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -263,13 +264,32 @@ class FakeOpenAIServer:
                         server.counts[f"fault:{fault}"] += 1
                 try:
                     status, payload, headers = self._respond(raw, fault)
-                    time.sleep(max(0.0, self.deadline - time.monotonic()))
-                    if fault == "timeout":
-                        time.sleep(server.timeout_delay)
+                    delay = self.deadline - time.monotonic() + (server.timeout_delay if fault == "timeout" else 0.0)
+                    if not self._client_stays(delay):
+                        with server._lock:
+                            server.counts["cancelled"] += 1
+                        self.close_connection = True
+                        return
                 finally:
                     with server._lock:
                         server.in_flight -= 1
                 self._send(status, payload, headers)
+
+            def _client_stays(self, delay: float) -> bool:
+                """Wait ``delay`` seconds; False as soon as the client closes its connection (it cancelled the
+                call), as a real server notices."""
+                end = time.monotonic() + delay
+                poller = select.poll()  # not select.select: no limit on the descriptor's number (1,024 clients)
+                poller.register(self.connection, select.POLLIN | select.POLLHUP)
+                while (left := end - time.monotonic()) > 0:
+                    if poller.poll(left * 1000):
+                        try:
+                            if not self.connection.recv(1, socket.MSG_PEEK):
+                                return False
+                        except OSError:
+                            return False
+                        time.sleep(min(left, 0.01))  # bytes of a next request (not sent before an answer): wait on
+                return True
 
             def _respond(self, raw: bytes, fault: str | None) -> tuple[int, bytes, Mapping[str, str] | None]:
                 if fault == "500":
