@@ -64,12 +64,12 @@ def handle(args: argparse.Namespace) -> int:
     with build.program_errors("spri"):
         served = served_programs(build.program_settings(args, critic_lm), args.program)
     limits = Limits(max_concurrency=args.max_concurrency, timeout=args.timeout, max_rounds=args.max_rounds)
-    app = create_app(served, lm, adapter, limits, args.api_key)
+    app = create_app(served, lm, adapter, limits, args.api_key or None)
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"spri serve: playground {where}/, OpenAI-compatible API {where}/v1 (models: {', '.join(served)})"
           + ("; requests need the API key" if args.api_key else ""), file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning",
-                access_log=args.verbose, timeout_graceful_shutdown=5)
+                access_log=args.verbose, timeout_graceful_shutdown=5, timeout_keep_alive=75)
     return 0
 
 

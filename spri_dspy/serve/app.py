@@ -46,7 +46,7 @@ from starlette.routing import Route
 from spri_dspy.compat import BaseCallback
 from spri_dspy.core.programs import PROGRAMS, build_program, load_program, read_metadata
 from spri_dspy.core.steps import Step
-from spri_dspy.runtime.usage import StepUsage, name_steps
+from spri_dspy.runtime.usage import StepUsage, count_calls_needed, name_steps
 from spri_dspy.secrets import redact
 
 log = logging.getLogger("spri_dspy.serve")
@@ -195,6 +195,7 @@ class SPRIServer:
     def _program(self, model: str, overrides: tuple[tuple[str, Any], ...]) -> dspy.Module:
         program = self.served[model].build(**dict(overrides))
         name_steps(program)
+        count_calls_needed(self.lm, program)  # once per program: it walks the module tree
         return program
 
     # requests
@@ -277,7 +278,7 @@ class SPRIServer:
         """The program's Prediction for ``inputs`` and its usage; ``emit`` receives each step's result."""
         usage = StepUsage()
         callbacks = [*dspy.settings.callbacks, StageEvents(emit)] if emit else dspy.settings.callbacks
-        with dspy.context(lm=self.lm, adapter=self.adapter, callbacks=callbacks), usage.context(program):
+        with dspy.context(lm=self.lm, adapter=self.adapter, callbacks=callbacks, usage_tracker=usage):
             return await program.acall(**inputs), usage
 
     async def execute(self, request: Request, program: dspy.Module, inputs: dict[str, Any],
