@@ -2,6 +2,7 @@
 
     python benchmarks/serve.py                 # 64, 256 and 1024 clients, then the memory run (about 6 minutes)
     python benchmarks/serve.py --clients 256   # one level, no memory run
+    python benchmarks/serve.py --memory        # only the memory run
 
 Three processes, as a deployment has them: the fake OpenAI-compatible upstream (1,000 ms per call; critics
 accept at once, so SPRI makes 4 calls in a row: a request takes at least 4 s), ``spri serve --lm openai/m``
@@ -158,6 +159,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, action="append", help="client counts (default 64, 256, 1024)")
     parser.add_argument("--seconds", type=float, default=40.0, help="run length per level (default 40)")
     parser.add_argument("--limit", type=int, default=1024, help="spri serve --max-concurrency (default 1024)")
+    parser.add_argument("--memory", action="store_true", help="only the memory run")
     args = parser.parse_args()
     from spri_dspy.testing.server import spawn
 
@@ -167,7 +169,7 @@ def main() -> None:
         print(f"P8  spri serve --lm openai/m, upstream {LATENCY * 1000:.0f} ms per call, {CALLS} calls per request "
               f"(at least {CALLS * LATENCY:.0f} s), streaming clients on openai.AsyncOpenAI; "
               f"load average {load_average:.2f} at start", flush=True)
-        for clients in args.clients or (64, 256, 1024):
+        for clients in () if args.memory else args.clients or (64, 256, 1024):
             level(upstream_url, clients, args.limit, args.seconds, upstream.pid)
         if not args.clients:
             memory(upstream_url)

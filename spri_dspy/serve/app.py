@@ -278,7 +278,10 @@ class SPRIServer:
         """The program's Prediction for ``inputs`` and its usage; ``emit`` receives each step's result."""
         usage = StepUsage()
         callbacks = [*dspy.settings.callbacks, StageEvents(emit)] if emit else dspy.settings.callbacks
-        with dspy.context(lm=self.lm, adapter=self.adapter, callbacks=callbacks, usage_tracker=usage):
+        # No LM history and no DSPy trace: both keep every call's texts (up to 10,000 of them), which a server
+        # never reads back; memory stays flat in the number of requests, and users' texts are not held.
+        with dspy.context(lm=self.lm, adapter=self.adapter, callbacks=callbacks, usage_tracker=usage,
+                          disable_history=True, trace=None):
             return await program.acall(**inputs), usage
 
     async def execute(self, request: Request, program: dspy.Module, inputs: dict[str, Any],

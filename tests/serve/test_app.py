@@ -283,3 +283,11 @@ def test_a_client_that_disconnects_cancels_its_programs_lm_calls(serve, stream):
             assert upstream.counts["cancelled"] == 1 and upstream.in_flight == 0
             assert app.state.server.in_flight == 0
             assert upstream.counts["requests"] == 1  # the program stopped: no later step was called
+
+
+def test_a_server_keeps_no_history_of_its_requests(scripted_app, serve):
+    app, engine = scripted_app
+    lm = app.state.server.lm
+    with serve(app) as url:
+        client(url).chat.completions.create(model="spri", messages=[{"role": "user", "content": "private text"}])
+    assert len(engine.calls) == 6 and lm.history == []  # memory stays flat, and users' texts are not held
