@@ -7,7 +7,8 @@ review with ``critic_scores[k]`` where k is how often that text was refined
 (the last score repeats); other scores (judges, metrics) are 3 plus the number of
 refinements of their last input, at most 5. Faults are injected at the given rates: ``"500"``,
 ``"429"``, ``"timeout"`` (the answer comes after ``timeout_delay`` seconds) and
-``"malformed"`` (a 200 with a body that is not JSON).
+``"malformed"`` (a 200 with a body that is not JSON). A client that closes its connection while it waits for
+an answer is noticed, as a real server notices it: the call ends unanswered and counts as ``"cancelled"``.
 
 Run it in-process (``with FakeOpenAIServer(latency=0.1) as server: server.url``) or,
 for benchmarks, in its own process: ``python -m spri_dspy.testing.server --latency 0.1``
@@ -282,7 +283,10 @@ class FakeOpenAIServer:
                 poller = select.poll()  # not select.select: no limit on the descriptor's number (1,024 clients)
                 poller.register(self.connection, select.POLLIN | select.POLLHUP)
                 while (left := end - time.monotonic()) > 0:
-                    if poller.poll(left * 1000):
+                    if left < 0.002:  # poll's timeout is whole milliseconds, rounded up: sleep the last bit exactly
+                        time.sleep(left)
+                        break
+                    if poller.poll(int(left * 1000) - 1):
                         try:
                             if not self.connection.recv(1, socket.MSG_PEEK):
                                 return False
