@@ -292,6 +292,9 @@ class SPRIServer:
         try:
             done, _ = await asyncio.wait({task, gone}, timeout=self.limits.timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # this request cancelled (e.g. the server shutting down): its program too
+            task.cancel()
+            raise
         finally:
             gone.cancel()
         if task not in done:

@@ -291,3 +291,25 @@ def test_a_server_keeps_no_history_of_its_requests(scripted_app, serve):
     with serve(app) as url:
         client(url).chat.completions.create(model="spri", messages=[{"role": "user", "content": "private text"}])
     assert len(engine.calls) == 6 and lm.history == []  # memory stays flat, and users' texts are not held
+
+
+def test_a_request_cancelled_by_the_server_cancels_its_program(serve):
+    from spri_dspy.serve.app import SPRIServer
+
+    class Connected:  # a request whose client never leaves
+        async def receive(self):
+            await asyncio.Event().wait()
+
+    async def cancelled_midway(server):
+        request = asyncio.create_task(server.execute(Connected(), server.program("vanilla", ()), {"query": "q"}))
+        await asyncio.sleep(0.5)
+        request.cancel()  # e.g. the server shutting down
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        await asyncio.sleep(0.5)  # still in the loop: asyncio.run would cancel a leftover task itself on exit
+        return dict(upstream.counts), upstream.in_flight
+
+    with FakeOpenAIServer(latency=3.0) as upstream:
+        lm = dspy.LM("openai/fake", api_base=upstream.url, api_key="unused", cache=False, num_retries=0)
+        counts, in_flight = asyncio.run(cancelled_midway(SPRIServer(served_programs({}), lm)))
+    assert counts["requests"] == 1 and counts.get("cancelled") == 1 and in_flight == 0
