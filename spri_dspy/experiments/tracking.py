@@ -4,7 +4,8 @@
 parameters (data, task, metric, models, settings, grid), its summary metrics and its artefacts (tables, plots,
 the report page, the compiled program); under it, :func:`ablate` opens a child run per variant and
 :func:`trial_runs` logs a child run per Optuna trial. The store is the URI given, else ``$MLFLOW_TRACKING_URI``,
-else an SQLite store in the command's output folder (``mlflow.db``, artefacts beside it in ``mlartifacts/``):
+else an SQLite store in the command's output folder (``mlflow.db``); an SQLite store keeps the artefacts of the
+experiments it creates beside its database, in ``mlartifacts/``:
 ``mlflow ui --backend-store-uri sqlite:///OUTPUT/mlflow.db`` shows it. The experiment is
 ``$MLFLOW_EXPERIMENT_NAME``, else ``spri-dspy``. Every value logged passes through
 :func:`spri_dspy.secrets.redact`, so no key reaches the store.
@@ -57,6 +58,21 @@ def flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a local ``sqlite:///PATH`` store, else None."""
+    if not uri.startswith("sqlite:///") or uri == "sqlite:///:memory:":
+        return None
+    return Path(uri.removeprefix("sqlite:///")).resolve()
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment in the store ``uri`` keeps its artefacts: ``mlartifacts/`` beside a local SQLite
+    database (MLflow's own default is ``./mlruns`` in whatever folder the command runs in), else the store's
+    default (None: a tracking server decides)."""
+    database = sqlite_path(uri)
+    return (database.parent / "mlartifacts").as_uri() if database is not None else None
+
+
 def metric_key(name: str) -> str:
     """``name`` with the characters MLflow refuses in a metric key replaced by ``_``."""
     return _METRIC_KEY.sub("_", name)
@@ -66,13 +82,13 @@ class Tracker:
     """The parent run of one command in MLflow, entered as a context manager; child runs open under it.
 
     ``Tracker(uri, "ablate reappraisal", params={...}, folder=OUTPUT)``: ``uri`` as :func:`tracking_uri` resolves
-    it; ``folder`` holds the default store's artefacts. The run ends FINISHED, or FAILED when the command raises.
+    it (``folder`` holds the default store); a local SQLite store keeps its artefacts beside its database
+    (:func:`artifact_root`). The run ends FINISHED, or FAILED when the command raises.
     """
 
     def __init__(self, uri: str | None, run_name: str, *, params: Mapping[str, Any] | None = None,
                  folder: str | os.PathLike = ".", tags: Mapping[str, str] | None = None):
-        self.folder = Path(folder)
-        self.uri = tracking_uri(uri, self.folder)
+        self.uri = tracking_uri(uri, folder)
         self.run_name = run_name
         self.params = dict(params or {})
         self.tags = dict(tags or {})
@@ -82,7 +98,9 @@ class Tracker:
 
     def __enter__(self) -> Tracker:
         mlflow = _mlflow()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        database = sqlite_path(self.uri)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
         register_url(self.uri)  # credentials in the tracking URL are masked wherever they would be printed
         for name in ("mlflow", "alembic"):  # the store's schema migrations log at INFO on first use
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -92,9 +110,7 @@ class Tracker:
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
-            local = self.uri.startswith("sqlite:///") and not self._previous_uri
-            self.experiment_id = mlflow.create_experiment(
-                name, artifact_location=(self.folder.resolve() / "mlartifacts").as_uri() if local else None)
+            self.experiment_id = mlflow.create_experiment(name, artifact_location=artifact_root(self.uri))
         else:
             self.experiment_id = experiment.experiment_id
         from spri_dspy.compat import installed_version

@@ -26,12 +26,16 @@ from spri_dspy.experiments.tracking import EXPERIMENT, Tracker, flat, trial_runs
 
 
 @pytest.fixture(autouse=True)
-def no_tracking_environment(monkeypatch):
-    """No store from the developer's environment, and MLflow's global URI put back after each test."""
+def no_tracking_environment(monkeypatch, tmp_path_factory):
+    """No store from the developer's environment, MLflow's global URI put back after each test, and each test
+    run from an empty folder in which nothing may appear (MLflow's own default puts artefacts in ./mlruns)."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    here = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(here)
     yield
     mlflow.set_tracking_uri(None)
+    assert list(here.iterdir()) == []
 
 
 def search(uri: str, experiment: str = EXPERIMENT) -> list:
@@ -264,6 +268,8 @@ def test_the_environments_store_and_experiment_serve_a_bare_flag(data, tmp_path,
     parent, children = family(search(store, "resort-ablations"))
     assert set(children) == {"vanilla"} and parent.data.params["output"] == str(out)
     assert not (out / "mlflow.db").exists()
+    assert "report.html" in artefacts(store, parent.info.run_id)
+    assert (tmp_path / "mlartifacts").is_dir()  # beside the store's database
 
 
 def test_spri_tune_logs_a_child_run_per_trial_with_the_studys_values(data, tmp_path, scripted_models):
