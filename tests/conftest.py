@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -102,3 +103,39 @@ def llama_server():
     yield url
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.fixture
+def cli_models(monkeypatch, scripted):
+    """``cli_models(script)``: every LM the ``spri`` command builds (``--lm``, ``--critic-lm``, ``--judge-lm``)
+    answered by a scripted engine of its own over ``script()``; returns the engines by model name."""
+    from spri_dspy.cli import build as cli_build
+
+    engines = {}
+
+    def use(script=lambda: None):
+        def make_lm(model, **options):
+            engines[model], lm = scripted(script(), model=f"scripted/{model}")
+            return lm
+
+        monkeypatch.setattr(cli_build, "make_lm", make_lm)
+        return engines
+
+    return use
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (the OS package) driven by Playwright; skipped where either is missing."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()

@@ -7,7 +7,6 @@ import pytest
 
 from helpers import spri_script
 from spri_dspy import cli
-from spri_dspy.cli import build as cli_build
 from spri_dspy.experiments.grid import GridError, build_variant, load_grid, variant_inputs
 from spri_dspy.experiments.tasks import TASKS
 from spri_dspy.experiments.tasks.task import response_variants
@@ -88,15 +87,9 @@ def test_an_unknown_step_is_named_when_the_variant_is_built(tmp_path):
 
 
 @pytest.fixture
-def scripted_models(monkeypatch, scripted):
-    engines = {}
-
-    def make_lm(model, **options):
-        engines[model], lm = scripted(spri_script((2,) * 50, (2,) * 50), model=f"scripted/{model}")
-        return lm
-
-    monkeypatch.setattr(cli_build, "make_lm", make_lm)
-    return engines
+def scripted_models(cli_models):
+    """Every model the command builds scripted; critics never accept (score 2)."""
+    return cli_models(lambda: spri_script((2,) * 50, (2,) * 50))
 
 
 def run_grid(tmp_path, grid, *flags):

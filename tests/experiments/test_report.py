@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import dspy
 import pytest
@@ -13,9 +12,6 @@ from spri_dspy import SPRI, cli
 from spri_dspy.runtime.batch import run_batch
 from spri_dspy.experiments.report import write_report
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
@@ -37,17 +33,6 @@ def batch(scripted, tmp_path):
         run_batch(SPRI(max_rounds=2), path, tmp_path / "out", fields={"query": "query"}, threads=1, progress=False)
     return tmp_path / "out"
 
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium (the OS package) driven by Playwright; skipped where either is missing."""
-    if CHROMIUM is None:
-        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
 
 
 def _open(browser, path):

@@ -20,7 +20,6 @@ mlflow = pytest.importorskip("mlflow", reason="MLflow comes with pip install 'sp
 
 from helpers import spri_script  # noqa: E402
 from spri_dspy import SPRI, Vanilla, cli  # noqa: E402
-from spri_dspy.cli import build as cli_build  # noqa: E402
 from spri_dspy.experiments.ablate import ablate  # noqa: E402
 from spri_dspy.experiments.tracking import EXPERIMENT, Tracker, flat, trial_runs  # noqa: E402
 
@@ -220,16 +219,9 @@ def data(reappraisal_rows):
 
 
 @pytest.fixture
-def scripted_models(monkeypatch, scripted):
-    engines = {}
-
-    def fake_make_lm(model, **options):
-        engine, lm = scripted({"alignment_judge": lambda call: {"rationale": "r", "score": 9}}, model=f"scripted/{model}")
-        engines[model] = engine
-        return lm
-
-    monkeypatch.setattr(cli_build, "make_lm", fake_make_lm)
-    return engines
+def scripted_models(cli_models):
+    """Every model the command builds scripted; the alignment judge scores 9 of 10."""
+    return cli_models(lambda: {"alignment_judge": lambda call: {"rationale": "r", "score": 9}})
 
 
 def test_spri_ablate_tracks_in_the_output_folder_by_default(data, tmp_path, scripted_models, capsys):

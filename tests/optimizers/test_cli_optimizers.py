@@ -16,16 +16,9 @@ def data(reappraisal_rows):
 
 
 @pytest.fixture
-def scripted_models(monkeypatch, scripted):
-    engines = {}
-
-    def fake_make_lm(model, **options):
-        engine, lm = scripted({"alignment_judge": lambda call: {"rationale": "r", "score": 9}}, model=f"scripted/{model}")
-        engines[model] = engine
-        return lm
-
-    monkeypatch.setattr(cli_build, "make_lm", fake_make_lm)
-    return engines
+def scripted_models(cli_models):
+    """Every model the command builds scripted; the alignment judge scores 9 of 10."""
+    return cli_models(lambda: {"alignment_judge": lambda call: {"rationale": "r", "score": 9}})
 
 
 def test_compile_then_run_and_generate_with_the_file(data, tmp_path, scripted_models, capsys):

@@ -3,29 +3,10 @@ order, text shown as text, and no request leaving the server."""
 
 from __future__ import annotations
 
-import shutil
-
 import dspy
-import pytest
 
 from spri_dspy.serve import create_app, served_programs
 from spri_dspy.testing import FakeOpenAIServer
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium (the OS package) driven by Playwright; skipped where either is missing."""
-    if CHROMIUM is None:
-        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
 
 
 def test_the_playground_shows_each_round_as_it_arrives_and_html_as_text(browser, serve, tmp_path):
