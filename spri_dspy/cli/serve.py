@@ -53,10 +53,10 @@ def handle(args: argparse.Namespace) -> int:
         from spri_dspy.serve import Limits, create_app, served_programs
     except ImportError as exc:
         raise CLIError(f"spri serve needs {exc.name}: pip install 'spri-dspy[serve]'") from None
+    from spri_dspy.core.programs import read_metadata
+
     for path in args.program:
         try:
-            from spri_dspy.core.programs import read_metadata
-
             read_metadata(path)
         except (OSError, ValueError) as exc:
             raise CLIError(f"--program {path}: {exc}") from None

@@ -103,15 +103,20 @@ def served_programs(settings: Mapping[str, Any] | None = None, files: Sequence[s
         for name in names:
             spec = PROGRAMS[(kind, name)]
             served[name + SUFFIX[kind]] = Served(
-                name + SUFFIX[kind], kind, functools.partial(_built, name, kind, settings),
-                tuple(s for s in SETTINGS if s in spec.accepts()), spec.summary)
+                name + SUFFIX[kind], kind, functools.partial(_built, name, kind, settings), _requestable(spec),
+                spec.summary)
     for path in files:
         metadata = read_metadata(path)
         spec = PROGRAMS[(metadata["kind"], metadata["program"])]
         served[Path(path).stem] = Served(
             Path(path).stem, metadata["kind"], functools.partial(load_program, path, settings.get("critic_lm")),
-            tuple(s for s in SETTINGS if s in spec.accepts()), f"compiled {metadata['program']} ({Path(path).name})")
+            _requestable(spec), f"compiled {metadata['program']} ({Path(path).name})")
     return served
+
+
+def _requestable(spec) -> tuple[str, ...]:
+    """The settings of :data:`SETTINGS` that the program ``spec`` takes."""
+    return tuple(name for name in SETTINGS if name in spec.accepts())
 
 
 def _built(name: str, kind: str, settings: Mapping[str, Any], **overrides: Any) -> dspy.Module:

@@ -13,7 +13,6 @@ from spri_dspy.runtime.batch import run_batch
 from spri_dspy.experiments.report import write_report
 
 
-
 @pytest.fixture
 def batch(scripted, tmp_path):
     """Three inputs: q1 refined (response scores 2 then 5), q2 accepted at once (4), q3 failing; one input
