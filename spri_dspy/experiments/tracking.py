@@ -93,6 +93,7 @@ class Tracker:
         self.params = dict(params or {})
         self.tags = dict(tags or {})
         self.run_id: str | None = None
+        self.client = None
         self.experiment_id: str | None = None
         self._stack = contextlib.ExitStack()
 
@@ -106,6 +107,7 @@ class Tracker:
             logging.getLogger(name).setLevel(logging.WARNING)
         self._previous_uri = os.environ.get("MLFLOW_TRACKING_URI")  # MLflow keeps the URI in the environment
         mlflow.set_tracking_uri(self.uri)
+        self.client = mlflow.MlflowClient(self.uri)  # one client for every value this run logs
         self._stack.callback(mlflow.set_tracking_uri, self._previous_uri)  # undone when the run ends
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
         experiment = mlflow.get_experiment_by_name(name)
@@ -141,7 +143,7 @@ class Tracker:
         """Log ``params`` (:func:`flat`) on ``run_id`` (default: the parent run)."""
         values = flat(params)
         if values:
-            _client().log_batch(run_id or self.run_id, params=[_param(k, v) for k, v in values.items()])
+            self.client.log_batch(run_id or self.run_id, params=[_param(k, v) for k, v in values.items()])
 
     def log_metrics(self, metrics: Mapping[str, float | int | None], run_id: str | None = None,
                     step: int = 0) -> None:
@@ -153,23 +155,22 @@ class Tracker:
         values = [Metric(metric_key(k), float(v), now, step) for k, v in metrics.items()
                   if v is not None and not math.isnan(v)]
         if values:
-            _client().log_batch(run_id or self.run_id, metrics=values)
+            self.client.log_batch(run_id or self.run_id, metrics=values)
 
     def log_artifacts(self, paths, run_id: str | None = None) -> None:
         """Copy each existing file of ``paths`` into the run's artefacts (default: the parent run's)."""
         for path in map(Path, paths):
             if path.is_file():
-                _client().log_artifact(run_id or self.run_id, str(path))
+                self.client.log_artifact(run_id or self.run_id, str(path))
 
     def log_text(self, text: str, name: str, run_id: str | None = None) -> None:
         """``text`` as the artefact ``name`` (redacted)."""
-        _client().log_text(run_id or self.run_id, redact(text), name)
+        self.client.log_text(run_id or self.run_id, redact(text), name)
 
     def set_tags(self, tags: Mapping[str, Any], run_id: str | None = None) -> None:
         """Tag ``run_id`` (default: the parent run) with ``tags``, redacted."""
-        client = _client()
         for key, value in tags.items():
-            client.set_tag(run_id or self.run_id, key, redact(str(value))[:_MAX_PARAM])
+            self.client.set_tag(run_id or self.run_id, key, redact(str(value))[:_MAX_PARAM])
 
 
 def trial_runs(tracker: Tracker, objectives: tuple[str, ...] = ("metric", "lm_calls_per_input")
@@ -180,8 +181,6 @@ def trial_runs(tracker: Tracker, objectives: tuple[str, ...] = ("metric", "lm_ca
     never ran because the study's budget was spent are left out."""
 
     def log(study, trial) -> None:
-        import mlflow
-
         if "budget" in trial.user_attrs:
             return
         state = trial.state.name
@@ -193,7 +192,7 @@ def trial_runs(tracker: Tracker, objectives: tuple[str, ...] = ("metric", "lm_ca
                               **{f"optuna.{k}": v for k, v in trial.user_attrs.items() if k not in numbers}}, run_id)
             status = {"COMPLETE": "FINISHED", "FAIL": "FAILED", "PRUNED": "KILLED"}.get(state, "FINISHED")
         if status != "FINISHED":
-            mlflow.MlflowClient().set_terminated(run_id, status)
+            tracker.client.set_terminated(run_id, status)
 
     return log
 
@@ -204,12 +203,6 @@ def _mlflow():
     except ImportError as exc:
         raise TrackingUnavailable(f"--mlflow needs MLflow, which is not installed: {INSTALL}") from exc
     return mlflow
-
-
-def _client():
-    import mlflow
-
-    return mlflow.MlflowClient()
 
 
 def _param(key: str, value: str):
