@@ -43,6 +43,11 @@ SYMBOLS: dict[str, tuple[str, str]] = {
     "UsageTracker": ("dspy.utils.usage_tracker", "UsageTracker"),
     "ParallelExecutor": ("dspy.utils.parallelizer", "ParallelExecutor"),
     "format_field_value": ("dspy.adapters.utils", "format_field_value"),
+    "serialize_for_json": ("dspy.adapters.utils", "serialize_for_json"),
+    "FieldInfoWithName": ("dspy.adapters.chat_adapter", "FieldInfoWithName"),
+    # what dspy.JSONAdapter builds per call, built once per signature by spri_dspy.JSONAdapter
+    "has_open_ended_mapping": ("dspy.adapters.json_adapter", "_has_open_ended_mapping"),
+    "structured_outputs_response_format": ("dspy.adapters.json_adapter", "_get_structured_outputs_response_format"),
     "get_dependency_versions": ("dspy.utils.saving", "get_dependency_versions"),
     # LiteLLM, for model strings DSPy does not route natively
     "get_llm_provider": ("litellm", "get_llm_provider"),

@@ -17,15 +17,17 @@ LAYERS = {
     # package -> the packages of ours it may import (besides itself)
     "spri_dspy.compat": set(),
     "spri_dspy.secrets": set(),
+    "spri_dspy.adapters": {"spri_dspy.compat"},
     "spri_dspy.signatures": {"spri_dspy.compat"},
-    "spri_dspy.core": {"spri_dspy.signatures", "spri_dspy.compat", "spri_dspy.secrets"},
-    "spri_dspy.runtime": {"spri_dspy.core", "spri_dspy.signatures", "spri_dspy.compat", "spri_dspy.secrets"},
-    "spri_dspy.testing": {"spri_dspy.runtime", "spri_dspy.signatures", "spri_dspy.compat"},
-    "spri_dspy.experiments": {"spri_dspy.runtime", "spri_dspy.core", "spri_dspy.signatures", "spri_dspy.compat",
+    "spri_dspy.core": {"spri_dspy.signatures", "spri_dspy.adapters", "spri_dspy.compat", "spri_dspy.secrets"},
+    "spri_dspy.runtime": {"spri_dspy.core", "spri_dspy.signatures", "spri_dspy.adapters", "spri_dspy.compat",
+                          "spri_dspy.secrets"},
+    "spri_dspy.testing": {"spri_dspy.runtime", "spri_dspy.signatures", "spri_dspy.adapters", "spri_dspy.compat"},
+    "spri_dspy.experiments": {"spri_dspy.runtime", "spri_dspy.core", "spri_dspy.adapters", "spri_dspy.signatures", "spri_dspy.compat",
                               "spri_dspy.secrets"},
-    "spri_dspy.serve": {"spri_dspy.runtime", "spri_dspy.core", "spri_dspy.signatures", "spri_dspy.compat",
+    "spri_dspy.serve": {"spri_dspy.runtime", "spri_dspy.core", "spri_dspy.adapters", "spri_dspy.signatures", "spri_dspy.compat",
                         "spri_dspy.secrets"},
-    "spri_dspy.optimizers": {"spri_dspy.experiments", "spri_dspy.runtime", "spri_dspy.core", "spri_dspy.signatures",
+    "spri_dspy.optimizers": {"spri_dspy.experiments", "spri_dspy.runtime", "spri_dspy.core", "spri_dspy.adapters", "spri_dspy.signatures",
                              "spri_dspy.compat", "spri_dspy.secrets"},
 }
 """What each layer may import; ``spri_dspy.cli`` and ``spri_dspy`` itself (re-exports) may import any."""

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import dspy
 
+from spri_dspy.adapters import default_adapter
 from spri_dspy.core.flow import FlowModule, call
 from spri_dspy.core.seeds import SeedMatch, select_seeds
 from spri_dspy.signatures.instructions import MAX_WORDS, framed, word_limited
@@ -65,9 +66,12 @@ class Step(FlowModule, dspy.Module):
 
     async def predict_as_step(self, **inputs) -> dspy.Prediction:
         """``self.predict`` (through :func:`spri_dspy.core.flow.call`) with :data:`current_step`
-        set to this step."""
+        set to this step, on :func:`spri_dspy.adapters.default_adapter` when no adapter is configured."""
         token = current_step.set(self)
         try:
+            if dspy.settings.adapter is None:
+                with dspy.context(adapter=default_adapter()):
+                    return await call(self.predict, **inputs)
             return await call(self.predict, **inputs)
         finally:
             current_step.reset(token)

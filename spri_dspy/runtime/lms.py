@@ -277,7 +277,8 @@ class LMSpec:
 
 
 ADAPTERS = ("chat", "json", "compact")
-"""The prompt formats :func:`make_adapter` builds: DSPy's ``ChatAdapter`` and ``JSONAdapter``, and
+"""The prompt formats :func:`make_adapter` builds: DSPy's ``ChatAdapter`` and ``JSONAdapter`` formats (as
+:class:`spri_dspy.ChatAdapter` and :class:`spri_dspy.JSONAdapter`, the same messages for less CPU), and
 :class:`spri_dspy.CompactJSONAdapter` (a short JSON prompt for small models)."""
 
 
@@ -290,14 +291,14 @@ def default_adapter(*models: str | None) -> str:
 def make_adapter(name: str) -> dspy.Adapter:
     """The adapter named ``name`` (one of :data:`ADAPTERS`). ``json`` and ``compact`` ask the server for
     schema-constrained output (``response_format``) where the model supports it."""
-    if name == "chat":
-        return dspy.ChatAdapter()
-    if name == "json":
-        return dspy.JSONAdapter()
-    if name == "compact":
-        from spri_dspy.runtime.adapters import CompactJSONAdapter
+    from spri_dspy import adapters
 
-        return CompactJSONAdapter()
+    if name == "chat":
+        return adapters.ChatAdapter()
+    if name == "json":
+        return adapters.JSONAdapter()
+    if name == "compact":
+        return adapters.CompactJSONAdapter()
     raise ValueError(f"adapter must be one of {', '.join(ADAPTERS)}, got {name!r}")
 
 

@@ -29,7 +29,7 @@ import dspy
 from spri_dspy.compat import Message, Response, Usage, response_to_events
 
 from spri_dspy import signatures
-from spri_dspy.runtime.adapters import TASK_HEADING
+from spri_dspy.adapters import TASK_HEADING
 from spri_dspy.signatures.metrics import (
     JudgeEmpathy,
     JudgePrincipleUsefulness,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from spri_dspy.runtime.adapters import SYSTEM
+from spri_dspy.adapters import SYSTEM
 from spri_dspy.testing.engine import STEPS
 
 _FORMAT_PHRASES = (
