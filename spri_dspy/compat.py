@@ -31,6 +31,7 @@ SYMBOLS: dict[str, tuple[str, str]] = {
     # DSPy's native OpenAI-compatible engine, with its connection pool (no LiteLLM cap of 100 in flight)
     "LM15Engine": ("dspy.clients.engines.lm15_engine", "LM15Engine"),
     "AsyncLM15Engine": ("dspy.clients.engines.lm15_engine", "AsyncLM15Engine"),
+    "StdlibTransport": ("dspy._vendor.lm15.transports", "StdlibTransport"),
     # which backend dspy.LM routes a model string to (native or LiteLLM)
     "select_backend": ("dspy.clients.backend_selection", "select_backend"),
     # DSPy's errors

@@ -147,6 +147,27 @@ def _keyed(lm: dspy.LM, endpoint: Endpoint) -> dspy.LM:
     return lm
 
 
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+"""Where ``openai/`` requests go when no base URL is given or set (OpenAI's own API)."""
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy that requests to ``url`` go through, or None: the proxy variables read the way DSPy's transport
+    reads them on each request (``urllib.request.getproxies``: ``HTTP_PROXY``/``HTTPS_PROXY`` by scheme, else
+    ``ALL_PROXY``; none for a host that ``NO_PROXY`` names)."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    try:
+        if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
+            return None
+    except Exception:  # as DSPy's transport: a platform lookup that fails bypasses nothing
+        pass
+    return proxy or None
+
+
 RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
 """What an OpenAI-compatible server is asked for when an adapter wants JSON (:func:`openai_lm`)."""
 
@@ -184,7 +205,10 @@ def openai_lm(model: str, api_base: str | None = None, *, api_key: str | None = 
             (what DSPy's catalogue says of the model name; ``none`` for a name it does not know).
         lm_kwargs: the rest of ``dspy.LM``'s settings (``max_tokens``, ``temperature``, ``cache``, ``num_retries`` ...).
 
-    The endpoint is part of DSPy's cache key for this LM (:func:`endpoint_cache_id`).
+    The endpoint is part of DSPy's cache key for this LM (:func:`endpoint_cache_id`). The proxy variables
+    (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) are read once, here (:func:`proxy_for`), for
+    the synchronous calls; DSPy's transport would read the whole environment again on every call, which cost
+    about 0.05 ms of CPU per call. Async calls (``acall``) keep DSPy's per-request reading.
 
     Example:
         ```python
@@ -196,7 +220,7 @@ def openai_lm(model: str, api_base: str | None = None, *, api_key: str | None = 
         dspy.configure(lm=lm)
         ```
     """
-    from spri_dspy.compat import AsyncLM15Engine, LM15Engine, RouterConfig  # DSPy's native engine
+    from spri_dspy.compat import AsyncLM15Engine, LM15Engine, RouterConfig, StdlibTransport  # DSPy's native engine
 
     if not model.startswith("openai/") or model == "openai/":
         raise ValueError(f"openai_lm takes an 'openai/<model>' name, got {model!r}")
@@ -207,9 +231,11 @@ def openai_lm(model: str, api_base: str | None = None, *, api_key: str | None = 
     if not key and endpoint.url:
         key = "unused"  # a self-hosted server that checks no key; OpenAI itself refuses one, with its own error
 
-    config = RouterConfig(max_connections=max_connections, api_keys={OPENAI_PROVIDER: key} if key else None,
-                          base_urls={OPENAI_PROVIDER: endpoint.url} if endpoint.url else None)
-    engine, async_engine = LM15Engine(config), AsyncLM15Engine(config)
+    routes = {"api_keys": {OPENAI_PROVIDER: key} if key else None,
+              "base_urls": {OPENAI_PROVIDER: endpoint.url} if endpoint.url else None}
+    engine = LM15Engine(RouterConfig(**routes, transport=StdlibTransport(
+        max_connections=max_connections, proxy=proxy_for(endpoint.url or OPENAI_DEFAULT_URL), trust_env=False)))
+    async_engine = AsyncLM15Engine(RouterConfig(**routes, max_connections=max_connections))
     schema, params = _capabilities(model, response_format)
     for declared in (engine, async_engine):
         declared.supports_response_schema, declared.supported_params = schema, params

@@ -279,3 +279,77 @@ def test_a_server_that_goes_away_mid_run_fails_inputs_not_the_run(clean_env):
     error = LMTransportError("[openai/m] failed to connect to 127.0.0.1:9")
     assert endpoint_failure(error, first_call=True) == "could not be reached"
     assert endpoint_failure(error, first_call=False) is None
+
+
+# --- Proxies: the variables DSPy's transport reads, read once per LM for its sync calls -------------------------
+
+class _Proxy:
+    """A plain-HTTP forward proxy: records each request line's target and passes the request to ``upstream``."""
+
+    def __init__(self, upstream: str):
+        import http.server
+        import urllib.request
+
+        targets, opener = [], urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        origin = upstream.removesuffix("/v1")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                targets.append(self.path)
+                path = "/" + self.path.split("://", 1)[1].split("/", 1)[1]
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = urllib.request.Request(origin + path, data=body, headers={"Content-Type": "application/json"})
+                with opener.open(request) as answer:
+                    data = answer.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.targets = targets
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def no_proxy_variables(clean_env):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        clean_env.delenv(name, raising=False)
+        clean_env.delenv(name.lower(), raising=False)
+    return clean_env
+
+
+def test_http_proxy_alone_carries_every_call_sync_and_async_and_through_the_cli(no_proxy_variables, capsys):
+    import asyncio
+
+    with FakeOpenAIServer() as server:
+        proxy = _Proxy(server.url)
+        try:
+            no_proxy_variables.setenv("HTTP_PROXY", proxy.url)
+            lm = openai_lm("openai/m", "http://llm.test:9/v1", cache=False)  # a host only the proxy "knows"
+            assert lm("hello")[0] and asyncio.run(lm.acall("hello"))[0]
+            assert cli.main(["run", "hello", "--lm", "openai/m", "--api-base", "http://llm.test:9/v1", "--no-cache",
+                             "--quiet"]) == 0
+        finally:
+            proxy.close()
+    assert proxy.targets == ["http://llm.test:9/v1/chat/completions"] * 6  # 2 calls, then spri run's 4
+    assert server.counts["requests"] == 6
+
+
+def test_no_proxy_sends_its_hosts_direct(no_proxy_variables):
+    with FakeOpenAIServer() as server:
+        no_proxy_variables.setenv("HTTP_PROXY", "http://127.0.0.1:1")  # nothing listens there
+        with pytest.raises(Exception):
+            openai_lm("openai/m", server.url, cache=False, num_retries=0)("hello")
+        no_proxy_variables.setenv("NO_PROXY", "127.0.0.1")
+        assert openai_lm("openai/m", server.url, cache=False)("hello")[0]
+        assert server.counts["requests"] == 1
