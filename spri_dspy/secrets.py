@@ -36,17 +36,25 @@ def register_url(url: str | None) -> None:
             _REGISTERED.add(value)
 
 
-def known_secrets() -> list[str]:
-    """Values of the environment variables that hold secrets, and registered ones, longest first."""
-    values = {value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= _MIN_LENGTH}
+def environment_secrets() -> set[str]:
+    """Values of the environment variables whose names say they hold secrets (long enough to be real ones)."""
+    return {value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= _MIN_LENGTH}
+
+
+def known_secrets(environment: set[str] | None = None) -> list[str]:
+    """Values of the environment variables that hold secrets (``environment``: as read earlier by
+    :func:`environment_secrets`, else read now), and registered ones, longest first."""
+    values = environment_secrets() if environment is None else environment
     return sorted(values | _REGISTERED, key=len, reverse=True)
 
 
-def redact(text: str) -> str:
-    """``text`` with every known secret and every URL's credentials replaced by ``***``."""
+def redact(text: str, environment: set[str] | None = None) -> str:
+    """``text`` with every known secret and every URL's credentials replaced by ``***`` (``environment``: the
+    environment's secrets as read earlier by :func:`environment_secrets`, for a writer of many records; else
+    read now)."""
     if not text:
         return text
-    for secret in known_secrets():
+    for secret in known_secrets(environment):
         if secret in text:
             text = text.replace(secret, MASK)
     return _URL_CREDENTIALS.sub(lambda match: match.group(0) if match.group(0) in _PLACEHOLDERS else MASK + "@", text)

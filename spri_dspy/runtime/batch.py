@@ -44,7 +44,7 @@ from spri_dspy.runtime.files import atomic_file, write_atomic
 from spri_dspy.runtime.lms import endpoint_of
 from spri_dspy.runtime.locks import LockHeld, take_lock
 from spri_dspy.core.rubric import format_rubric
-from spri_dspy.secrets import redact
+from spri_dspy.secrets import environment_secrets, redact
 from spri_dspy.runtime.stages import Backend, StageRunner, StageTask, recorder
 from spri_dspy.runtime.usage import count_calls_needed, name_steps
 
@@ -71,6 +71,7 @@ class ResultStore:
         self._failures = os.open(self.directory / FAILURES, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
         self._synced = time.monotonic()
+        self._secrets = environment_secrets()  # read once per run, not once per record (a scan of the environment)
 
     @staticmethod
     def _load(path: Path) -> Iterator[str]:
@@ -94,7 +95,7 @@ class ResultStore:
 
     def add(self, record: dict) -> bool:
         """Append a result unless its id is already done; True when written."""
-        line = (redact(json.dumps(record, ensure_ascii=False, default=str)) + "\n").encode()
+        line = (redact(json.dumps(record, ensure_ascii=False, default=str), self._secrets) + "\n").encode()
         with self._lock:
             if record["id"] in self.done:
                 return False
@@ -107,7 +108,7 @@ class ResultStore:
 
     def fail(self, record: dict) -> None:
         """Log a failed input (secrets in its error redacted)."""
-        line = (redact(json.dumps(record, ensure_ascii=False, default=str)) + "\n").encode()
+        line = (redact(json.dumps(record, ensure_ascii=False, default=str), self._secrets) + "\n").encode()
         with self._lock:
             _write_all(self._failures, line)
 

@@ -238,7 +238,10 @@ class _StageQueue:
         """An input under way has finished (done or failed)."""
         with self._changed:
             self._active -= 1
-            self._changed.notify_all()
+            if self._closed and not self._active and not self._new:
+                self._changed.notify_all()  # the last one: every waiting thread returns
+            else:
+                self._changed.notify()  # room for one more input: one waiting thread takes it
 
 
 def as_json(prediction: Any) -> dict[str, Any]:
