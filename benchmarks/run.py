@@ -213,7 +213,11 @@ def steady_run(url: str, n: int, threads: int, *extra: str) -> tuple[dict, float
     return result, (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
 
 
-def p5() -> None:
+LEVELS = (64, 256, 1024)
+"""The calls in flight P5 and P6 run at (``--levels``)."""
+
+
+def p5(levels: tuple[int, ...] = LEVELS) -> None:
     """Calls per second at 1000 ms latency with many calls in flight, read from the server's counter over the
     steady middle of each run."""
     from spri_dspy.testing.server import spawn
@@ -222,7 +226,7 @@ def p5() -> None:
     server, url = spawn(latency=latency, critic_scores=[5])
     try:
         print(f"P5  spri generate --lm {MODEL}, latency {latency * 1000:.0f} ms, 4 LM calls per input")
-        for threads in (64, 256, 1024):
+        for threads in levels:
             n = max(200, threads * 6)  # about 24 s of calls at the ideal rate
             result, rate = steady_run(url, n, threads)
             ideal = threads / latency
@@ -234,7 +238,7 @@ def p5() -> None:
         server.kill()
 
 
-def p6() -> None:
+def p6(levels: tuple[int, ...] = LEVELS) -> None:
     """One process against two Ray actors on a two-node cluster started here, at the same calls in flight."""
     from ray.cluster_utils import Cluster
 
@@ -248,7 +252,7 @@ def p6() -> None:
     try:
         print(f"P6  spri generate --lm {MODEL}, latency {latency * 1000:.0f} ms, 4 LM calls per input: one process "
               f"against --ray on two nodes (--actors 2, one CPU each), the same --threads")
-        for threads in (64, 256, 1024):
+        for threads in levels:
             n = threads * 6
             local, local_rate = steady_run(url, n, threads)
             ray, ray_rate = steady_run(url, n, threads, "--ray", cluster.address, "--actors", "2")
@@ -285,6 +289,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("p1", "p4", "p5", "p6"))
     parser.add_argument("--repeat", type=int, default=3, help="P1 parallel runs, reported by their median")
+    parser.add_argument("--levels", default=",".join(map(str, LEVELS)),
+                        help="P5 and P6: the calls in flight to run at, comma-separated (default %(default)s)")
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
@@ -302,10 +308,11 @@ def main() -> None:
         p1(args.repeat)
     if args.only in (None, "p4"):
         p4()
+    levels = tuple(int(level) for level in args.levels.split(","))
     if args.only in (None, "p5"):
-        p5()
+        p5(levels)
     if args.only in (None, "p6"):
-        p6()
+        p6(levels)
 
 
 if __name__ == "__main__":
