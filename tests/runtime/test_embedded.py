@@ -217,6 +217,29 @@ def test_state_reuse_and_memo_change_no_output_at_temperature_0():
     assert reusing.engine.stats["prompt_tokens_evaluated"] < 0.8 * plain.engine.stats["prompt_tokens_evaluated"]
 
 
+@pytest.mark.embedded
+def test_the_one_row_logits_buffer_changes_no_answer_and_saved_states_stay_small(monkeypatch):
+    """The engine's llama keeps one row of host logits (llama-cpp-python's 100 MB buffer is never read without
+    logits_all); the same calls, prompt states saved and restored included, answer as with the full buffer."""
+    import spri_dspy.runtime.embedded as embedded
+
+    answers = {}
+    for name in ("full", "one row"):
+        if name == "full":
+            monkeypatch.setattr(embedded, "shrink_logits_buffer", lambda llama: None)
+        else:
+            monkeypatch.undo()
+        model = embedded_lm(max_tokens=48, cache=False, memo_size=0)
+        with dspy.context(lm=model, adapter=CompactJSONAdapter()):
+            answers[name] = [dspy.Predict(CritiquePrinciples)(query=query, principles="1. Be kind.").feedback
+                             for query in ("I lost my job today.", "Explain recursion.", "I lost my job today.")]
+        rows = model.engine.llama.scores.shape[0]
+        states = list(model.engine.llama.cache.cache_state.values())
+        assert rows == (512 if name == "full" else 1) and len(states) == 2  # the third call repeats the first
+        model.engine.close()
+    assert answers["full"] == answers["one row"]
+
+
 def _fake_llama_engine(monkeypatch, **options):
     engine = LlamaCppEngine(**options)
     calls = []
