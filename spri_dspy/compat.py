@@ -12,6 +12,7 @@ costs nothing; llama-cpp-python is reached only through the functions at the end
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import sys
 import threading
@@ -60,6 +61,8 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
     "executor_cancel_event": ("dspy.utils.parallelizer.ParallelExecutor", "cancel_jobs"),
     "llama_context": ("llama_cpp.Llama", "_ctx.ctx"),
     "shrink_logits_buffer": ("llama_cpp.Llama", "scores, _logits_all"),
+    "grammar_first_greedy": ("llama_cpp.Llama", "_init_sampler, _model.vocab, input_ids, n_tokens; "
+                             "llama_cpp._internals.LlamaSampler.sampler"),
     "llama_model_default_params": ("llama_cpp.llama_cpp", "llama_model_default_params"),
     "llama_perf_context": ("llama_cpp", "llama_perf_context"),
 }
@@ -141,6 +144,61 @@ def shrink_logits_buffer(llama: Any) -> None:
 
     if getattr(llama, "_logits_all", True) is False and llama.scores.shape[0] > 1:
         llama.scores = np.zeros((1, llama.scores.shape[1]), dtype=llama.scores.dtype)
+
+
+def grammar_first_greedy(llama: Any) -> None:
+    """Make ``llama``'s greedy (temperature 0) grammar-constrained sampling check the grammar on the best token
+    first, as llama.cpp's own samplers do: the same tokens, for a fraction of the work.
+
+    llama-cpp-python's sampler chain applies a grammar to every token of the vocabulary (49,152 for the
+    embedded model) before picking the best one: about 12 ms per generated token here, as much as the model's
+    own forward pass. Greedy picks the highest-scoring token the grammar allows, so this inserts a stage after
+    the repetition penalty that takes the highest-scoring token and asks a second grammar sampler, kept in step
+    with every token accepted, whether it is allowed: if so, only that token goes on to the chain's grammar and
+    greedy stages (which pick it, as they would have); if not, all of them do, as before. Sampling at a
+    temperature above 0 keeps llama-cpp-python's chain unchanged.
+    """
+    import llama_cpp
+    import numpy as np
+
+    build = llama._init_sampler
+    token_data = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+
+    def init_sampler(**settings: Any) -> Any:
+        grammar = settings.get("grammar")
+        if grammar is None or settings.get("temp") != 0.0:
+            return build(**settings)
+        chain = build(**{**settings, "grammar": None})  # [processors,] penalties, greedy
+        greedy = llama_cpp.llama_sampler_chain_remove(chain.sampler, llama_cpp.llama_sampler_chain_n(chain.sampler) - 1)
+        shadow = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, grammar._grammar.encode("utf-8"),
+                                                      grammar._root.encode("utf-8"))
+        chain._exit_stack.callback(llama_cpp.llama_sampler_free, shadow)
+        seen = [-1]  # the context's length at the previous token: what came after it was accepted
+        one = (llama_cpp.llama_token_data * 1)()
+        one_array = llama_cpp.llama_token_data_array(data=one, size=1, selected=-1, sorted=False)
+
+        def first(candidates: Any) -> None:
+            if seen[0] >= 0:
+                for token in llama.input_ids[seen[0]:llama.n_tokens]:
+                    llama_cpp.llama_sampler_accept(shadow, int(token))
+            seen[0] = llama.n_tokens
+            array = candidates.contents
+            data = np.ctypeslib.as_array(
+                ctypes.cast(array.data, ctypes.POINTER(ctypes.c_uint8 * (array.size * token_data.itemsize))).contents
+            ).view(token_data)
+            best = int(np.argmax(data["logit"]))
+            one[0].id, one[0].logit, one[0].p = int(data["id"][best]), float(data["logit"][best]), 0.0
+            one_array.size, one_array.selected = 1, -1
+            llama_cpp.llama_sampler_apply(shadow, ctypes.byref(one_array))
+            if one[0].logit != float("-inf"):  # allowed: the only candidate the grammar and greedy stages see
+                data[0], array.size, array.selected = data[best].copy(), 1, -1
+
+        chain.add_custom(first)
+        chain.add_grammar(llama._model, grammar)
+        llama_cpp.llama_sampler_chain_add(chain.sampler, greedy)
+        return chain
+
+    llama._init_sampler = init_sampler
 
 
 def prompt_tokens_evaluated(llama: Any) -> int:

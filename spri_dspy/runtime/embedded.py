@@ -60,6 +60,7 @@ from spri_dspy.compat import (
     Response,
     Usage,
     change_llama_model_defaults,
+    grammar_first_greedy,
     llama_model_defaults,
     prompt_tokens_evaluated,
     response_to_events,
@@ -485,6 +486,7 @@ class LlamaCppEngine:
             self._llama = load_llama(path, n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count(),
                                      n_threads_batch=self.n_threads or os.cpu_count(), seed=self.seed)
             shrink_logits_buffer(self._llama)  # 100 MB copied by every saved prompt state otherwise
+            grammar_first_greedy(self._llama)  # the grammar checked on the best token first, not the whole vocabulary
             if self.state_cache_mb > 0:
                 self._llama.set_cache(prompt_state_cache(self.state_cache_mb << 20))
             # Free the model before the interpreter tears llama_cpp down; freed later (a program kept alive

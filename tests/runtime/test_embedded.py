@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import dspy
 import pytest
@@ -238,6 +239,36 @@ def test_the_one_row_logits_buffer_changes_no_answer_and_saved_states_stay_small
         assert rows == (512 if name == "full" else 1) and len(states) == 2  # the third call repeats the first
         model.engine.close()
     assert answers["full"] == answers["one row"]
+
+
+@pytest.mark.embedded
+def test_grammar_first_greedy_sampling_picks_the_same_tokens(monkeypatch):
+    """Greedy sampling that asks the grammar about the best token first answers exactly as the chain that applies
+    the grammar to the whole vocabulary: a critique (score read from the levels, feedback under the text floor),
+    a free-text reply and a refinement that must open with a JSON key."""
+    import spri_dspy.runtime.embedded as embedded
+    from spri_dspy.signatures import RefineResponse, Respond
+
+    answers, seconds = {}, {}
+    for name in ("whole vocabulary", "best token first"):
+        if name == "whole vocabulary":
+            monkeypatch.setattr(embedded, "grammar_first_greedy", lambda llama: None)
+        else:
+            monkeypatch.undo()
+        model = embedded_lm(max_tokens=96, cache=False, memo_size=0)
+        with dspy.context(lm=model, adapter=CompactJSONAdapter()):
+            model("warm up")  # loads the model outside the timing
+            started = time.perf_counter()
+            verdict = dspy.Predict(CritiquePrinciples)(query="I lost my job today.", principles="1. Be kind.")
+            reply = dspy.Predict(Respond)(query="How do I keep basil alive indoors?", principles="1. Be specific.")
+            refined = dspy.Predict(RefineResponse)(query="How do I keep basil alive indoors?",
+                                                   principles="1. Be specific.", draft_response=reply.response,
+                                                   feedback="Say how often to water it.")
+            seconds[name] = time.perf_counter() - started
+        answers[name] = (verdict.score, verdict.feedback, reply.response, refined.response)
+        model.engine.close()
+    assert answers["whole vocabulary"] == answers["best token first"]
+    assert seconds["best token first"] < seconds["whole vocabulary"]
 
 
 def _fake_llama_engine(monkeypatch, **options):
