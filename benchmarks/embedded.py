@@ -142,6 +142,8 @@ def replay_overhead(query: str) -> tuple[float, float, int]:
     llama = embedded.load_llama(embedded.default_model_path(), n_ctx=8192, n_threads=os.cpu_count(),
                                 n_threads_batch=os.cpu_count(), seed=0)
     llama.set_cache(embedded.prompt_state_cache(256 << 20))
+    embedded.shrink_logits_buffer(llama)  # llama.cpp set up as the engine sets it up: what is measured is what
+    embedded.grammar_first_greedy(llama)  # DSPy and spri-dspy add on top of the same llama.cpp calls
     engine = embedded.LlamaCppEngine()  # the same settings as the run's engine: its logits processors, rebuilt on
     calls = []                          # the replay's model (those of the run hold the closed one)
     for messages, options, grammar, made in recorded:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from spri_dspy.cli import build
-from spri_dspy.cli.options import CLIError, check_settings
+from spri_dspy.cli.options import CLIError, batch_threads, check_settings
 
 
 def run(args: argparse.Namespace, kind: str, fields: dict[str, str], optional: tuple[str, ...],
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, kind: str, fields: dict[str, str], optional: t
         with dspy.context(lm=lm, adapter=adapter):
             summary = run_batch(program, args.input, args.output, split=args.split, fields=fields, optional=optional,
                                 id_field=args.id_field, hash_ids=args.hash_ids, keep_columns=args.keep_columns,
-                                restart=args.restart, require_columns=True, threads=args.threads,
+                                restart=args.restart, require_columns=True, threads=batch_threads(args),
                                 max_errors=args.max_errors, skip_bad_rows=args.skip_bad_rows,
                                 progress=not args.no_progress, info=info, ray=ray)
     except (OutputBusyError, RunMismatchError) as exc:

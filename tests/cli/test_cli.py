@@ -567,3 +567,28 @@ def test_ablate_without_data_or_a_grid_file_says_what_is_missing(capsys):
     assert capsys.readouterr().err == "spri: error: spri ablate needs DATA and --output DIR (or --print-grid)\n"
     assert cli.main(["ablate", "--print-grid", "--task", "judgements"]) == 2
     assert capsys.readouterr().err == "spri: error: --task judgements has no grid file\n"
+
+
+@pytest.mark.parametrize("flags, threads", [
+    ([], 1),  # the embedded model alone: one llama.cpp context, one input at a time
+    (["--threads", "8"], 8),
+    (["--threads", "3"], 3),
+    (["--critic-lm", "openai/c"], 8),  # a critic on a server (OPENAI_BASE_URL): its calls overlap
+    (["--lm", "openai/m", "--api-base", "http://127.0.0.1:9/v1"], 8),
+])
+def test_a_batch_on_the_embedded_model_alone_runs_one_input_at_a_time(monkeypatch, tmp_path, flags, threads):
+    import spri_dspy.runtime.batch as batch_module
+
+    seen = {}
+
+    def run_batch(program, *args, threads, **kwargs):
+        seen["threads"] = threads
+        raise ValueError("stopped before any call")
+
+    monkeypatch.setattr(batch_module, "run_batch", run_batch)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"query": "q"}\n')
+    assert cli.main(["generate", str(source), str(tmp_path / "out"), *flags]) == 2
+    assert seen == {"threads": threads}
