@@ -222,7 +222,8 @@ def generate_per_input(n: int = 4) -> float:
         data = Path(folder) / "in.jsonl"
         data.write_text("".join(json.dumps({"query": q}) + "\n" for q in QUERIES[:n]))
         started = time.perf_counter()
-        subprocess.run([*SPRI, "generate", str(data), str(Path(folder) / "out"), "--no-cache", "--no-progress"], capture_output=True, check=True)
+        subprocess.run([*SPRI, "generate", str(data), str(Path(folder) / "out"), "--no-cache", "--no-progress"],
+                       capture_output=True, check=True)
         return (time.perf_counter() - started) / n
 
 
