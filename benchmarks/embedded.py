@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -91,16 +90,20 @@ def raw_call() -> tuple[float, int, int]:
 
 
 def cli_run(query: str) -> dict:
-    """``spri run QUERY --no-cache --json`` in a child process: its JSON plus wall time and peak RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    done = subprocess.run([*SPRI, "run", query, "--no-cache", "--json"], capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"spri run failed: {done.stderr.strip()[-500:]}")
-    data = json.loads(done.stdout)
+    """``spri run QUERY --no-cache --json`` in a child process: its JSON plus wall time and its own peak RSS (from
+    ``os.wait4`` on that child: ``RUSAGE_CHILDREN`` would report the largest of every child run before it)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen([*SPRI, "run", query, "--no-cache", "--json"], stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if child.returncode != 0:
+            raise SystemExit(f"spri run failed: {err.read().strip()[-500:]}")
+        data = json.loads(out.read())
     data["wall"] = seconds
-    data["rss_mb"] = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    data["rss_mb"] = usage.ru_maxrss / 1024
     return data
 
 
