@@ -86,7 +86,9 @@ class PerSignature:
 
     def get(self, signature: type[dspy.Signature], name: str, build: Callable[[], T]) -> T:
         """The value ``name`` of ``signature``, from ``build()`` the first time."""
-        stamp = (signature.instructions, *signature.model_fields.values())
+        # the instructions' source (``instructions`` is it cleaned up) and the field objects, read without the
+        # property calls that would cost what this cache saves
+        stamp = (signature.__doc__, *vars(signature).get("__pydantic_fields__", signature.model_fields).values())
         entry = self._entries.get(signature)
         if entry is None or entry[0] != stamp:
             entry = (stamp, {})
@@ -140,7 +142,7 @@ class ChatAdapter(dspy.ChatAdapter):
     def format_user_message_content(self, signature: type[dspy.Signature], inputs: dict[str, Any], prefix: str = "",
                                     suffix: str = "", main_request: bool = False) -> str:
         messages = [prefix]
-        for name, field in signature.input_fields.items():
+        for name, field in self.per_signature.get(signature, "inputs", lambda: signature.input_fields).items():
             if name in inputs:
                 messages.append(f"[[ ## {name} ## ]]\n{_value(field, inputs.get(name))}")
         if main_request:
@@ -266,7 +268,7 @@ class CompactJSONAdapter(JSONAdapter):
         main_request: bool = False,
     ) -> str:
         parts = [prefix]
-        for name, field in signature.input_fields.items():
+        for name, field in self.per_signature.get(signature, "inputs", lambda: signature.input_fields).items():
             if name in inputs and inputs[name] is not None:
                 parts.append(f"## {name}\n{_value(field, inputs[name])}")
         if main_request:
