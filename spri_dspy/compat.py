@@ -110,9 +110,12 @@ def check() -> list[str]:
         import llama_cpp
     except ImportError:
         return problems + [_moved("llama_cpp", "llama-cpp-python", "llama-cpp-python")]
-    for name in ("llama_model_default_params", "llama_perf_context"):
+    for name in ("llama_model_default_params", "llama_perf_context", "llama_sampler_init_grammar",
+                 "llama_sampler_apply", "llama_sampler_accept", "llama_sampler_chain_remove"):
         if not hasattr(llama_cpp.llama_cpp, name):
             problems.append(_moved(name, "llama_cpp.llama_cpp", "llama-cpp-python"))
+    if not hasattr(llama_cpp.Llama, "_init_sampler"):  # grammar_first_greedy's hook
+        problems.append(_moved("Llama._init_sampler", "llama_cpp", "llama-cpp-python"))
     return problems
 
 
@@ -161,7 +164,9 @@ def grammar_first_greedy(llama: Any) -> None:
     import llama_cpp
     import numpy as np
 
-    build = llama._init_sampler
+    build = getattr(llama, "_init_sampler", None)
+    if build is None:  # a llama-cpp-python without this hook (``check`` says so): its own chain, unchanged
+        return
     token_data = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
 
     def init_sampler(**settings: Any) -> Any:
