@@ -105,7 +105,42 @@ class PerSignature:
         self.__init__()
 
 
-class ChatAdapter(dspy.ChatAdapter):
+class _OncePerSignature:
+    """What :class:`ChatAdapter` and :class:`JSONAdapter` share: the system message, the output reminder and the
+    input fields kept per signature, and values formatted as DSPy's ``ChatAdapter`` does (markers, then the value)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.per_signature = PerSignature()
+
+    def format_system_message(self, signature: type[dspy.Signature]) -> str:
+        return self.per_signature.get(signature, "system", lambda: super(_OncePerSignature, self)
+                                      .format_system_message(signature))
+
+    def user_message_output_requirements(self, signature: type[dspy.Signature]) -> str:
+        return self.per_signature.get(signature, "requirements", lambda: super(_OncePerSignature, self)
+                                      .user_message_output_requirements(signature))
+
+    def format_user_message_content(self, signature: type[dspy.Signature], inputs: dict[str, Any], prefix: str = "",
+                                    suffix: str = "", main_request: bool = False) -> str:
+        messages = [prefix]
+        for name, field in self.per_signature.get(signature, "inputs", lambda: signature.input_fields).items():
+            if name in inputs:
+                messages.append(f"[[ ## {name} ## ]]\n{_value(field, inputs.get(name))}")
+        if main_request:
+            requirements = self.user_message_output_requirements(signature)
+            if requirements is not None:
+                messages.append(requirements)
+        messages.append(suffix)
+        return "\n\n".join(messages).strip()
+
+    @staticmethod
+    def _markers(fields_with_values: dict[Any, Any]) -> str:
+        return "\n\n".join(f"[[ ## {field.name} ## ]]\n{_value(field.info, value)}"
+                             for field, value in fields_with_values.items()).strip()
+
+
+class ChatAdapter(_OncePerSignature, dspy.ChatAdapter):
     """DSPy's ``ChatAdapter``, sending the same messages, with the per-signature work done once.
 
     The system message and the output reminder are built once per signature (:class:`PerSignature`), and a
@@ -124,37 +159,12 @@ class ChatAdapter(dspy.ChatAdapter):
         ```
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.per_signature = PerSignature()
-
     def _make_json_adapter_fallback(self) -> dspy.JSONAdapter:
         return JSONAdapter(use_native_function_calling=self.use_native_function_calling,
                            parallel_tool_calls=self.parallel_tool_calls)
 
-    def format_system_message(self, signature: type[dspy.Signature]) -> str:
-        return self.per_signature.get(signature, "system", lambda: super(ChatAdapter, self).format_system_message(signature))
-
-    def user_message_output_requirements(self, signature: type[dspy.Signature]) -> str:
-        return self.per_signature.get(
-            signature, "requirements", lambda: super(ChatAdapter, self).user_message_output_requirements(signature))
-
-    def format_user_message_content(self, signature: type[dspy.Signature], inputs: dict[str, Any], prefix: str = "",
-                                    suffix: str = "", main_request: bool = False) -> str:
-        messages = [prefix]
-        for name, field in self.per_signature.get(signature, "inputs", lambda: signature.input_fields).items():
-            if name in inputs:
-                messages.append(f"[[ ## {name} ## ]]\n{_value(field, inputs.get(name))}")
-        if main_request:
-            requirements = self.user_message_output_requirements(signature)
-            if requirements is not None:
-                messages.append(requirements)
-        messages.append(suffix)
-        return "\n\n".join(messages).strip()
-
     def format_field_with_value(self, fields_with_values: dict[Any, Any]) -> str:
-        return "\n\n".join(f"[[ ## {field.name} ## ]]\n{_value(field.info, value)}"
-                             for field, value in fields_with_values.items()).strip()
+        return self._markers(fields_with_values)
 
 
 _DEFAULT: list[ChatAdapter] = []
@@ -168,7 +178,7 @@ def default_adapter() -> ChatAdapter:
     return _DEFAULT[0]
 
 
-class JSONAdapter(dspy.JSONAdapter):
+class JSONAdapter(_OncePerSignature, dspy.JSONAdapter):
     """DSPy's ``JSONAdapter``, sending the same messages and response format, with the per-signature work done once.
 
     The system message, the output reminder and the structured-output schema (a pydantic model DSPy builds on
@@ -186,10 +196,6 @@ class JSONAdapter(dspy.JSONAdapter):
         ```
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.per_signature = PerSignature()
-
     def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: type[dspy.Signature]) -> None:
         if "response_format" not in lm.supported_params:
             return
@@ -205,20 +211,9 @@ class JSONAdapter(dspy.JSONAdapter):
             schema = {"type": "json_object"}
         lm_kwargs["response_format"] = schema
 
-    def format_system_message(self, signature: type[dspy.Signature]) -> str:
-        return self.per_signature.get(signature, "system", lambda: super(JSONAdapter, self).format_system_message(signature))
-
-    def user_message_output_requirements(self, signature: type[dspy.Signature]) -> str:
-        return self.per_signature.get(
-            signature, "requirements", lambda: super(JSONAdapter, self).user_message_output_requirements(signature))
-
-    def format_user_message_content(self, signature: type[dspy.Signature], inputs: dict[str, Any], prefix: str = "",
-                                    suffix: str = "", main_request: bool = False) -> str:
-        return ChatAdapter.format_user_message_content(self, signature, inputs, prefix, suffix, main_request)
-
     def format_field_with_value(self, fields_with_values: dict[Any, Any], role: str = "user") -> str:
         if role == "user":
-            return ChatAdapter.format_field_with_value(self, fields_with_values)
+            return self._markers(fields_with_values)
         values = {field.name: value for field, value in fields_with_values.items()}
         if not all(type(value) is str for value in values.values()):
             values = serialize_for_json(values)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import dspy
 import pytest
@@ -218,57 +217,51 @@ def test_state_reuse_and_memo_change_no_output_at_temperature_0():
     assert reusing.engine.stats["prompt_tokens_evaluated"] < 0.8 * plain.engine.stats["prompt_tokens_evaluated"]
 
 
+def without_then_with(monkeypatch, setup: str, **options):
+    """An embedded LM whose engine skips ``setup`` (a function the engine applies to its llama, replaced by a
+    no-op), then one whose engine applies it: ``(applied, lm)`` each, the engine closed after."""
+    for applied in (False, True):
+        if applied:
+            monkeypatch.undo()
+        else:
+            monkeypatch.setattr(embedded, setup, lambda llama: None)
+        model = embedded_lm(cache=False, memo_size=0, **options)
+        yield applied, model
+        model.engine.close()
+
+
 @pytest.mark.embedded
 def test_the_one_row_logits_buffer_changes_no_answer_and_saved_states_stay_small(monkeypatch):
     """The engine's llama keeps one row of host logits (llama-cpp-python's 100 MB buffer is never read without
     logits_all); the same calls, prompt states saved and restored included, answer as with the full buffer."""
-    import spri_dspy.runtime.embedded as embedded
-
     answers = {}
-    for name in ("full", "one row"):
-        if name == "full":
-            monkeypatch.setattr(embedded, "shrink_logits_buffer", lambda llama: None)
-        else:
-            monkeypatch.undo()
-        model = embedded_lm(max_tokens=48, cache=False, memo_size=0)
+    for applied, model in without_then_with(monkeypatch, "shrink_logits_buffer", max_tokens=48):
         with dspy.context(lm=model, adapter=CompactJSONAdapter()):
-            answers[name] = [dspy.Predict(CritiquePrinciples)(query=query, principles="1. Be kind.").feedback
-                             for query in ("I lost my job today.", "Explain recursion.", "I lost my job today.")]
-        rows = model.engine.llama.scores.shape[0]
+            answers[applied] = [dspy.Predict(CritiquePrinciples)(query=query, principles="1. Be kind.").feedback
+                                for query in ("I lost my job today.", "Explain recursion.", "I lost my job today.")]
         states = list(model.engine.llama.cache.cache_state.values())
-        assert rows == (512 if name == "full" else 1) and len(states) == 2  # the third call repeats the first
-        model.engine.close()
-    assert answers["full"] == answers["one row"]
+        assert model.engine.llama.scores.shape[0] == (1 if applied else 512)
+        assert len(states) == 2  # the third call repeats the first
+    assert answers[False] == answers[True]
 
 
 @pytest.mark.embedded
 def test_grammar_first_greedy_sampling_picks_the_same_tokens(monkeypatch):
     """Greedy sampling that asks the grammar about the best token first answers exactly as the chain that applies
     the grammar to the whole vocabulary: a critique (score read from the levels, feedback under the text floor),
-    a free-text reply and a refinement that must open with a JSON key."""
-    import spri_dspy.runtime.embedded as embedded
+    a free-text reply and a refinement that must open with a JSON key. (How much faster: benchmarks/embedded.py.)"""
     from spri_dspy.signatures import RefineResponse, Respond
 
-    answers, seconds = {}, {}
-    for name in ("whole vocabulary", "best token first"):
-        if name == "whole vocabulary":
-            monkeypatch.setattr(embedded, "grammar_first_greedy", lambda llama: None)
-        else:
-            monkeypatch.undo()
-        model = embedded_lm(max_tokens=96, cache=False, memo_size=0)
+    answers = {}
+    for applied, model in without_then_with(monkeypatch, "grammar_first_greedy", max_tokens=96):
         with dspy.context(lm=model, adapter=CompactJSONAdapter()):
-            model("warm up")  # loads the model outside the timing
-            started = time.perf_counter()
             verdict = dspy.Predict(CritiquePrinciples)(query="I lost my job today.", principles="1. Be kind.")
             reply = dspy.Predict(Respond)(query="How do I keep basil alive indoors?", principles="1. Be specific.")
             refined = dspy.Predict(RefineResponse)(query="How do I keep basil alive indoors?",
                                                    principles="1. Be specific.", draft_response=reply.response,
                                                    feedback="Say how often to water it.")
-            seconds[name] = time.perf_counter() - started
-        answers[name] = (verdict.score, verdict.feedback, reply.response, refined.response)
-        model.engine.close()
-    assert answers["whole vocabulary"] == answers["best token first"]
-    assert seconds["best token first"] < seconds["whole vocabulary"]
+        answers[applied] = (verdict.score, verdict.feedback, reply.response, refined.response)
+    assert answers[False] == answers[True]
 
 
 def _fake_llama_engine(monkeypatch, **options):
