@@ -35,6 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "db5bf4b"  # main before issue 31
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import run  # noqa: E402  (benchmarks/run.py: cli_generate)
 THREADS = 16
 LAYERS = ("lm", "+ adapter", "+ program", "+ runner")
 
@@ -70,20 +72,17 @@ def lanes(work, total):
         thread.join()
     return time.process_time() - started
 
+# each layer's unit of work and how many of them make the 4 * n LM calls of n inputs (critics accept at once)
 if layer == "lm":
-    work, calls = (lambda i: lm(messages=messages)), 4 * n
+    work, units = (lambda i: lm(messages=messages)), 4 * n
 elif layer == "+ adapter":
     dspy.configure(adapter=adapter)
-    def work(i):
-        step(query=f"benchmark question {i}")
-    calls = 4 * n
+    work, units = (lambda i: step(query=f"benchmark question {i}")), 4 * n
 elif layer == "+ program":
-    def work(i):
-        program(query=f"benchmark question {i}")
-    calls = 4 * n
+    work, units = (lambda i: program(query=f"benchmark question {i}")), n
 if layer != "+ runner":
     work(0)
-    cpu = lanes(work, calls if layer != "+ program" else n)
+    cpu, calls = lanes(work, units), 4 * n
 else:
     rows = [{"query": f"benchmark question {i}"} for i in range(n)]
     with tempfile.TemporaryDirectory() as folder:
@@ -108,9 +107,6 @@ def in_process(tree: Path, layer: str, url: str, n: int) -> float:
 
 def generate(tree: Path, url: str) -> tuple[float, float]:
     """``spri generate`` in its own process: (ms of CPU per call after start-up, ms per call of the whole process)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import run  # benchmarks/run.py: cli_generate
-
     here = os.getcwd()
     os.environ["PYTHONPATH"] = str(tree)
     os.chdir(tree)  # ``python -c`` puts the current folder first on the path, before PYTHONPATH

@@ -38,6 +38,7 @@ where the answer starts.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import weakref
@@ -167,15 +168,11 @@ class ChatAdapter(_OncePerSignature, dspy.ChatAdapter):
         return self._markers(fields_with_values)
 
 
-_DEFAULT: list[ChatAdapter] = []
-
-
+@functools.cache
 def default_adapter() -> ChatAdapter:
     """The :class:`ChatAdapter` spri-dspy's programs call their LMs through when no adapter is configured (one
     shared instance, so its per-signature work is kept across calls): DSPy's default format, the same messages."""
-    if not _DEFAULT:
-        _DEFAULT.append(ChatAdapter())
-    return _DEFAULT[0]
+    return ChatAdapter()
 
 
 class JSONAdapter(_OncePerSignature, dspy.JSONAdapter):
@@ -199,9 +196,10 @@ class JSONAdapter(_OncePerSignature, dspy.JSONAdapter):
     def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: type[dspy.Signature]) -> None:
         if "response_format" not in lm.supported_params:
             return
-        has_tool_calls = any(field.annotation == dspy.ToolCalls for field in signature.output_fields.values())
         if (self.per_signature.get(signature, "open_ended", lambda: has_open_ended_mapping(signature))
-                or (not self.use_native_function_calling and has_tool_calls) or not lm.supports_response_schema):
+                or (not self.use_native_function_calling and self.per_signature.get(signature, "tool_calls", lambda: any(
+                    field.annotation == dspy.ToolCalls for field in signature.output_fields.values())))
+                or not lm.supports_response_schema):
             lm_kwargs["response_format"] = {"type": "json_object"}
             return
         schema = self.per_signature.get(signature, f"schema {self.use_native_function_calling}",

@@ -196,10 +196,10 @@ def prompt_state_cache(capacity_bytes: int):
     """A bounded ``LlamaRAMCache`` of llama.cpp states, keyed by the tokens they hold.
 
     llama-cpp-python saves a state after every completion and restores the one
-    with the longest common prefix before the next. Its states also copy the
-    logits buffer (``n_batch x vocabulary`` floats, about 100 MB for this model)
-    that a model without ``logits_all`` never reads back, so only its last row is
-    kept, and the capacity counts every byte held.
+    with the longest common prefix before the next. The capacity counts every
+    byte a state holds (its logits rows and tokens too, which llama-cpp-python's
+    own count leaves out); the engine's llama keeps one row of logits
+    (:func:`spri_dspy.compat.shrink_logits_buffer`), so a state is mostly llama.cpp's own.
     """
     from llama_cpp import LlamaRAMCache
 
@@ -207,10 +207,6 @@ def prompt_state_cache(capacity_bytes: int):
         @property
         def cache_size(self) -> int:
             return sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in self.cache_state.values())
-
-        def __setitem__(self, key, value) -> None:
-            value.scores = value.scores[-1:].copy()  # broadcast back over the rows on load; never read
-            super().__setitem__(key, value)
 
     return PromptStateCache(capacity_bytes)
 
