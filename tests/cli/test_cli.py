@@ -575,6 +575,7 @@ def test_ablate_without_data_or_a_grid_file_says_what_is_missing(capsys):
     (["--threads", "3"], 3),
     (["--critic-lm", "openai/c"], 8),  # a critic on a server (OPENAI_BASE_URL): its calls overlap
     (["--lm", "openai/m", "--api-base", "http://127.0.0.1:9/v1"], 8),
+    (["--ray", "127.0.0.1:1"], 8),  # on Ray each actor has its own model: --threads counts stages over all of them
 ])
 def test_a_batch_on_the_embedded_model_alone_runs_one_input_at_a_time(monkeypatch, tmp_path, flags, threads):
     import spri_dspy.runtime.batch as batch_module
