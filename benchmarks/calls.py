@@ -130,8 +130,10 @@ def main() -> None:
     trees: dict[str, Path] = {"after": ROOT}
     scratch = tempfile.mkdtemp(prefix="spri-p9-")
     if args.before != "none":
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", f"{scratch}/before", args.before],
-                       check=True)
+        added = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", f"{scratch}/before",
+                                args.before], capture_output=True, text=True)
+        if added.returncode != 0:
+            raise SystemExit(f"--before {args.before}: git cannot check it out ({added.stderr.strip()})")
         trees = {"before": Path(scratch) / "before", **trees}
     server, url = spawn(latency=0.0, critic_scores=[5])
     figures: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
