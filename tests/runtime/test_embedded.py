@@ -264,6 +264,29 @@ def test_grammar_first_greedy_sampling_picks_the_same_tokens(monkeypatch):
     assert answers[False] == answers[True]
 
 
+@pytest.mark.embedded
+def test_stopping_at_the_json_end_changes_no_answer_and_saves_a_forward_pass_per_call(monkeypatch):
+    """A schema answer ends with the token that closes its JSON, not after one more forward pass for the end token:
+    the same critiques and reply (the texts the LM returned, whitespace after the brace aside), one token fewer
+    evaluated per call."""
+    from spri_dspy.compat import llama_context
+    from spri_dspy.signatures import Respond
+
+    answers, evaluated = {}, {}
+    for applied, model in without_then_with(monkeypatch, "stop_at_json_end", max_tokens=96):
+        with dspy.context(lm=model, adapter=CompactJSONAdapter()):
+            verdicts = [dspy.Predict(CritiquePrinciples)(query=query, principles="1. Be kind.")
+                        for query in ("I lost my job today.", "Explain recursion.")]
+            reply = dspy.Predict(Respond)(query="How do I keep basil alive indoors?", principles="1. Be specific.")
+        texts = [entry["outputs"][0].strip() for entry in model.history]
+        answers[applied] = ([(v.score, v.feedback) for v in verdicts], reply.response, texts)
+        import llama_cpp
+
+        evaluated[applied] = llama_cpp.llama_perf_context(llama_context(model.engine.llama)).n_eval
+    assert answers[False] == answers[True]
+    assert evaluated[True] == evaluated[False] - 3
+
+
 def _fake_llama_engine(monkeypatch, **options):
     engine = LlamaCppEngine(**options)
     calls = []
