@@ -59,12 +59,14 @@ _SHINGLES = {
 }
 
 
+_GARBLED = 30  # characters without a space: no word of a reply is that long ("compound_interest.cababya...")
 _LEAD_IN = 8  # words a text may add around a copied input ("The answer to this question is: ...")
 
 
 def degenerate_reason(text: object, inputs: tuple[str, ...] = ()) -> str | None:
     """Why ``text`` is not real content (``"empty"``, ``"JSON fragment"``, ``"format text"``,
-    ``"placeholder"``, ``"field name"``, ``"no words"``, ``"instruction echo"``, ``"input echo"``),
+    ``"placeholder"``, ``"field name"``, ``"no words"``, ``"garbled"``, ``"instruction echo"``,
+    ``"input echo"``),
     or None when it is. ``inputs`` are the texts the step was given (e.g. the query): a text made
     of little more than an input's own words is an echo of it."""
     if not isinstance(text, str) or not text.strip():
@@ -86,6 +88,8 @@ def degenerate_reason(text: object, inputs: tuple[str, ...] = ()) -> str | None:
         return "field name"
     if len(re.findall(r"[A-Za-z]{2,}", stripped)) < 3:
         return "no words"
+    if any(len(run) >= _GARBLED for run in stripped.split()):
+        return "garbled"
     words = _WORD.findall(lower)
     if any(tuple(words[i : i + _SHINGLE]) in _SHINGLES for i in range(len(words) - _SHINGLE + 1)):
         return "instruction echo"

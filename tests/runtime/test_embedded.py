@@ -353,6 +353,8 @@ def test_memo_is_bounded_and_can_be_turned_off(monkeypatch):
     ("Sure.\n## feedback\nFeedback is key", "format text"),
     ("1.0; note: the value you produce must exactly match one of: 1; 2; 3; 4; 5", "format text"),
     ("2.5, 3.75, 4.98", "no words"), ("{#1.0} #2.0", "JSON fragment"),
+    ("compound_interest.cababyamagana-2019683475, #CCCABYANABARRIERAMACALANDAOPAJUJCIMASEZMARAMA", "garbled"),
+    ("Compare rates at https://bank.example/rates and ask for the APR.", None),
     ("1. Praise the dog when it stays quiet.\n2. Practise with a friend posing as the mailman.", None),
     ("Take slow breaths before you go in, and remember they invited you for a reason.", None),
 ])
