@@ -2,6 +2,7 @@
 
     python benchmarks/embedded.py                 # about 6 minutes on 2 cores
     python benchmarks/embedded.py --compare       # also DSPy's JSONAdapter with no state reuse (+10 min)
+    python benchmarks/embedded.py --instruction-first   # also CompactJSONAdapter(instruction="first") (+5 min)
 
 Everything is measured in this run, on this machine:
 
@@ -173,7 +174,8 @@ def degenerate(queries: list[str], adapter: str, reuse: bool) -> tuple[int, int,
 
     options = {} if reuse else {"state_cache_mb": 0, "memo_size": 0}
     lm = spri_dspy.embedded_lm(cache=False, **options)
-    chosen = spri_dspy.CompactJSONAdapter() if adapter == "compact" else dspy.JSONAdapter()
+    chosen = (spri_dspy.CompactJSONAdapter() if adapter == "compact" else dspy.JSONAdapter() if adapter == "json"
+              else spri_dspy.CompactJSONAdapter(instruction="first"))
     bad, texts, examples, seconds = 0, 0, [], []
     for query in queries:
         started = time.perf_counter()
@@ -231,7 +233,7 @@ def generate_per_input(n: int = 4) -> float:
         return (time.perf_counter() - started) / n
 
 
-def critic_figures(queries: list[str], **engine: object) -> dict[str, float | int | list[int]]:
+def critic_figures(queries: list[str], instruction: str = "last", **engine: object) -> dict[str, float | int | list[int]]:
     """SPRI over ``queries`` in-process: what its critiques show of the loop (see the module docstring)."""
     import dspy
 
@@ -244,7 +246,7 @@ def critic_figures(queries: list[str], **engine: object) -> dict[str, float | in
     lm = spri_dspy.embedded_lm(cache=False, **engine)
     rounds, started = [], time.perf_counter()
     for query in queries:
-        with dspy.context(lm=lm, adapter=spri_dspy.CompactJSONAdapter()):
+        with dspy.context(lm=lm, adapter=spri_dspy.CompactJSONAdapter(instruction=instruction)):
             rounds.append(spri_dspy.SPRI()(query=query).trace)
     seconds = (time.perf_counter() - started) / len(queries)
     lm.engine.close()
@@ -281,8 +283,12 @@ def main() -> None:
     parser.add_argument("--greedy", action="store_true", help="also the critic figures with the engine's old "
                         "settings (greedy score, no text floor, no critique cap)")
     parser.add_argument("--critic-only", action="store_true", help="only the critic figures")
+    parser.add_argument("--instruction-first", action="store_true", help="also the critic figures and degenerate "
+                        "texts with CompactJSONAdapter(instruction='first') (about 5 minutes more)")
     args = parser.parse_args()
     configs = {"default": {}}
+    if args.instruction_first:
+        configs["instruction first"] = {"instruction": "first"}
     if args.greedy:
         configs["old (greedy, no floor)"] = {"scoring": "greedy", "min_words": 0, "critique_chars": 1200}
     for label, engine in configs.items():
@@ -310,10 +316,12 @@ def main() -> None:
     spri_seconds, replay_seconds, replayed = replay_overhead(QUERIES[0])
     print(f"    replay of the same {replayed} llama.cpp calls: {replay_seconds:.2f} s; SPRI in-process "
           f"{spri_seconds:.2f} s; overhead {100 * (spri_seconds / replay_seconds - 1):+.1f}% (target <= 5%)")
-    configs = [("compact", True)] + ([("json", False)] if args.compare else [])
+    configs = ([("compact", True)] + ([("first", True)] if args.instruction_first else [])
+               + ([("json", False)] if args.compare else []))
     for adapter, reuse in configs:
         bad, texts, examples, mean, evaluated = degenerate(QUERIES[: args.queries], adapter, reuse)
-        label = ("CompactJSONAdapter, state reuse + memo" if reuse else "DSPy JSONAdapter, no reuse or memo")
+        label = {"compact": "CompactJSONAdapter, state reuse + memo", "json": "DSPy JSONAdapter, no reuse or memo",
+                 "first": "CompactJSONAdapter(instruction='first'), state reuse + memo"}[adapter]
         print(f"    {label}: degenerate texts {bad} of {texts} (target 0); {mean:.1f} s and "
               f"{evaluated} evaluated prompt tokens per query")
         for example in examples[:6]:

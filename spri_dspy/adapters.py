@@ -33,7 +33,11 @@ model reads:
 Every step's prompt therefore starts with the same tokens and with the input
 text, so a model that reuses the prompt state of earlier calls (the embedded
 engine does) evaluates mostly what is new, and the instruction sits next to
-where the answer starts.
+where the answer starts. ``CompactJSONAdapter(instruction="first")`` moves the
+instruction and the keys into the system message instead: a step's later rounds
+then reuse its instruction too (the embedded model evaluates about a third of
+the prompt tokens and runs SPRI about 40% faster), but its texts and its
+critic's scores change (``benchmarks/README.md``, P3 after issue 31).
 """
 
 from __future__ import annotations
@@ -238,6 +242,9 @@ class CompactJSONAdapter(JSONAdapter):
     typed fields such as scores are constrained exactly as with ``JSONAdapter``.
 
     Args:
+        instruction: where the step's instruction and the answer's keys go: ``"last"`` (the default), after
+            the inputs; ``"first"``, in the system message before them, so that a model reusing the prompt
+            states of earlier calls evaluates each step's instruction once rather than once per round.
         callbacks, use_native_function_calling: as for ``dspy.JSONAdapter``.
 
     Example:
@@ -249,8 +256,16 @@ class CompactJSONAdapter(JSONAdapter):
         ```
     """
 
+    def __init__(self, instruction: Literal["last", "first"] = "last", **options: Any):
+        if instruction not in ("last", "first"):
+            raise ValueError(f"instruction must be 'last' or 'first', got {instruction!r}")
+        super().__init__(**options)
+        self.instruction = instruction
+
     def format_system_message(self, signature: type[dspy.Signature]) -> str:
-        return SYSTEM
+        if self.instruction == "last":
+            return SYSTEM
+        return self.per_signature.get(signature, "system", lambda: f"{SYSTEM}\n\n{self.format_task(signature)}")
 
     def format_user_message_content(
         self,
@@ -264,7 +279,7 @@ class CompactJSONAdapter(JSONAdapter):
         for name, field in self.per_signature.get(signature, "inputs", lambda: signature.input_fields).items():
             if name in inputs and inputs[name] is not None:
                 parts.append(f"## {name}\n{_value(field, inputs[name])}")
-        if main_request:
+        if main_request and self.instruction == "last":
             parts.append(self.per_signature.get(signature, "task", lambda: self.format_task(signature)))
         parts.append(suffix)
         return "\n\n".join(part for part in parts if part).strip()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
+import os
 import types
 import typing
 
@@ -174,8 +176,8 @@ def sent(adapter, kind, name):
 class Uncached(CompactJSONAdapter):
     """CompactJSONAdapter computing every per-signature value anew on each call."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, **options):
+        super().__init__(**options)
         self.per_signature = types.SimpleNamespace(get=lambda signature, name, build: build())
 
 
@@ -189,9 +191,12 @@ def test_our_adapters_send_dspys_messages_byte_for_byte_on_every_step_of_every_p
     assert all('"schema"' in response_format for _, _, response_format in json_sent)
     assert sent(spri_dspy.JSONAdapter(), kind, name) == json_sent
     assert sent(spri_dspy.CompactJSONAdapter(), kind, name) == sent(Uncached(), kind, name)
+    first = sent(spri_dspy.CompactJSONAdapter(instruction="first"), kind, name)
+    assert first == sent(Uncached(instruction="first"), kind, name) != sent(Uncached(), kind, name)
 
 
-@pytest.mark.parametrize("adapter", [spri_dspy.ChatAdapter(), spri_dspy.JSONAdapter(), spri_dspy.CompactJSONAdapter()])
+@pytest.mark.parametrize("adapter", [spri_dspy.ChatAdapter(), spri_dspy.JSONAdapter(), spri_dspy.CompactJSONAdapter(),
+                                     spri_dspy.CompactJSONAdapter(instruction="first")])
 def test_a_signature_changed_in_place_is_formatted_anew(adapter):
     signature = CritiquePrinciples.with_instructions("Judge the principles.")
     inputs = {"query": "Hi", "principles": "1. Be kind."}
@@ -203,4 +208,47 @@ def test_a_signature_changed_in_place_is_formatted_anew(adapter):
     signature.instructions = "Grade the principles."  # DSPy's setter: the same class, new instructions
     assert "Grade the principles." in text() and "Judge the principles." not in text()
     signature.model_fields["principles"] = dspy.InputField(desc="The rules to grade.")  # a field replaced in place
-    assert text() == "\n".join(m["content"] for m in type(adapter)().format(signature, [], inputs))
+    fresh = copy.deepcopy(adapter)  # the same settings, its per-signature values computed anew
+    assert text() == "\n".join(m["content"] for m in fresh.format(signature, [], inputs))
+
+
+# --- CompactJSONAdapter(instruction="first"): the instruction where a step's later rounds can reuse it ---
+
+
+def test_instruction_first_puts_the_instruction_and_keys_in_the_system_message():
+    engine = Capture()
+    verdict = critique(engine, CompactJSONAdapter(instruction="first"), query="My dog barks.", principles="1. Be calm.")
+    request = engine.requests[0]
+    assert request.system == (f"{SYSTEM}\n\n## task\n{CritiquePrinciples.instructions.strip()}\n"
+                              'Keys of your answer: "feedback" (text); "score" (one of 1, 2, 3, 4, 5).')
+    assert [m.text for m in request.messages] == ["## query\nMy dog barks.\n\n## principles\n1. Be calm."]
+    assert request.config.response_format["schema"]["properties"]["score"]["enum"] == [1, 2, 3, 4, 5]
+    assert verdict.score == 3 and verdict.feedback == "Name the dog."
+
+
+def test_instruction_first_lets_a_steps_later_rounds_share_everything_but_the_new_draft(scripted):
+    """What the embedded engine's state reuse needs: the second critique of a stage differs from the first only
+    where the new draft starts; with the default layout they part there too, but the instruction comes after it."""
+    shared = {}
+    for instruction in ("first", "last"):
+        engine, lm = scripted(spri_script((2, 5), (2, 5)))
+        captured = []
+        complete = engine.complete
+        engine.complete = lambda request, complete=complete, captured=captured: captured.append(request) or complete(request)
+        with dspy.context(lm=lm, adapter=CompactJSONAdapter(instruction=instruction)):
+            prediction = SPRI()(query="My dog barks at the mailman.")
+        assert engine.steps() == ["principle_generator", "principle_critic", "principle_refiner", "principle_critic",
+                                  "responder", "response_critic", "response_refiner", "response_critic"]
+        assert prediction.response == "response v0+"
+        first, second = (r.system + "\n" + r.messages[-1].text for r, step in zip(captured, engine.steps())
+                         if step == "response_critic")
+        common = os.path.commonprefix([first, second])
+        shared[instruction] = (common, first[len(common):])
+    # the first critique's whole prompt is where the second one's starts: only the new draft's end is new
+    assert shared["first"] == (shared["first"][0], "") and shared["first"][0].endswith("## response\nresponse v0")
+    assert shared["last"][0].endswith("## response\nresponse v0") and shared["last"][1].startswith("\n\n## task\n")
+
+
+def test_instruction_must_be_first_or_last():
+    with pytest.raises(ValueError, match="'last' or 'first'"):
+        CompactJSONAdapter(instruction="middle")

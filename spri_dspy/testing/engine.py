@@ -144,10 +144,12 @@ class ScriptedEngine:
         """The :class:`Call` a request makes: its step, inputs, format and number of demos."""
         last = user_texts[-1] if user_texts else ""
         fields = {kind: _FIELD_NAME.findall(names) for kind, names in _FIELD_LIST.findall(system)}
-        if not fields and _ANSWER_KEYS.search(last):  # CompactJSONAdapter: inputs as headings, keys at the end
+        # CompactJSONAdapter: inputs as headings, the task and keys after them (or, instruction="first", in the system)
+        keys = None if fields else _ANSWER_KEYS.search(last) or _ANSWER_KEYS.search(system)
+        if keys:
             inputs = _compact_inputs(last)
             task = inputs.pop(TASK_HEADING, "")
-            fields = {"input": list(inputs), "output": _KEY.findall(_ANSWER_KEYS.search(last).group(1))}
+            fields = {"input": list(inputs), "output": _KEY.findall(keys.group(1))}
             return Call(step=self._step(fields["input"], fields["output"]), model=model, inputs=inputs,
                         json_mode=True, demos=max(0, len(user_texts) - 1), outputs=fields["output"],
                         instructions=system + "\n" + task)
