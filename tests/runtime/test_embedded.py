@@ -62,6 +62,7 @@ def test_engine_loads_through_the_portable_loader(monkeypatch):
     monkeypatch.setattr(embedded, "check_native_library", lambda path: loaded.append(("checked", str(path))))
     monkeypatch.setattr(embedded, "load_llama", lambda path, **options: loaded.append(("loaded", str(path))) or
                         type("FakeLlama", (), {"set_cache": lambda self, cache: loaded.append(("cache", cache.capacity_bytes)),
+                                               "generate": lambda self, tokens, **settings: iter(tokens),
                                                "close": lambda self: loaded.append(("closed",))})())
     engine = LlamaCppEngine(state_cache_mb=8)
     engine.llama
