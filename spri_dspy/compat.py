@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import importlib
 import inspect
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -75,9 +76,17 @@ def __getattr__(name: str) -> Any:
     if name not in SYMBOLS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module, symbol = SYMBOLS[name]
-    value = getattr(importlib.import_module(module), symbol)
+    value = getattr(_import(module), symbol)
     globals()[name] = value
     return value
+
+
+def _import(module: str) -> Any:
+    """``importlib.import_module``; LiteLLM with its bundled price list, as spri-dspy's LMs and CLI load it (without
+    that, importing it fetches the list from GitHub, and offline it retries for seconds and logs warnings)."""
+    if module.split(".")[0] == "litellm":
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    return importlib.import_module(module)
 
 
 def installed_version(distribution: str) -> str | None:
@@ -102,7 +111,7 @@ def check() -> list[str]:
     for module, symbol in SYMBOLS.values():
         distribution = module.split(".")[0]
         try:
-            getattr(importlib.import_module(module), symbol)
+            getattr(_import(module), symbol)
         except (ImportError, AttributeError):
             problems.append(_moved(symbol, module, distribution))
     executor = getattr(sys.modules[__name__], "ParallelExecutor")(num_threads=1, disable_progress_bar=True)

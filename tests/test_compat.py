@@ -106,3 +106,16 @@ def test_a_completion_without_a_grammar_runs_as_before():
     llama = FakeLlama([b"{}", b" more", b"<eos>"])
     compat.stop_at_json_end(llama)
     assert list(llama.generate([7])) == [0, 1, 2] and llama.evaluated == [0, 1, 2]
+
+
+def test_check_loads_litellm_with_its_bundled_price_list():
+    """Without LITELLM_LOCAL_MODEL_COST_MAP, importing LiteLLM fetches its price list from GitHub (offline: seconds
+    of retries and warnings); compat sets it, as spri-dspy's LMs and CLI do, unless the user has."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    probe = "import os; from spri_dspy import compat; print(compat.check(), os.environ['LITELLM_LOCAL_MODEL_COST_MAP'])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "[] True" and "cost map" not in done.stderr, done.stderr[-500:]
