@@ -174,8 +174,8 @@ def degenerate(queries: list[str], adapter: str, reuse: bool) -> tuple[int, int,
 
     options = {} if reuse else {"state_cache_mb": 0, "memo_size": 0}
     lm = spri_dspy.embedded_lm(cache=False, **options)
-    chosen = (spri_dspy.CompactJSONAdapter() if adapter == "compact" else dspy.JSONAdapter() if adapter == "json"
-              else spri_dspy.CompactJSONAdapter(instruction="first"))
+    chosen = {"compact": spri_dspy.CompactJSONAdapter, "json": dspy.JSONAdapter,
+              "first": lambda: spri_dspy.CompactJSONAdapter(instruction="first")}[adapter]()
     bad, texts, examples, seconds = 0, 0, [], []
     for query in queries:
         started = time.perf_counter()

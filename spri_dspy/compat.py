@@ -224,13 +224,11 @@ class JSONEnd:
     quotes, escapes and brackets inside strings are read as text, so only the closing bracket of the root counts."""
 
     def __init__(self) -> None:
-        self.depth, self.in_string, self.escaped, self.opened = 0, False, False, False
+        self.depth, self.in_string, self.escaped, self.closed = 0, False, False, False
 
     def feed(self, data: bytes) -> bool:
         """Read ``data``; True once the root value has closed (within ``data`` or before it)."""
         for byte in data:
-            if self.opened and self.depth == 0:
-                return True
             if self.in_string:
                 if self.escaped:
                     self.escaped = False
@@ -241,10 +239,11 @@ class JSONEnd:
             elif byte == 0x22:
                 self.in_string = True
             elif byte in (0x7B, 0x5B):  # { [
-                self.depth, self.opened = self.depth + 1, True
+                self.depth += 1
             elif byte in (0x7D, 0x5D):  # } ]
                 self.depth -= 1
-        return self.opened and self.depth == 0
+                self.closed = self.closed or self.depth == 0
+        return self.closed
 
 
 def stop_at_json_end(llama: Any) -> None:

