@@ -119,3 +119,13 @@ def test_check_loads_litellm_with_its_bundled_price_list():
     probe = "import os; from spri_dspy import compat; print(compat.check(), os.environ['LITELLM_LOCAL_MODEL_COST_MAP'])"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert done.stdout.strip() == "[] True" and "cost map" not in done.stderr, done.stderr[-500:]
+
+
+def test_the_llama_cpp_hooks_the_engine_relies_on_are_named_when_gone(monkeypatch):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    monkeypatch.delattr(llama_cpp.Llama, "_init_sampler")  # grammar_first_greedy's hook
+    monkeypatch.setattr(llama_cpp.Llama, "generate", lambda self, tokens: iter(()))  # stop_at_json_end's
+    monkeypatch.delattr(llama_cpp.llama_cpp, "llama_sampler_chain_remove")
+    problems = compat.check()
+    assert [p.split(" is gone")[0] for p in problems] == ["llama_sampler_chain_remove", "Llama._init_sampler",
+                                                           "Llama.generate(grammar=...)"]
