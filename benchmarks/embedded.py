@@ -22,6 +22,8 @@ Everything is measured in this run, on this machine:
   that accept, the share of refinements the critic scored above the text they refined, and the DPO pairs
   ``spri export --format dpo`` finds after ``spri generate`` on 5 of them; ``--greedy`` adds the same for
   the engine's old settings (greedy score, no text floor, no critique cap) in the same run;
+- critic discrimination: each critic's mean probability-weighted score of hand-written good texts, the same
+  texts shown for an unrelated query, and a degenerate text (``DISCRIMINATION``): whether it reads what it scores;
 - prompt tokens per call of SPRI's six steps as CompactJSONAdapter, DSPy's JSONAdapter, ChatAdapter
   and XMLAdapter format them (the model's tokenizer and chat template, no generation).
 """
@@ -64,6 +66,38 @@ HELD_OUT = [
     "I feel nervous every time I have to make a phone call. How can I get better at it?",
 ]
 """Queries for the critic figures, written for issue 28 after the engine's settings were chosen on ``QUERIES``."""
+DISCRIMINATION = [  # (query, principles, response), written by hand for the critic's discrimination check
+    ("My neighbour plays loud music late at night. What can I do?",
+     "1. Suggest talking to the neighbour calmly first.\n2. Give concrete wording for the request.\n"
+     "3. Mention quiet-hours rules and the landlord or council as a next step.",
+     "Knock on their door at a calm moment and say: 'The music at night keeps me awake; could you turn it down "
+     "after 10?' Most people don't realise how far sound carries. If it goes on, check your building's quiet-hours "
+     "rules and tell the landlord or the council."),
+    ("How do I keep basil alive on my windowsill?",
+     "1. Cover light, water and pot drainage.\n2. Explain pinching off flowers.\n3. Keep the advice short and practical.",
+     "Give it six or more hours of sun, water when the top of the soil feels dry, and use a pot with drainage holes. "
+     "Pinch off the flower buds as they appear so the plant keeps making leaves."),
+    ("I'm nervous about my first day at a new job tomorrow.",
+     "1. Acknowledge that the nerves are normal.\n2. Offer two or three concrete things to prepare tonight.\n"
+     "3. End on encouragement.",
+     "Feeling nervous is normal; it means you care. Tonight, lay out your clothes, plan your route and write down two "
+     "questions to ask your manager. Tomorrow, arrive a little early and introduce yourself. You were hired for a reason."),
+    ("What is the difference between a virus and a bacterium?",
+     "1. State the key difference in size and structure.\n2. Mention that antibiotics work on bacteria, not viruses.\n"
+     "3. Use plain words.",
+     "Bacteria are living single cells that can reproduce on their own. Viruses are much smaller and can only multiply "
+     "inside another living cell. That is why antibiotics can kill bacteria but do nothing against viruses."),
+    ("My sister and I argue every time we talk about politics. How do we stop?",
+     "1. Suggest agreeing to avoid the topic or set ground rules.\n2. Encourage listening before answering.\n"
+     "3. Stress the relationship over winning.",
+     "Agree together that politics is off the table at family visits, or set a rule that each of you listens and sums "
+     "up the other's view before answering. Remind yourself the goal is to keep the relationship, not to win the argument."),
+]
+"""Hand-written principles and responses for :func:`critic_discrimination`: each is shown to the critics for its own
+query, for another case's query (unrelated) and replaced by a text of the kind the loop writes ("The feedback is not
+adhering.", a final response of the default layout on 2026-12-02)."""
+UNRELATED_SHIFT = 2  # the unrelated text of case i is case i + 2's
+DEGENERATE_TEXT = "The feedback is not adhering."
 SPRI = [sys.executable, "-m", "spri_dspy.cli"]
 
 RAW = """
@@ -262,6 +296,37 @@ def critic_figures(queries: list[str], instruction: str = "last", **engine: obje
             "refinements": len(refined), "critiques": len(critiques), "seconds": seconds}
 
 
+def critic_discrimination(instruction: str = "last") -> dict[str, dict[str, float]]:
+    """Can the critics tell a good text from a bad one? Each critic (through SPRI's own steps, the README's defaults)
+    rates the hand-written texts of :data:`DISCRIMINATION` for their own query, the same texts for another query
+    (unrelated) and a degenerate text. Returns the mean of the critic's probability-weighted score (the G-Eval mean
+    the engine records under ``score_readings``, before rounding) per critic and kind of text: a critic that reads
+    the texts rates the good ones highest."""
+    import dspy
+
+    import spri_dspy
+    from spri_dspy.runtime.embedded import SCORE_READINGS
+
+    lm = spri_dspy.embedded_lm(cache=False)
+    program = spri_dspy.SPRI()
+    steps = {"principles": program.principle_critic, "response": program.response_critic}
+    means: dict[str, dict[str, list[float]]] = {name: {"good": [], "unrelated": [], "degenerate": []} for name in steps}
+    with dspy.context(lm=lm, adapter=spri_dspy.CompactJSONAdapter(instruction=instruction)):
+        for i, (query, principles, response) in enumerate(DISCRIMINATION):
+            _, other_principles, other_response = DISCRIMINATION[(i + UNRELATED_SHIFT) % len(DISCRIMINATION)]
+            texts = {"principles": {"good": principles, "unrelated": other_principles, "degenerate": DEGENERATE_TEXT},
+                     "response": {"good": response, "unrelated": other_response, "degenerate": DEGENERATE_TEXT}}
+            for name, step in steps.items():
+                for kind, text in texts[name].items():
+                    inputs = {"principles": text} if name == "principles" else {"principles": principles, "response": text}
+                    step(query=query, goal=None, **inputs)
+                    output = lm.history[-1]["outputs"][0]
+                    answer = json.loads(output if isinstance(output, str) else output["text"])
+                    means[name][kind].append(answer[SCORE_READINGS]["score"]["mean"])
+    lm.engine.close()
+    return {name: {kind: statistics.mean(values) for kind, values in kinds.items()} for name, kinds in means.items()}
+
+
 def dpo_pairs(queries: list[str]) -> int:
     """``spri generate`` (``--no-cache``) on ``queries``, then ``spri export --format dpo``: the pairs written."""
     with tempfile.TemporaryDirectory() as folder:
@@ -297,6 +362,13 @@ def main() -> None:
               f"(target >= 3 distinct); feedback of 5+ words and not a field name {figures['feedback_said']:.0%} "
               f"(target >= 90%); stages accepted {figures['accepted']:.0%}; refinements scored above their draft "
               f"{figures['raised']:.0%} of {figures['refinements']} (target >= 25%); {figures['seconds']:.1f} s per query")
+    for label, engine in configs.items():
+        if set(engine) - {"instruction"}:
+            continue  # the old engine wrote greedy scores: no probabilities to read
+        found = critic_discrimination(engine.get("instruction", "last"))
+        print(f"    critic discrimination, {label}: mean probability-weighted score of hand-written good / unrelated / "
+              "degenerate texts: " + "; ".join(f"{name} critic " + " / ".join(f"{value:.2f}" for value in kinds.values())
+                                               for name, kinds in found.items()))
     print(f"    DPO pairs from spri generate on 5 held-out queries: {dpo_pairs(HELD_OUT[:5])} (target >= 1)")
     if args.critic_only:
         return
