@@ -141,7 +141,8 @@ def run_identity(program: dspy.Module, source: Any, fields: Mapping[str, str], i
                  keep_columns: bool, split: str | None = None) -> dict[str, Any]:
     """What produced an OUTPUT folder (JSON data, no keys): the program's class, settings and a hash of its
     state (instructions, demos, seeds), the models of the configured LM and of each step that has its own,
-    the input, the field mapping, the id column and the package version."""
+    the configured adapter (the prompts' format), the input, the field mapping, the id column and the package
+    version."""
     from spri_dspy.core.programs import _state_without_lms, _version, program_settings
 
     try:
@@ -154,8 +155,21 @@ def run_identity(program: dspy.Module, source: Any, fields: Mapping[str, str], i
                    for name, predictor in program.named_predictors() if predictor.lm is not None})
     return {"program": type(program).__name__, "settings": json.loads(json.dumps(settings, default=str)),
             "state_sha256": hashlib.sha256(state.encode()).hexdigest()[:16], "models": models,
+            "adapter": _adapter(dspy.settings.adapter),
             "input": os.path.abspath(source) if isinstance(source, (str, os.PathLike)) else "(in-memory table)",
             **({"split": split} if split else {}), "fields": dict(fields), "id_field": id_field, "keep_columns": keep_columns, "version": _version()}
+
+
+def _adapter(adapter: Any) -> dict[str, Any] | None:
+    """The adapter's class and the setting that changes its prompts (CompactJSONAdapter's ``instruction``); None
+    when none is configured (each step then uses :func:`spri_dspy.adapters.default_adapter`)."""
+    if adapter is None:
+        return None
+    instruction = getattr(adapter, "instruction", None)
+    return {"class": type(adapter).__name__, **({"instruction": instruction} if isinstance(instruction, str) else {})}
+
+
+_ADDED_KEYS = ("adapter",)  # identity keys that a run.json written before them lacks: no difference for such a run
 
 
 def _model(lm: Any) -> dict[str, Any] | None:
@@ -174,6 +188,7 @@ def _check_identity(directory: Path, identity: dict[str, Any], restart: bool) ->
     path = directory / IDENTITY
     if path.exists():
         recorded = json.loads(path.read_text())
+        recorded.update({key: identity.get(key) for key in _ADDED_KEYS if key not in recorded})
         differences = [f"{key}: {_short(recorded_value)} -> {_short(value)}"
                        for key, (recorded_value, value) in _differences(recorded, identity).items()
                        if key != "version"]

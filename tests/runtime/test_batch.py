@@ -485,6 +485,28 @@ def test_a_different_run_is_refused_naming_what_differs(scripted, tmp_path, chan
         batch(program, data, tmp_path, lm, fields=fields)
 
 
+def test_a_run_with_another_prompt_layout_is_refused_and_one_recorded_before_the_adapter_key_resumes(scripted, tmp_path):
+    """The adapter is part of run.json: the same program with the instruction first writes other prompts, so its
+    texts must not join a folder written with the instruction last. A run.json from before the key resumes."""
+    from spri_dspy import CompactJSONAdapter
+
+    engine, lm = scripted({"direct_responder": lambda call: {"response": "r"}})
+    with dspy.context(adapter=CompactJSONAdapter()):
+        batch(Vanilla(), rows(2), tmp_path, lm)
+    recorded = json.loads((tmp_path / "run.json").read_text())
+    assert recorded["adapter"] == {"class": "CompactJSONAdapter", "instruction": "last"}
+    with dspy.context(adapter=CompactJSONAdapter(instruction="first")):
+        with pytest.raises(RunMismatchError, match=r'adapter.instruction: "last" -> "first"'):
+            batch(Vanilla(), rows(3), tmp_path, lm)
+    with pytest.raises(RunMismatchError, match="adapter: "):
+        batch(Vanilla(), rows(3), tmp_path, lm)  # no adapter configured: each step's default, another format
+    del recorded["adapter"]  # as written before the adapter was recorded
+    (tmp_path / "run.json").write_text(json.dumps(recorded))
+    with dspy.context(adapter=CompactJSONAdapter()):
+        summary = batch(Vanilla(), rows(3), tmp_path, lm)
+    assert (summary.done, len(results(tmp_path))) == (1, 3)
+
+
 def test_restart_moves_every_file_of_the_old_run_aside(scripted, tmp_path):
     def broken(call):
         raise ValueError("the old run's failure")
