@@ -2,7 +2,9 @@
 
     python benchmarks/embedded.py                 # about 6 minutes on 2 cores
     python benchmarks/embedded.py --compare       # also DSPy's JSONAdapter with no state reuse (+10 min)
-    python benchmarks/embedded.py --instruction-first   # also CompactJSONAdapter(instruction="first") (+5 min)
+    python benchmarks/embedded.py --instruction-first   # also CompactJSONAdapter(instruction="first") (+5 min):
+                                                        # its critic figures, degenerate texts and spri run --adapter
+                                                        # compact-first
 
 Everything is measured in this run, on this machine:
 
@@ -124,12 +126,13 @@ def raw_call() -> tuple[float, int, int]:
     return float(seconds), int(prompt), int(completion)
 
 
-def cli_run(query: str) -> dict:
-    """``spri run QUERY --no-cache --json`` in a child process: its JSON plus wall time and its own peak RSS (from
-    ``os.wait4`` on that child: ``RUSAGE_CHILDREN`` would report the largest of every child run before it)."""
+def cli_run(query: str, *options: str) -> dict:
+    """``spri run QUERY --no-cache --json [options]`` in a child process: its JSON plus wall time and its own peak RSS
+    (from ``os.wait4`` on that child: ``RUSAGE_CHILDREN`` would report the largest of every child run before it)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        child = subprocess.Popen([*SPRI, "run", query, "--no-cache", "--json"], stdout=out, stderr=err, text=True)
+        child = subprocess.Popen([*SPRI, "run", query, "--no-cache", "--json", *options], stdout=out, stderr=err,
+                                 text=True)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -378,13 +381,14 @@ def main() -> None:
         f"{name} {count:.0f}" for name, count in tokens.items()))
     raw, raw_prompt, raw_completion = raw_call()
     print(f"    raw llama.cpp call: {raw_prompt} prompt + {raw_completion} generated tokens in {raw:.2f} s")
-    run = cli_run(EXAMPLE)
-    calls = sum(run["lm_calls"].values())
-    engine = run.get("engine", {})
-    print(f"    spri run (README example, --no-cache): {run['wall']:.1f} s = {run['wall'] / raw:.2f} x raw "
-          f"(target <= 3); {calls} LM calls, {engine.get('memo_hits', 0)} answered by the memo; prompt tokens "
-          f"{engine.get('prompt_tokens', 0)} sent, {engine.get('prompt_tokens_evaluated', 0)} evaluated "
-          f"(target <= 2500); peak RSS {run['rss_mb']:.0f} MB")
+    for options in [()] + ([("--adapter", "compact-first")] if args.instruction_first else []):
+        run = cli_run(EXAMPLE, *options)
+        calls = sum(run["lm_calls"].values())
+        engine = run.get("engine", {})
+        print(f"    spri run (README example, --no-cache{''.join(' ' + o for o in options)}): {run['wall']:.1f} s = "
+              f"{run['wall'] / raw:.2f} x raw (target <= 3); {calls} LM calls, {engine.get('memo_hits', 0)} answered by "
+              f"the memo; prompt tokens {engine.get('prompt_tokens', 0)} sent, {engine.get('prompt_tokens_evaluated', 0)} "
+              f"evaluated (target <= 2500); peak RSS {run['rss_mb']:.0f} MB")
     spri_seconds, replay_seconds, replayed = replay_overhead(QUERIES[0])
     print(f"    replay of the same {replayed} llama.cpp calls: {replay_seconds:.2f} s; SPRI in-process "
           f"{spri_seconds:.2f} s; overhead {100 * (spri_seconds / replay_seconds - 1):+.1f}% (target <= 5%)")

@@ -302,10 +302,12 @@ class LMSpec:
                       self.endpoint)
 
 
-ADAPTERS = ("chat", "json", "compact")
+ADAPTERS = ("chat", "json", "compact", "compact-first")
 """The prompt formats :func:`make_adapter` builds: DSPy's ``ChatAdapter`` and ``JSONAdapter`` formats (as
 :class:`spri_dspy.ChatAdapter` and :class:`spri_dspy.JSONAdapter`, the same messages for less CPU), and
-:class:`spri_dspy.CompactJSONAdapter` (a short JSON prompt for small models)."""
+:class:`spri_dspy.CompactJSONAdapter` (a short JSON prompt for small models), with each step's instruction after
+its inputs (``compact``) or before them (``compact-first``: ``instruction="first"``, which a prompt cache keeps
+across the rounds of a step)."""
 
 
 def default_adapter(*models: str | None) -> str:
@@ -325,6 +327,8 @@ def make_adapter(name: str) -> dspy.Adapter:
         return adapters.JSONAdapter()
     if name == "compact":
         return adapters.CompactJSONAdapter()
+    if name == "compact-first":
+        return adapters.CompactJSONAdapter(instruction="first")
     raise ValueError(f"adapter must be one of {', '.join(ADAPTERS)}, got {name!r}")
 
 

@@ -156,6 +156,25 @@ def test_seed_match_goal_needs_a_goal(scripted_cli, capsys, shared_paper):
         "give --goal TEXT or use --seed-match all\n")
 
 
+def test_adapter_compact_first_puts_the_instruction_first_and_a_resume_keeps_the_layout(scripted_cli, capsys, tmp_path):
+    """``--adapter compact-first``: every step's instruction in the system message (CompactJSONAdapter(instruction=
+    "first")); run.json records it, so resuming the folder with the default layout is refused in one line."""
+    from spri_dspy.adapters import SYSTEM
+
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"query": "a"}\n')
+    status, engines = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress", "--adapter", "compact-first")
+    calls = engines["embedded"].calls
+    assert status == 0 and calls and all(call.instructions.startswith(f"{SYSTEM}\n\n## task\n") for call in calls)
+    assert "Write the principles that a good reply" in calls[0].instructions
+    recorded = json.loads((tmp_path / "out" / "run.json").read_text())["adapter"]
+    assert recorded == {"class": "CompactJSONAdapter", "instruction": "first"}
+    capsys.readouterr()
+    path.write_text('{"query": "a"}\n{"query": "b"}\n')
+    status, _ = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress")
+    assert status == 2 and 'adapter.instruction: "first" -> "last"' in capsys.readouterr().err
+
+
 def test_normal_runs_print_no_library_chatter(scripted_cli, capsys, tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text('{"query": "a"}\n')
