@@ -126,22 +126,33 @@ def raw_call() -> tuple[float, int, int]:
     return float(seconds), int(prompt), int(completion)
 
 
+LAUNCH = """
+import json, os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - started
+with open(sys.argv[1], "w") as report:
+    json.dump({"seconds": seconds, "status": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}, report)
+"""
+
+
 def cli_run(query: str, *options: str) -> dict:
-    """``spri run QUERY --no-cache --json [options]`` in a child process: its JSON plus wall time and its own peak RSS
-    (from ``os.wait4`` on that child: ``RUSAGE_CHILDREN`` would report the largest of every child run before it)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        child = subprocess.Popen([*SPRI, "run", query, "--no-cache", "--json", *options], stdout=out, stderr=err,
-                                 text=True)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
+    """``spri run QUERY --no-cache --json [options]`` in a child process: its JSON plus wall time and its own peak RSS.
+    A small launcher process starts it and reads both: a child forked from this process would report this process's
+    memory at the fork as its peak (Linux keeps the larger of the pre-exec and post-exec high-water marks), and this
+    process holds the models of the in-process figures."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".json") as report:
+        subprocess.run([sys.executable, "-c", LAUNCH, report.name, *SPRI, "run", query, "--no-cache", "--json", *options],
+                       stdout=out, stderr=err, text=True, check=True)
+        figures = json.load(report)
         out.seek(0), err.seek(0)
-        if child.returncode != 0:
+        if figures["status"] != 0:
             raise SystemExit(f"spri run failed: {err.read().strip()[-500:]}")
         data = json.loads(out.read())
-    data["wall"] = seconds
-    data["rss_mb"] = usage.ru_maxrss / 1024
+    data["wall"] = figures["seconds"]
+    data["rss_mb"] = figures["maxrss_kb"] / 1024
     return data
 
 
