@@ -17,7 +17,8 @@ Everything is measured in this run, on this machine:
   same grammar and state cache, against SPRI in-process; the overhead of DSPy and spri-dspy on top;
 - degenerate texts: final principles and responses over 10 queries that are empty, echo format
   text, field names or instructions, or are placeholders/JSON fragments
-  (``spri_dspy.testing.quality.degenerate_reason``);
+  (``spri_dspy.testing.quality.degenerate_reason``), and, counted apart, those that talk about the loop that wrote
+  them (``spri_dspy.testing.quality.loop_talk``: "The feedback is not adhering.");
 - generate: seconds per input of ``spri generate`` over 4 inputs with ``--no-cache``;
 - critic: over 10 held-out queries (``HELD_OUT``, written once and never tuned on), the critic's distinct
   score levels, the share of feedbacks of at least 5 words that are not a field name, the share of stages
@@ -213,18 +214,19 @@ def replay_overhead(query: str) -> tuple[float, float, int]:
     return spri_seconds, replay_seconds, len(recorded)
 
 
-def degenerate(queries: list[str], adapter: str, reuse: bool) -> tuple[int, int, list[str], float, int]:
-    """Run SPRI in-process over ``queries``: degenerate texts, texts, examples, mean seconds, mean evaluated."""
+def degenerate(queries: list[str], adapter: str, reuse: bool) -> tuple[int, int, list[str], float, int, list[str]]:
+    """Run SPRI in-process over ``queries``: degenerate texts, texts, examples, mean seconds, mean evaluated, and the
+    texts that talk about the loop (:func:`spri_dspy.testing.quality.loop_talk`)."""
     import dspy
 
     import spri_dspy
-    from spri_dspy.testing.quality import degenerate_reason
+    from spri_dspy.testing.quality import degenerate_reason, loop_talk
 
     options = {} if reuse else {"state_cache_mb": 0, "memo_size": 0}
     lm = spri_dspy.embedded_lm(cache=False, **options)
     chosen = {"compact": spri_dspy.CompactJSONAdapter, "json": dspy.JSONAdapter,
               "first": lambda: spri_dspy.CompactJSONAdapter(instruction="first")}[adapter]()
-    bad, texts, examples, seconds = 0, 0, [], []
+    bad, texts, examples, seconds, talking = 0, 0, [], [], []
     for query in queries:
         started = time.perf_counter()
         with dspy.context(lm=lm, adapter=chosen):
@@ -236,9 +238,12 @@ def degenerate(queries: list[str], adapter: str, reuse: bool) -> tuple[int, int,
             if reason:
                 bad += 1
                 examples.append(f"{reason}: {prediction[name][:70]!r}")
+            words = loop_talk(prediction[name], (query,))
+            if words:
+                talking.append(f"{', '.join(words)}: {prediction[name][:70]!r}")
     evaluated = lm.engine.stats["prompt_tokens_evaluated"] // len(queries)
     lm.engine.close()
-    return bad, texts, examples, statistics.mean(seconds), evaluated
+    return bad, texts, examples, statistics.mean(seconds), evaluated, talking
 
 
 def prompt_tokens_by_adapter() -> dict[str, float]:
@@ -406,13 +411,17 @@ def main() -> None:
     configs = ([("compact", True)] + ([("first", True)] if args.instruction_first else [])
                + ([("json", False)] if args.compare else []))
     for adapter, reuse in configs:
-        bad, texts, examples, mean, evaluated = degenerate(QUERIES[: args.queries], adapter, reuse)
+        bad, texts, examples, mean, evaluated, talking = degenerate(QUERIES[: args.queries], adapter, reuse)
         label = {"compact": "CompactJSONAdapter, state reuse + memo", "json": "DSPy JSONAdapter, no reuse or memo",
                  "first": "CompactJSONAdapter(instruction='first'), state reuse + memo"}[adapter]
         print(f"    {label}: degenerate texts {bad} of {texts} (target 0); {mean:.1f} s and "
               f"{evaluated} evaluated prompt tokens per query")
         for example in examples[:6]:
             print(f"      {example}")
+        print(f"      final texts that talk about the loop (feedback, critic, draft, score, refine ... where the query does "
+              f"not): {len(talking)} of {texts}")
+        for example in talking[:6]:
+            print(f"        {example}")
     print(f"    spri generate --no-cache: {generate_per_input():.1f} s per input (4 inputs, default threads)")
 
 

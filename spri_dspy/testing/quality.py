@@ -102,3 +102,19 @@ def degenerate_reason(text: object, inputs: tuple[str, ...] = ()) -> str | None:
         if len(given_words) >= 4 and copied >= 0.8 * len(given_words) and len(words) - copied <= _LEAD_IN:
             return "input echo"
     return None
+
+
+LOOP_WORDS = ("feedback", "critic", "critique", "draft", "score", "scored", "adhering", "adherence", "adheres", "rubric",
+              "refine", "refined", "refinement")
+"""Words that name SPRI's own loop (the critic, its feedback and score, the draft it refines). A reply to the user has
+no reason to use them unless the user did."""
+
+
+def loop_talk(text: str, inputs: tuple[str, ...] = ()) -> list[str]:
+    """The words of :data:`LOOP_WORDS` in ``text`` that none of ``inputs`` (e.g. the query) uses: a final
+    principles or response text that talks about the loop that wrote it ("The feedback is not adhering.")
+    rather than about the user's question. Counted beside :func:`degenerate_reason`, not by it: a text can say
+    something real and still mention its feedback."""
+    given = {word for text_given in inputs for word in _WORD.findall(text_given.lower())}
+    found = dict.fromkeys(word for word in _WORD.findall(text.lower()) if word in LOOP_WORDS and word not in given)
+    return list(found)

@@ -363,6 +363,19 @@ def test_degenerate_reason(text, reason):
     assert degenerate_reason(text) == reason
 
 
+@pytest.mark.parametrize("text, query, words", [
+    ("The feedback is not adhering.", "Should I switch to freelancing?", ["feedback", "adhering"]),
+    ("The refined draft scored higher; feedback helps.", "How do I stop my dog barking?",
+     ["refined", "draft", "scored", "feedback"]),
+    ("Ask your manager for feedback every month.", "How do I get useful feedback at work?", []),
+    ("1. Praise the dog when it stays quiet.", "How do I stop my dog barking?", []),
+])
+def test_loop_talk_names_the_loop_words_the_query_did_not_use(text, query, words):
+    from spri_dspy.testing.quality import loop_talk
+
+    assert loop_talk(text, (query,)) == words
+
+
 class _WordTokenizer:
     """Stands in for llama.cpp's tokenizer: one id per distinct word."""
 
