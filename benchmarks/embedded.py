@@ -382,8 +382,8 @@ def main() -> None:
               f"(target >= 90%); stages accepted {figures['accepted']:.0%}; refinements scored above their draft "
               f"{figures['raised']:.0%} of {figures['refinements']} (target >= 25%); {figures['seconds']:.1f} s per query")
     for label, engine in configs.items():
-        if set(engine) - {"instruction"}:
-            continue  # the old engine wrote greedy scores: no probabilities to read
+        if engine.get("scoring") == "greedy":
+            continue  # a greedy score records no probabilities to read
         found = critic_discrimination(engine.get("instruction", "last"))
         print(f"    critic discrimination, {label}: mean probability-weighted score of hand-written good / unrelated / "
               "degenerate texts: " + "; ".join(f"{name} critic " + " / ".join(f"{value:.2f}" for value in kinds.values())
