@@ -25,19 +25,23 @@ model reads:
 
 - one fixed system sentence, the same for every step;
 - the inputs, each under a ``## name`` heading;
-- last, the step's instruction and one line naming the answer's keys and their
-  types. No word on JSON and no output field descriptions: a small model copied
-  both back as its answers ("A short numbered list of principles ..."); the
-  schema still asks for JSON, and the instruction says what each key holds.
+- the step's instruction and one line naming the answer's keys and their
+  types, in the system message before the inputs (``instruction="first"``, the
+  default) or after them (``instruction="last"``). No word on JSON and no output
+  field descriptions: a small model copied both back as its answers ("A short
+  numbered list of principles ..."); the schema still asks for JSON, and the
+  instruction says what each key holds.
 
-Every step's prompt therefore starts with the same tokens and with the input
-text, so a model that reuses the prompt state of earlier calls (the embedded
-engine does) evaluates mostly what is new, and the instruction sits next to
-where the answer starts. ``CompactJSONAdapter(instruction="first")`` moves the
-instruction and the keys into the system message instead: a step's later rounds
-then reuse its instruction too (the embedded model evaluates about a third of
-the prompt tokens and runs SPRI about 40% faster), but its texts and its
-critic's scores change (``benchmarks/README.md``, P3 after issue 31).
+Every step's prompt therefore starts with the same tokens, so a model that
+reuses the prompt state of earlier calls (the embedded engine does) evaluates
+mostly what is new: with the instruction first, a step's later rounds reuse its
+instruction too, and the embedded model evaluates about half the prompt tokens
+it does with the instruction last and runs SPRI about 1.8 times as fast. With the
+instruction last (the default until December 2026) it sits next to where the
+answer starts, and the embedded model's texts talk about the loop itself
+("key principles of the response.", "The feedback is not adhering.") in about a
+third of its final texts, against one in sixty with it first
+(``benchmarks/README.md``, P3, the instruction first by default).
 """
 
 from __future__ import annotations
@@ -234,17 +238,17 @@ def _schema_or_error(signature: type[dspy.Signature], native: bool) -> Any:
 
 
 class CompactJSONAdapter(JSONAdapter):
-    """DSPy's ``JSONAdapter`` with a short prompt: inputs first, the instruction last, no JSON template.
+    """DSPy's ``JSONAdapter`` with a short prompt: one system message with the instruction, the inputs under
+    headings, no JSON template.
 
-    Use it for small local models such as the embedded one, which reads the
-    instruction better when it is close to the answer and copies templates
-    back. Output is still requested as a JSON schema (structured outputs), so
+    Use it for small local models such as the embedded one, which copy templates
+    and format sentences back as their answers. Output is still requested as a JSON schema (structured outputs), so
     typed fields such as scores are constrained exactly as with ``JSONAdapter``.
 
     Args:
-        instruction: where the step's instruction and the answer's keys go: ``"last"`` (the default), after
-            the inputs; ``"first"``, in the system message before them, so that a model reusing the prompt
-            states of earlier calls evaluates each step's instruction once rather than once per round.
+        instruction: where the step's instruction and the answer's keys go: ``"first"`` (the default), in the
+            system message before the inputs, so that a model reusing the prompt states of earlier calls
+            evaluates each step's instruction once rather than once per round; ``"last"``, after the inputs.
         callbacks, use_native_function_calling: as for ``dspy.JSONAdapter``.
 
     Example:
@@ -256,9 +260,9 @@ class CompactJSONAdapter(JSONAdapter):
         ```
     """
 
-    def __init__(self, instruction: Literal["last", "first"] = "last", **options: Any):
-        if instruction not in ("last", "first"):
-            raise ValueError(f"instruction must be 'last' or 'first', got {instruction!r}")
+    def __init__(self, instruction: Literal["first", "last"] = "first", **options: Any):
+        if instruction not in ("first", "last"):
+            raise ValueError(f"instruction must be 'first' or 'last', got {instruction!r}")
         super().__init__(**options)
         self.instruction = instruction
 
@@ -285,6 +289,7 @@ class CompactJSONAdapter(JSONAdapter):
         return "\n\n".join(part for part in parts if part).strip()
 
     def format_task(self, signature: type[dspy.Signature]) -> str:
-        """The closing section: the signature's instruction and the keys of the JSON answer."""
+        """The task section (in the system message, or after the inputs): the signature's instruction and the keys
+        of the JSON answer."""
         keys = "; ".join(f'"{name}" ({_kind(field.annotation)})' for name, field in signature.output_fields.items())
         return f"## {TASK_HEADING}\n{signature.instructions.strip()}\nKeys of your answer: {keys}."

@@ -44,9 +44,9 @@ def critique(engine, adapter, **inputs):
         return dspy.Predict(CritiquePrinciples)(**inputs)
 
 
-def test_prompt_is_inputs_then_task_with_a_fixed_system_line():
+def test_instruction_last_prompt_is_inputs_then_task_with_a_fixed_system_line():
     engine = Capture()
-    verdict = critique(engine, CompactJSONAdapter(), query="My dog barks.", principles="1. Be calm.")
+    verdict = critique(engine, CompactJSONAdapter(instruction="last"), query="My dog barks.", principles="1. Be calm.")
     request = engine.requests[0]
     assert request.system == SYSTEM
     [user] = [m.text for m in request.messages]
@@ -94,8 +94,8 @@ def test_every_spri_step_shares_the_system_line_and_the_query(scripted):
         prediction = SPRI()(query="My dog barks at the mailman.", goal="Keep the dog calm.")
     assert engine.steps() == ["principle_generator", "principle_critic", "principle_refiner", "principle_critic",
                               "responder", "response_critic", "response_refiner", "response_critic"]
-    prefix = "## query\nMy dog barks at the mailman.\n\n## goal\nKeep the dog calm.\n\n"
-    assert all(r.system == SYSTEM and r.messages[-1].text.startswith(prefix) for r in captured)
+    prefix = "## query\nMy dog barks at the mailman.\n\n## goal\nKeep the dog calm."
+    assert all(r.system.startswith(f"{SYSTEM}\n\n## task\n") and r.messages[-1].text.startswith(prefix) for r in captured)
     assert prediction.principles == "principles v0+" and prediction.response == "response v0+"
 
 
@@ -191,12 +191,12 @@ def test_our_adapters_send_dspys_messages_byte_for_byte_on_every_step_of_every_p
     assert all('"schema"' in response_format for _, _, response_format in json_sent)
     assert sent(spri_dspy.JSONAdapter(), kind, name) == json_sent
     assert sent(spri_dspy.CompactJSONAdapter(), kind, name) == sent(Uncached(), kind, name)
-    first = sent(spri_dspy.CompactJSONAdapter(instruction="first"), kind, name)
-    assert first == sent(Uncached(instruction="first"), kind, name) != sent(Uncached(), kind, name)
+    last = sent(spri_dspy.CompactJSONAdapter(instruction="last"), kind, name)
+    assert last == sent(Uncached(instruction="last"), kind, name) != sent(Uncached(), kind, name)
 
 
 @pytest.mark.parametrize("adapter", [spri_dspy.ChatAdapter(), spri_dspy.JSONAdapter(), spri_dspy.CompactJSONAdapter(),
-                                     spri_dspy.CompactJSONAdapter(instruction="first")])
+                                     spri_dspy.CompactJSONAdapter(instruction="last")])
 def test_a_signature_changed_in_place_is_formatted_anew(adapter):
     signature = CritiquePrinciples.with_instructions("Judge the principles.")
     inputs = {"query": "Hi", "principles": "1. Be kind."}
@@ -212,12 +212,12 @@ def test_a_signature_changed_in_place_is_formatted_anew(adapter):
     assert text() == "\n".join(m["content"] for m in fresh.format(signature, [], inputs))
 
 
-# --- CompactJSONAdapter(instruction="first"): the instruction where a step's later rounds can reuse it ---
+# --- CompactJSONAdapter's instruction first (its default): where a step's later rounds can reuse it ---
 
 
-def test_instruction_first_puts_the_instruction_and_keys_in_the_system_message():
+def test_instruction_first_is_the_default_and_puts_the_instruction_and_keys_in_the_system_message():
     engine = Capture()
-    verdict = critique(engine, CompactJSONAdapter(instruction="first"), query="My dog barks.", principles="1. Be calm.")
+    verdict = critique(engine, CompactJSONAdapter(), query="My dog barks.", principles="1. Be calm.")
     request = engine.requests[0]
     assert request.system == (f"{SYSTEM}\n\n## task\n{CritiquePrinciples.instructions.strip()}\n"
                               'Keys of your answer: "feedback" (text); "score" (one of 1, 2, 3, 4, 5).')
@@ -228,7 +228,7 @@ def test_instruction_first_puts_the_instruction_and_keys_in_the_system_message()
 
 def test_instruction_first_lets_a_steps_later_rounds_share_everything_but_the_new_draft(scripted):
     """What the embedded engine's state reuse needs: the second critique of a stage differs from the first only
-    where the new draft starts; with the default layout they part there too, but the instruction comes after it."""
+    where the new draft starts; with the instruction last they part there too, but the instruction comes after it."""
     shared = {}
     for instruction in ("first", "last"):
         engine, lm = scripted(spri_script((2, 5), (2, 5)))
@@ -250,5 +250,5 @@ def test_instruction_first_lets_a_steps_later_rounds_share_everything_but_the_ne
 
 
 def test_instruction_must_be_first_or_last():
-    with pytest.raises(ValueError, match="'last' or 'first'"):
+    with pytest.raises(ValueError, match="'first' or 'last'"):
         CompactJSONAdapter(instruction="middle")

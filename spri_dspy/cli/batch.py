@@ -16,13 +16,15 @@ def run(args: argparse.Namespace, kind: str, fields: dict[str, str], optional: t
     names."""
     import dspy
 
-    from spri_dspy.runtime.batch import OutputBusyError, RunMismatchError, run_batch
+    from spri_dspy.runtime.batch import OutputBusyError, RunMismatchError, recorded_adapter, run_batch
     from spri_dspy.core.data import RowError
     from spri_dspy.runtime.distributed import ClusterError
 
     check_settings(args)
     if Path(args.output).exists() and not Path(args.output).is_dir():
         raise CLIError(f"OUTPUT {args.output}: is a file; OUTPUT is a folder (created when missing)")
+    if args.adapter is None and not args.restart:  # a resume goes on in the format its results were written in
+        args.adapter = recorded_adapter(args.output)
     lm, critic_lm, adapter = build.models(args)
     ray = ray_cluster(args)
     if program is None:

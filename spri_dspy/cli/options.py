@@ -31,10 +31,11 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--adapter", choices=ADAPTERS, metavar="{" + ",".join(ADAPTERS) + "}",
                        help="prompt format: chat (DSPy's ChatAdapter), json (DSPy's JSONAdapter: schema-constrained "
                             "output through the server's response_format where the model supports it), compact "
-                            "(a short JSON prompt for small models, the instruction after the inputs) or compact-first "
-                            "(the same, the instruction first: a prompt cache keeps it across rounds, so the embedded "
-                            "model runs about 1.6x faster, with different texts); default compact for the embedded "
-                            "model, else chat")
+                            "(a short JSON prompt for small models, each step's instruction before its inputs, where a "
+                            "prompt cache keeps it across rounds; compact-first names the same) or compact-last (the "
+                            "instruction after the inputs: the embedded model's format before December 2026, about "
+                            "1.8x slower); default compact for the embedded model, else chat. Resuming an OUTPUT "
+                            "folder without --adapter uses the format it was written with")
     group.add_argument("--response-format", choices=("auto", "json_schema", "json_object", "none"), default="auto",
                        help="openai/ models: what the json and compact adapters ask the server for: json_schema "
                             "(output constrained to each step's schema: OpenAI, vLLM, llama-server, Ollama), "

@@ -41,6 +41,7 @@ import dspy
 
 from spri_dspy.core.data import RowError, TableSource, jsonl_lines, load_table, text_field
 from spri_dspy.runtime.files import atomic_file, write_atomic
+from spri_dspy.runtime.embedded import EMBEDDED_MODEL_NAME
 from spri_dspy.runtime.lms import endpoint_of
 from spri_dspy.runtime.locks import LockHeld, take_lock
 from spri_dspy.core.rubric import format_rubric
@@ -167,6 +168,27 @@ def _adapter(adapter: Any) -> dict[str, Any] | None:
         return None
     instruction = getattr(adapter, "instruction", None)
     return {"class": type(adapter).__name__, **({"instruction": instruction} if isinstance(instruction, str) else {})}
+
+
+def recorded_adapter(output: str | os.PathLike) -> str | None:
+    """The prompt format (a :data:`~spri_dspy.runtime.lms.ADAPTERS` name) that OUTPUT's ``run.json`` says its results
+    were written in, so that a resume given no format goes on in it; None without a ``run.json`` or when it records
+    none of those formats. A ``run.json`` from before the format was recorded, of a run on the embedded model, gets
+    ``compact-last``: its default then."""
+    path = Path(output) / IDENTITY
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict):
+        return None
+    if "adapter" not in recorded:
+        models = json.dumps(recorded.get("models"))
+        return "compact-last" if EMBEDDED_MODEL_NAME in models else None
+    adapter = recorded["adapter"] or {}
+    if adapter.get("class") == "CompactJSONAdapter":
+        return {"first": "compact", "last": "compact-last"}.get(adapter.get("instruction"))
+    return {"ChatAdapter": "chat", "JSONAdapter": "json"}.get(adapter.get("class"))
 
 
 _ADDED_KEYS = ("adapter",)  # identity keys that a run.json written before them lacks: no difference for such a run

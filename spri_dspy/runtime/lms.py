@@ -302,12 +302,12 @@ class LMSpec:
                       self.endpoint)
 
 
-ADAPTERS = ("chat", "json", "compact", "compact-first")
+ADAPTERS = ("chat", "json", "compact", "compact-last", "compact-first")
 """The prompt formats :func:`make_adapter` builds: DSPy's ``ChatAdapter`` and ``JSONAdapter`` formats (as
 :class:`spri_dspy.ChatAdapter` and :class:`spri_dspy.JSONAdapter`, the same messages for less CPU), and
-:class:`spri_dspy.CompactJSONAdapter` (a short JSON prompt for small models), with each step's instruction after
-its inputs (``compact``) or before them (``compact-first``: ``instruction="first"``, which a prompt cache keeps
-across the rounds of a step)."""
+:class:`spri_dspy.CompactJSONAdapter` (a short JSON prompt for small models), with each step's instruction before
+its inputs (``compact``, its default, which a prompt cache keeps across the rounds of a step; ``compact-first``
+names the same explicitly) or after them (``compact-last``, the embedded model's format until December 2026)."""
 
 
 def default_adapter(*models: str | None) -> str:
@@ -325,10 +325,10 @@ def make_adapter(name: str) -> dspy.Adapter:
         return adapters.ChatAdapter()
     if name == "json":
         return adapters.JSONAdapter()
-    if name == "compact":
-        return adapters.CompactJSONAdapter()
-    if name == "compact-first":
+    if name in ("compact", "compact-first"):
         return adapters.CompactJSONAdapter(instruction="first")
+    if name == "compact-last":
+        return adapters.CompactJSONAdapter(instruction="last")
     raise ValueError(f"adapter must be one of {', '.join(ADAPTERS)}, got {name!r}")
 
 

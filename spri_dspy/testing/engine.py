@@ -144,7 +144,7 @@ class ScriptedEngine:
         """The :class:`Call` a request makes: its step, inputs, format and number of demos."""
         last = user_texts[-1] if user_texts else ""
         fields = {kind: _FIELD_NAME.findall(names) for kind, names in _FIELD_LIST.findall(system)}
-        # CompactJSONAdapter: inputs as headings, the task and keys after them (or, instruction="first", in the system)
+        # CompactJSONAdapter: inputs as headings; the task and keys in the system (its default) or after them ("last")
         keys = None if fields else _ANSWER_KEYS.search(last) or _ANSWER_KEYS.search(system)
         if keys:
             inputs = _compact_inputs(last)

@@ -156,23 +156,60 @@ def test_seed_match_goal_needs_a_goal(scripted_cli, capsys, shared_paper):
         "give --goal TEXT or use --seed-match all\n")
 
 
-def test_adapter_compact_first_puts_the_instruction_first_and_a_resume_keeps_the_layout(scripted_cli, capsys, tmp_path):
-    """``--adapter compact-first``: every step's instruction in the system message (CompactJSONAdapter(instruction=
-    "first")); run.json records it, so resuming the folder with the default layout is refused in one line."""
+def _instruction_first(call) -> bool:
+    """Whether a scripted call's system message holds the step's instruction (CompactJSONAdapter's default)."""
     from spri_dspy.adapters import SYSTEM
 
+    return call.instructions.startswith(f"{SYSTEM}\n\n## task\n")
+
+
+def test_adapter_compact_last_puts_the_instruction_last_and_a_resume_without_the_flag_keeps_it(scripted_cli, capsys,
+                                                                                                tmp_path):
+    """The embedded default (``compact``) sends every step's instruction in the system message; ``--adapter
+    compact-last`` after the inputs. run.json records the layout: a resume given no ``--adapter`` goes on in it, and
+    one given the other layout is refused in one line."""
     path = tmp_path / "in.jsonl"
     path.write_text('{"query": "a"}\n')
-    status, engines = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress", "--adapter", "compact-first")
+    status, engines = scripted_cli("generate", str(path), str(tmp_path / "first"), "--no-progress")
     calls = engines["embedded"].calls
-    assert status == 0 and calls and all(call.instructions.startswith(f"{SYSTEM}\n\n## task\n") for call in calls)
+    assert status == 0 and calls and all(_instruction_first(call) for call in calls)
     assert "Write the principles that a good reply" in calls[0].instructions
-    recorded = json.loads((tmp_path / "out" / "run.json").read_text())["adapter"]
+    recorded = json.loads((tmp_path / "first" / "run.json").read_text())["adapter"]
     assert recorded == {"class": "CompactJSONAdapter", "instruction": "first"}
-    capsys.readouterr()
+
+    status, engines = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress", "--adapter", "compact-last")
+    calls = engines["embedded"].calls
+    assert status == 0 and calls and not any(_instruction_first(call) for call in calls)
+    recorded = json.loads((tmp_path / "out" / "run.json").read_text())["adapter"]
+    assert recorded == {"class": "CompactJSONAdapter", "instruction": "last"}
     path.write_text('{"query": "a"}\n{"query": "b"}\n')
-    status, _ = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress")
-    assert status == 2 and 'adapter.instruction: "first" -> "last"' in capsys.readouterr().err
+    status, engines = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress")
+    calls = engines["embedded"].calls
+    assert status == 0 and calls and not any(_instruction_first(call) for call in calls)  # "b", as "a" was written
+    assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 2
+    capsys.readouterr()
+    path.write_text('{"query": "a"}\n{"query": "b"}\n{"query": "c"}\n')
+    status, _ = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress", "--adapter", "compact")
+    assert status == 2 and 'adapter.instruction: "last" -> "first"' in capsys.readouterr().err
+
+
+def test_a_folder_written_before_run_json_recorded_the_layout_resumes_in_the_layout_of_then(scripted_cli, tmp_path,
+                                                                                          monkeypatch):
+    """A run.json without the adapter key, from a run on the embedded model, was written with the instruction last
+    (the default then): a resume with no --adapter goes on in that layout rather than mixing in the new default."""
+    from spri_dspy.runtime import batch
+
+    monkeypatch.setattr(batch, "EMBEDDED_MODEL_NAME", "scripted/embedded")  # the scripted stand-in's model name
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"query": "a"}\n')
+    status, _ = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress", "--adapter", "compact-last")
+    identity = json.loads((tmp_path / "out" / "run.json").read_text())
+    del identity["adapter"]
+    (tmp_path / "out" / "run.json").write_text(json.dumps(identity))
+    path.write_text('{"query": "a"}\n{"query": "b"}\n')
+    status, engines = scripted_cli("generate", str(path), str(tmp_path / "out"), "--no-progress")
+    calls = engines["embedded"].calls
+    assert status == 0 and calls and not any(_instruction_first(call) for call in calls)
 
 
 def test_normal_runs_print_no_library_chatter(scripted_cli, capsys, tmp_path):

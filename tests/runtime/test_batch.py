@@ -486,17 +486,17 @@ def test_a_different_run_is_refused_naming_what_differs(scripted, tmp_path, chan
 
 
 def test_a_run_with_another_prompt_layout_is_refused_and_one_recorded_before_the_adapter_key_resumes(scripted, tmp_path):
-    """The adapter is part of run.json: the same program with the instruction first writes other prompts, so its
-    texts must not join a folder written with the instruction last. A run.json from before the key resumes."""
+    """The adapter is part of run.json: the same program with the instruction last writes other prompts, so its
+    texts must not join a folder written with the instruction first. A run.json from before the key resumes."""
     from spri_dspy import CompactJSONAdapter
 
     engine, lm = scripted({"direct_responder": lambda call: {"response": "r"}})
     with dspy.context(adapter=CompactJSONAdapter()):
         batch(Vanilla(), rows(2), tmp_path, lm)
     recorded = json.loads((tmp_path / "run.json").read_text())
-    assert recorded["adapter"] == {"class": "CompactJSONAdapter", "instruction": "last"}
-    with dspy.context(adapter=CompactJSONAdapter(instruction="first")):
-        with pytest.raises(RunMismatchError, match=r'adapter.instruction: "last" -> "first"'):
+    assert recorded["adapter"] == {"class": "CompactJSONAdapter", "instruction": "first"}
+    with dspy.context(adapter=CompactJSONAdapter(instruction="last")):
+        with pytest.raises(RunMismatchError, match=r'adapter.instruction: "first" -> "last"'):
             batch(Vanilla(), rows(3), tmp_path, lm)
     with pytest.raises(RunMismatchError, match="adapter: "):
         batch(Vanilla(), rows(3), tmp_path, lm)  # no adapter configured: each step's default, another format
@@ -505,6 +505,32 @@ def test_a_run_with_another_prompt_layout_is_refused_and_one_recorded_before_the
     with dspy.context(adapter=CompactJSONAdapter()):
         summary = batch(Vanilla(), rows(3), tmp_path, lm)
     assert (summary.done, len(results(tmp_path))) == (1, 3)
+
+
+@pytest.mark.parametrize(("adapter", "name"), [
+    ({"class": "CompactJSONAdapter", "instruction": "first"}, "compact"),
+    ({"class": "CompactJSONAdapter", "instruction": "last"}, "compact-last"),
+    ({"class": "ChatAdapter"}, "chat"), ({"class": "JSONAdapter"}, "json"),
+    (None, None), ({"class": "MyAdapter"}, None),
+])
+def test_recorded_adapter_names_the_format_run_json_records(tmp_path, adapter, name):
+    from spri_dspy.runtime.batch import recorded_adapter
+
+    (tmp_path / "run.json").write_text(json.dumps({"models": {"lm": {"model": "openai/m"}}, "adapter": adapter}))
+    assert recorded_adapter(tmp_path) == name
+
+
+def test_recorded_adapter_of_a_run_json_from_before_the_key_is_the_embedded_default_of_then(tmp_path):
+    """Before run.json recorded the format, the embedded model's default was the instruction last."""
+    from spri_dspy.runtime.batch import recorded_adapter
+
+    assert recorded_adapter(tmp_path) is None  # no run.json: a new run
+    (tmp_path / "run.json").write_text(json.dumps({"models": {"lm": {"model": "embedded/smollm2-135m-instruct"}}}))
+    assert recorded_adapter(tmp_path) == "compact-last"
+    (tmp_path / "run.json").write_text(json.dumps({"models": {"lm": {"model": "openai/m"}}}))
+    assert recorded_adapter(tmp_path) is None
+    (tmp_path / "run.json").write_text("{not json")
+    assert recorded_adapter(tmp_path) is None
 
 
 def test_restart_moves_every_file_of_the_old_run_aside(scripted, tmp_path):
