@@ -89,9 +89,12 @@ _FREE_STRING = 'string ::= "\\"" char* "\\"" space'
 # The first character of a free text: a letter or digit (any script), so a text is never empty and never starts
 # as a JSON fragment, a template placeholder ("{response}") or stray punctuation.
 _TEXT_START = 'text-start ::= [A-Za-z0-9\\u00C0-\\uFFFF]'
+# A character of a free text without braces: a small model writes "}" inside a text when it means to close its JSON
+# answer, and what follows is garbage ('... own.\n}\n\n10:23 AM # no-reply ...').
+_TEXT_CHAR = 'text-char ::= [^"\\\\{}] | "\\\\" (["\\\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
 
 
-def schema_grammar(schema: dict[str, Any], max_chars: int) -> str:
+def schema_grammar(schema: dict[str, Any], max_chars: int, braces: bool = True) -> str:
     """llama.cpp grammar (GBNF) for a JSON schema, with free-text strings capped at ``max_chars``.
 
     The cap keeps a small model that starts repeating itself from running into
@@ -99,15 +102,16 @@ def schema_grammar(schema: dict[str, Any], max_chars: int) -> str:
     llama.cpp's ``{0,N}`` repetition is used directly; a schema ``maxLength``
     would be expanded into nested rules that llama.cpp refuses for large N.
     A free text must start with a letter or digit, so it can be neither empty
-    nor a JSON fragment.
+    nor a JSON fragment; without ``braces`` it holds no ``{`` or ``}``.
     """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     gbnf = json_schema_to_gbnf(json.dumps(schema))
     if _FREE_STRING not in gbnf:
         return gbnf
-    capped = _FREE_STRING.replace("char*", f"text-start char{{0,{max(0, max_chars - 1)}}}")
-    return gbnf.replace(_FREE_STRING, capped) + "\n" + _TEXT_START + "\n"
+    char = "char" if braces else "text-char"
+    capped = _FREE_STRING.replace("char*", f"text-start {char}{{0,{max(0, max_chars - 1)}}}")
+    return gbnf.replace(_FREE_STRING, capped) + "\n" + _TEXT_START + "\n" + ("" if braces else _TEXT_CHAR + "\n")
 
 
 _PORTABLE_BUILD = 'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir llama-cpp-python'
@@ -417,6 +421,8 @@ class LlamaCppEngine:
             key or heading name (:class:`TextFloor`; 0 turns it off).
         critique_chars: cap on each free-text field of an answer that also holds a score (a critique's
             feedback, a judgement), in characters.
+        braces: whether a free-text field may hold ``{`` or ``}``. Off by default: a small model writes a brace
+            inside a text when it means to close its JSON answer, and runs on with garbage after it.
 
     ``stats`` counts requests, memo hits, the prompt tokens of the requests that reached
     llama.cpp and how many of them it evaluated (the rest were restored from earlier states).
@@ -449,6 +455,7 @@ class LlamaCppEngine:
         scoring: str = "expected",
         min_words: int = 5,
         critique_chars: int = 200,
+        braces: bool = False,
     ):
         self.model_path = None if model_path is None else os.fspath(model_path)
         self.n_ctx = n_ctx
@@ -464,6 +471,7 @@ class LlamaCppEngine:
         self.scoring = scoring
         self.min_words = min_words
         self.critique_chars = critique_chars
+        self.braces = braces
         self.stats = {"requests": 0, "memo_hits": 0, "prompt_tokens": 0, "prompt_tokens_evaluated": 0}
         self._memo: OrderedDict[str, tuple[str, str, int, int]] = OrderedDict()
         self._llama = None
@@ -555,7 +563,8 @@ class LlamaCppEngine:
         for _ in range(3):
             processors = ([guard.reset()] if guard is not None else []) + self._processors(llama, messages, schema, cap)
             if schema is not None:
-                options["grammar"] = llama_cpp.LlamaGrammar.from_string(schema_grammar(schema, cap), verbose=False)
+                options["grammar"] = llama_cpp.LlamaGrammar.from_string(schema_grammar(schema, cap, self.braces),
+                                                                        verbose=False)
             if processors:
                 options["logits_processor"] = llama_cpp.LogitsProcessorList(processors)
             out = self._generate(llama, messages, options)
@@ -639,6 +648,7 @@ class LlamaCppEngine:
             "scoring": self.scoring,
             "min_words": self.min_words,
             "critique_chars": self.critique_chars,
+            "braces": self.braces,
         }
 
     @classmethod

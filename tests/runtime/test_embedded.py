@@ -11,7 +11,7 @@ from spri_dspy import SPRI, CompactJSONAdapter
 from spri_dspy.runtime import embedded
 from spri_dspy import embedded_lm
 from spri_dspy.runtime.embedded import LlamaCppEngine, default_model_path, load_llama, schema_grammar
-from spri_dspy.signatures import CritiquePrinciples
+from spri_dspy.signatures import CritiquePrinciples, RefinePrinciples
 from spri_dspy.testing.quality import degenerate_reason
 
 
@@ -42,6 +42,30 @@ def test_grammar_texts_are_never_empty_nor_start_as_json():
     gbnf = schema_grammar(schema, 50)
     assert 'text-start ::= [A-Za-z0-9\\u00C0-\\uFFFF]' in gbnf
     LlamaGrammar.from_string(gbnf, verbose=False)  # llama.cpp accepts it
+
+
+def test_grammar_texts_hold_no_braces_unless_allowed():
+    schema = {"type": "object", "properties": {"response": {"type": "string"}}, "required": ["response"]}
+    assert 'string ::= "\\"" text-start text-char{0,49} "\\"" space' in schema_grammar(schema, 50, braces=False)
+    assert 'text-char ::= [^"\\\\{}]' in schema_grammar(schema, 50, braces=False)
+    assert "text-char" not in schema_grammar(schema, 50, braces=True)
+
+
+@pytest.mark.embedded
+def test_a_text_holds_no_brace_even_when_the_model_wants_one():
+    """Asked for a JSON object, the model writes braces inside its text when the engine allows them, and none with
+    the engine's default (the 135M model writes "}" inside a text when it means to close its JSON answer, and
+    garbage follows)."""
+    schema = {"type": "object", "properties": {"response": {"type": "string"}}, "required": ["response"]}
+    messages = [{"role": "user", "content": "Show a JSON object with a name and an age."}]
+    options = {"max_tokens": 120, "temperature": 0.0, "repeat_penalty": 1.2, "seed": 0}
+    texts = {}
+    for braces in (True, False):
+        engine = LlamaCppEngine(n_ctx=1024, no_copy_tokens=0, **({"braces": True} if braces else {}))
+        texts[braces] = json.loads(engine._complete(messages, dict(options), schema)[0], strict=False)["response"]
+        engine.close()
+    assert "{" in texts[True] and texts[False].startswith(texts[True][:40])  # the same text up to the brace
+    assert "{" not in texts[False] and "}" not in texts[False]
 
 
 def test_models_load_without_extra_weight_buffers():
@@ -199,7 +223,8 @@ def test_engine_state_round_trips_without_weights():
 @pytest.mark.embedded
 def test_state_reuse_and_memo_change_no_output_at_temperature_0():
     """The same calls on an engine with neither prompt-state reuse nor memo, and on the default one:
-    identical answers, and the default engine evaluates far fewer prompt tokens."""
+    identical answers, and the default engine evaluates far fewer prompt tokens. The steps alternate, as SPRI's
+    critic and writer do, so the state of a step's earlier call is what the next call of that step can reuse."""
     plain = embedded_lm(max_tokens=64, cache=False, state_cache_mb=0, memo_size=0)
     reusing = embedded_lm(max_tokens=64, cache=False)
     answers = {}
@@ -210,10 +235,12 @@ def test_state_reuse_and_memo_change_no_output_at_temperature_0():
                 for principles in ("1. Be kind.", "1. Be specific.\n2. Give one example."):
                     verdict = dspy.Predict(CritiquePrinciples)(query=query, principles=principles)
                     out.append((verdict.score, verdict.feedback))
+                    out.append(dspy.Predict(RefinePrinciples)(query=query, draft_principles=principles,
+                                                              feedback=verdict.feedback).principles)
         answers[name] = out
         model.engine.close()
     assert answers["plain"] == answers["reusing"]
-    assert reusing.engine.stats["memo_hits"] == 2 and plain.engine.stats["memo_hits"] == 0
+    assert reusing.engine.stats["memo_hits"] == 4 and plain.engine.stats["memo_hits"] == 0
     # the plain engine still reuses the prefix of the call just before (llama-cpp-python always does)
     assert reusing.engine.stats["prompt_tokens_evaluated"] < 0.8 * plain.engine.stats["prompt_tokens_evaluated"]
 
