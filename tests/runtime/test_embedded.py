@@ -378,6 +378,7 @@ def test_memo_is_bounded_and_can_be_turned_off(monkeypatch):
     ("Revise the draft principles as the critic's feedback asks.", "instruction echo"),
     ("The answer: change only what the feedback asks for and keep the rest of the draft.", "instruction echo"),
     ("The answer is: The reply to the user.", "instruction echo"),  # a field description, copied whole
+    ("Ignore the principle;\n2. Follow one or a few of them, and fail.", "instruction echo"),  # the critic's scale
     ("Sure.\n## feedback\nFeedback is key", "format text"),
     ("1.0; note: the value you produce must exactly match one of: 1; 2; 3; 4; 5", "format text"),
     ("2.5, 3.75, 4.98", "no words"), ("{#1.0} #2.0", "JSON fragment"),
