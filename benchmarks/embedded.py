@@ -1,10 +1,11 @@
 """P3: the embedded model (SmolLM2-135M through llama.cpp) as users run it.
 
-    python benchmarks/embedded.py                 # about 6 minutes on 2 cores
+    python benchmarks/embedded.py                 # about 5 minutes on 2 cores
     python benchmarks/embedded.py --compare       # also DSPy's JSONAdapter with no state reuse (+10 min)
-    python benchmarks/embedded.py --instruction-first   # also CompactJSONAdapter(instruction="first") (+5 min):
-                                                        # its critic figures, degenerate texts and spri run --adapter
-                                                        # compact-first
+    python benchmarks/embedded.py --instruction-last    # also CompactJSONAdapter(instruction="last"), the embedded
+                                                        # format before December 2026 (+8 min): its critic figures,
+                                                        # degenerate texts and spri run --adapter compact-last
+    python benchmarks/embedded.py --wide          # the degenerate and loop-talk counts over 30 queries, not 10
 
 Everything is measured in this run, on this machine:
 
@@ -15,7 +16,8 @@ Everything is measured in this run, on this machine:
   as a multiple of the raw call;
 - replay: the same llama.cpp calls that run made, replayed straight on llama-cpp-python with the
   same grammar and state cache, against SPRI in-process; the overhead of DSPy and spri-dspy on top;
-- degenerate texts: final principles and responses over 10 queries that are empty, echo format
+- degenerate texts: final principles and responses over 10 queries (``QUERIES``; ``--wide``: 30, with
+  ``HELD_OUT`` and ``FRESH``) that are empty, echo format
   text, field names or instructions, or are placeholders/JSON fragments
   (``spri_dspy.testing.quality.degenerate_reason``), and, counted apart, those that talk about the loop that wrote
   them (``spri_dspy.testing.quality.loop_talk``: "The feedback is not adhering.");
@@ -69,6 +71,20 @@ HELD_OUT = [
     "I feel nervous every time I have to make a phone call. How can I get better at it?",
 ]
 """Queries for the critic figures, written for issue 28 after the engine's settings were chosen on ``QUERIES``."""
+FRESH = [
+    "My roommate never does the dishes. How do I bring it up without a fight?",
+    "How long should I boil an egg for a soft yolk?",
+    "I lost my wallet with my ID and cards in it. What should I do first?",
+    "My best friend is moving abroad next month and I feel lost.",
+    "What is a good way to learn the basics of Spanish in three months?",
+    "My toddler throws tantrums at bedtime every night. Any advice?",
+    "Should I pay off my student loan early or invest the money?",
+    "I snapped at my partner after a long day and now I feel terrible.",
+    "How do I get rid of fruit flies in my kitchen?",
+    "I was not picked for the team at work and feel overlooked.",
+]
+"""Queries written on 2026-12-02, before any run on them, to compare the two instruction layouts on more texts
+(``--wide``); nothing was chosen by them."""
 DISCRIMINATION = [  # (query, principles, response), written by hand for the critic's discrimination check
     ("My neighbour plays loud music late at night. What can I do?",
      "1. Suggest talking to the neighbour calmly first.\n2. Give concrete wording for the request.\n"
@@ -225,7 +241,7 @@ def degenerate(queries: list[str], adapter: str, reuse: bool) -> tuple[int, int,
     options = {} if reuse else {"state_cache_mb": 0, "memo_size": 0}
     lm = spri_dspy.embedded_lm(cache=False, **options)
     chosen = {"compact": spri_dspy.CompactJSONAdapter, "json": dspy.JSONAdapter,
-              "first": lambda: spri_dspy.CompactJSONAdapter(instruction="first")}[adapter]()
+              "last": lambda: spri_dspy.CompactJSONAdapter(instruction="last")}[adapter]()
     bad, texts, examples, seconds, talking = 0, 0, [], [], []
     for query in queries:
         started = time.perf_counter()
@@ -286,7 +302,7 @@ def generate_per_input(n: int = 4) -> float:
         return (time.perf_counter() - started) / n
 
 
-def critic_figures(queries: list[str], instruction: str = "last", **engine: object) -> dict[str, float | int | list[int]]:
+def critic_figures(queries: list[str], instruction: str = "first", **engine: object) -> dict[str, float | int | list[int]]:
     """SPRI over ``queries`` in-process: what its critiques show of the loop (see the module docstring)."""
     import dspy
 
@@ -315,7 +331,7 @@ def critic_figures(queries: list[str], instruction: str = "last", **engine: obje
             "refinements": len(refined), "critiques": len(critiques), "seconds": seconds}
 
 
-def critic_discrimination(instruction: str = "last") -> dict[str, dict[str, float]]:
+def critic_discrimination(instruction: str = "first") -> dict[str, dict[str, float]]:
     """Can the critics tell a good text from a bad one? Each critic (through SPRI's own steps, the README's defaults)
     rates the hand-written texts of :data:`DISCRIMINATION` for their own query, the same texts for another query
     (unrelated) and a degenerate text. Returns the mean of the critic's probability-weighted score (the G-Eval mean
@@ -367,12 +383,15 @@ def main() -> None:
     parser.add_argument("--greedy", action="store_true", help="also the critic figures with the engine's old "
                         "settings (greedy score, no text floor, no critique cap)")
     parser.add_argument("--critic-only", action="store_true", help="only the critic figures")
-    parser.add_argument("--instruction-first", action="store_true", help="also the critic figures and degenerate "
-                        "texts with CompactJSONAdapter(instruction='first') (about 5 minutes more)")
+    parser.add_argument("--instruction-last", action="store_true", help="also the critic figures, degenerate texts "
+                        "and spri run with CompactJSONAdapter(instruction='last'), the format before December 2026 "
+                        "(about 8 minutes more)")
+    parser.add_argument("--wide", action="store_true", help="count degenerate and loop-talk texts over QUERIES, "
+                        "HELD_OUT and FRESH (30 queries) rather than QUERIES")
     args = parser.parse_args()
     configs = {"default": {}}
-    if args.instruction_first:
-        configs["instruction first"] = {"instruction": "first"}
+    if args.instruction_last:
+        configs["instruction last"] = {"instruction": "last"}
     if args.greedy:
         configs["old (greedy, no floor)"] = {"scoring": "greedy", "min_words": 0, "critique_chars": 1200}
     for label, engine in configs.items():
@@ -384,7 +403,7 @@ def main() -> None:
     for label, engine in configs.items():
         if engine.get("scoring") == "greedy":
             continue  # a greedy score records no probabilities to read
-        found = critic_discrimination(engine.get("instruction", "last"))
+        found = critic_discrimination(engine.get("instruction", "first"))
         print(f"    critic discrimination, {label}: mean probability-weighted score of hand-written good / unrelated / "
               "degenerate texts: " + "; ".join(f"{name} critic " + " / ".join(f"{value:.2f}" for value in kinds.values())
                                                for name, kinds in found.items()))
@@ -397,7 +416,7 @@ def main() -> None:
         f"{name} {count:.0f}" for name, count in tokens.items()))
     raw, raw_prompt, raw_completion = raw_call()
     print(f"    raw llama.cpp call: {raw_prompt} prompt + {raw_completion} generated tokens in {raw:.2f} s")
-    for options in [()] + ([("--adapter", "compact-first")] if args.instruction_first else []):
+    for options in [()] + ([("--adapter", "compact-last")] if args.instruction_last else []):
         run = cli_run(EXAMPLE, *options)
         calls = sum(run["lm_calls"].values())
         engine = run.get("engine", {})
@@ -408,12 +427,14 @@ def main() -> None:
     spri_seconds, replay_seconds, replayed = replay_overhead(QUERIES[0])
     print(f"    replay of the same {replayed} llama.cpp calls: {replay_seconds:.2f} s; SPRI in-process "
           f"{spri_seconds:.2f} s; overhead {100 * (spri_seconds / replay_seconds - 1):+.1f}% (target <= 5%)")
-    configs = ([("compact", True)] + ([("first", True)] if args.instruction_first else [])
+    configs = ([("compact", True)] + ([("last", True)] if args.instruction_last else [])
                + ([("json", False)] if args.compare else []))
+    queries = QUERIES + HELD_OUT + FRESH if args.wide else QUERIES[: args.queries]
     for adapter, reuse in configs:
-        bad, texts, examples, mean, evaluated, talking = degenerate(QUERIES[: args.queries], adapter, reuse)
-        label = {"compact": "CompactJSONAdapter, state reuse + memo", "json": "DSPy JSONAdapter, no reuse or memo",
-                 "first": "CompactJSONAdapter(instruction='first'), state reuse + memo"}[adapter]
+        bad, texts, examples, mean, evaluated, talking = degenerate(queries, adapter, reuse)
+        label = {"compact": "CompactJSONAdapter (instruction first), state reuse + memo",
+                 "json": "DSPy JSONAdapter, no reuse or memo",
+                 "last": "CompactJSONAdapter(instruction='last'), state reuse + memo"}[adapter]
         print(f"    {label}: degenerate texts {bad} of {texts} (target 0); {mean:.1f} s and "
               f"{evaluated} evaluated prompt tokens per query")
         for example in examples[:6]:
