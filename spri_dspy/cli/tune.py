@@ -73,7 +73,7 @@ def _tune(args, task, examples, metric, lm, critic_lm, adapter, tracker) -> None
     import dspy
 
     from spri_dspy.optimizers import tune
-    from spri_dspy.optimizers.tune import StorageBusyError
+    from spri_dspy.optimizers.tune import StorageBusyError, StudyMismatchError
 
     try:
         with dspy.context(lm=lm, adapter=adapter):
@@ -87,6 +87,8 @@ def _tune(args, task, examples, metric, lm, critic_lm, adapter, tracker) -> None
                                                 else ("metric",))] if tracker else ())
     except StorageBusyError as exc:
         raise CLIError(f"--storage: {exc}") from None
+    except StudyMismatchError as exc:
+        raise CLIError(f"--study: {exc}") from None
     except ImportError as exc:
         raise CLIError(f"--storage {args.storage}: {exc} (for PostgreSQL: pip install 'spri-dspy[postgres]')") from None
     import optuna

@@ -29,6 +29,7 @@ storage, name and budget resumes the study; a larger budget extends it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 import warnings
@@ -78,6 +79,39 @@ def suggest_spri(trial: optuna.Trial, seeds: Sequence[dspy.Example] = (), critic
     for _, step in program.named_sub_modules(Step):
         step.predict.config["temperature"] = temperatures[step.kind]
     return program
+
+
+SETUP = "setup"
+"""The study's user attribute that records :func:`study_setup`."""
+
+
+class StudyMismatchError(ValueError):
+    """The study was run with other models or another prompt format: this worker's trials would not be comparable
+    with its earlier ones."""
+
+
+def study_setup(critic_lm: dspy.BaseLM | None = None) -> dict[str, Any]:
+    """What every trial of a study shares (JSON data): the model names of the configured LM and of ``critic_lm``,
+    and the configured adapter as ``run.json`` records it. Endpoints are left out: workers on several machines may
+    reach the same model at different addresses."""
+    from spri_dspy.runtime.batch import adapter_record
+
+    return {"lm": getattr(dspy.settings.lm, "model", None), "critic_lm": getattr(critic_lm, "model", None),
+            "adapter": adapter_record(dspy.settings.adapter)}
+
+
+def check_setup(study: optuna.Study, setup: dict[str, Any]) -> None:
+    """Record ``setup`` on a study that has none (a new one, or one from before it was recorded); refuse one that
+    was run with another (:class:`StudyMismatchError`)."""
+    if SETUP not in study.user_attrs:
+        study.set_user_attr(SETUP, setup)  # two workers at once: one insert wins, the other is ignored
+    recorded = study.user_attrs[SETUP]
+    differences = [f"{key} {json.dumps(recorded.get(key))} -> {json.dumps(value)}" for key, value in setup.items()
+                   if recorded.get(key) != value]
+    if differences:
+        raise StudyMismatchError(
+            f"study {study.study_name!r} was run with another setup ({'; '.join(differences)}); its trials would not "
+            "compare with this worker's: resume it with the same --lm, --critic-lm and --adapter, or give another --study")
 
 
 class StorageBusyError(RuntimeError):
@@ -178,6 +212,7 @@ def tune(
     build = build or (lambda trial: suggest_spri(trial, seed_examples, critic_lm, framing))
     with one_sqlite_worker(storage):
         study = open_study(storage, study_name, cost=cost, heartbeat=heartbeat)
+        check_setup(study, study_setup(critic_lm))
         # Reproducible, yet a resumed study does not replay the random start-up trials it already ran.
         study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
         objective = _objective(list(devset), metric, build, cost, max(1, len(devset) // 4), retries, n_trials,

@@ -156,13 +156,14 @@ def run_identity(program: dspy.Module, source: Any, fields: Mapping[str, str], i
                    for name, predictor in program.named_predictors() if predictor.lm is not None})
     return {"program": type(program).__name__, "settings": json.loads(json.dumps(settings, default=str)),
             "state_sha256": hashlib.sha256(state.encode()).hexdigest()[:16], "models": models,
-            "adapter": _adapter(dspy.settings.adapter),
+            "adapter": adapter_record(dspy.settings.adapter),
             "input": os.path.abspath(source) if isinstance(source, (str, os.PathLike)) else "(in-memory table)",
             **({"split": split} if split else {}), "fields": dict(fields), "id_field": id_field, "keep_columns": keep_columns, "version": _version()}
 
 
-def _adapter(adapter: Any) -> dict[str, Any] | None:
-    """The adapter's class and the setting that changes its prompts (CompactJSONAdapter's ``instruction``); None
+def adapter_record(adapter: Any) -> dict[str, Any] | None:
+    """What ``run.json`` and a tuning study record of an adapter (JSON data): its class and the setting that changes
+    its prompts (CompactJSONAdapter's ``instruction``); None
     when none is configured (each step then uses :func:`spri_dspy.adapters.default_adapter`)."""
     if adapter is None:
         return None

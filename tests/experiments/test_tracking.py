@@ -394,3 +394,16 @@ def test_a_command_inside_an_active_run_becomes_its_child(tmp_path, monkeypatch)
     runs = {run.info.run_name: run for run in search(uri)}
     assert runs["ablate"].data.tags["mlflow.parentRunId"] == outer.info.run_id
     assert runs["variant"].data.tags["mlflow.parentRunId"] == runs["ablate"].info.run_id
+
+
+def test_spri_tune_refuses_to_resume_a_study_in_another_prompt_format(data, tmp_path, scripted_models, capsys):
+    """The embedded default changed layout in December 2026: a study resumed across such a change is refused in one
+    line naming the setting, rather than mixing trials that do not compare."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    assert cli.main(["tune", str(data), "--storage", storage, "--study", "s", "--n-trials", "1"]) == 0
+    capsys.readouterr()
+    assert cli.main(["tune", str(data), "--storage", storage, "--study", "s", "--n-trials", "2",
+                     "--adapter", "compact-last"]) == 2
+    err = capsys.readouterr().err
+    assert "--study: study 's' was run with another setup (adapter" in err and '"instruction": "last"' in err
+    assert cli.main(["tune", str(data), "--storage", storage, "--study", "s", "--n-trials", "2"]) == 0

@@ -213,3 +213,35 @@ def test_tune_reports_each_trials_progress(scripted, tmp_path):
         tune(devset, metric, storage=f"sqlite:///{tmp_path / 'p.db'}", n_trials=2,
              progress=lambda what, done, total: seen.append((what, done, total)))
     assert {what for what, _, _ in seen} == {"trial 0", "trial 1"} and ("trial 1", 2, 2) in seen
+
+
+def test_a_study_records_its_models_and_prompt_format_and_refuses_another(scripted, tmp_path):
+    """Trials of one study must compare: a resume with another model or prompt format is refused before any trial,
+    naming what differs; a study from before the setup was recorded gets it on its next run."""
+    from spri_dspy import CompactJSONAdapter
+    from spri_dspy.optimizers.tune import SETUP, StudyMismatchError
+
+    engine, lm = scripted(script())
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        tune(DEVSET, metric, storage=storage, study_name="s", n_trials=2)
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.user_attrs[SETUP] == {"lm": lm.model, "critic_lm": None,
+                                       "adapter": {"class": "CompactJSONAdapter", "instruction": "first"}}
+    calls = len(engine.calls)
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter(instruction="last")):
+        with pytest.raises(StudyMismatchError, match=r'adapter \{"class": "CompactJSONAdapter", "instruction": '
+                                                     r'"first"\} -> \{"class": "CompactJSONAdapter", "instruction": "last"\}'):
+            tune(DEVSET, metric, storage=storage, study_name="s", n_trials=4)
+    _, other = scripted(script(), model="scripted/other")
+    with dspy.context(lm=other, adapter=CompactJSONAdapter()), pytest.raises(StudyMismatchError, match="lm "):
+        tune(DEVSET, metric, storage=storage, study_name="s", n_trials=4)
+    assert len(engine.calls) == calls and len(optuna.load_study(study_name="s", storage=storage).trials) == 2
+    with dspy.context(lm=lm, adapter=CompactJSONAdapter()):
+        assert len(tune(DEVSET, metric, storage=storage, study_name="s", n_trials=3).study.trials) == 3
+
+    old = optuna.create_study(storage=storage, study_name="old", directions=["maximize", "minimize"])
+    assert SETUP not in old.user_attrs  # as a study from before the setup was recorded
+    with dspy.context(lm=lm):
+        tune(DEVSET, metric, storage=storage, study_name="old", n_trials=1)
+    assert optuna.load_study(study_name="old", storage=storage).user_attrs[SETUP]["adapter"] is None
