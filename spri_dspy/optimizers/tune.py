@@ -94,7 +94,7 @@ def study_setup(critic_lm: dspy.BaseLM | None = None) -> dict[str, Any]:
     """What every trial of a study shares (JSON data): the model names of the configured LM and of ``critic_lm``,
     and the configured adapter as ``run.json`` records it. Endpoints are left out: workers on several machines may
     reach the same model at different addresses."""
-    from spri_dspy.runtime.batch import adapter_record
+    from spri_dspy.runtime.lms import adapter_record
 
     return {"lm": getattr(dspy.settings.lm, "model", None), "critic_lm": getattr(critic_lm, "model", None),
             "adapter": adapter_record(dspy.settings.adapter)}

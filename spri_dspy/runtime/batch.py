@@ -42,7 +42,7 @@ import dspy
 from spri_dspy.core.data import RowError, TableSource, jsonl_lines, load_table, text_field
 from spri_dspy.runtime.files import atomic_file, write_atomic
 from spri_dspy.runtime.embedded import EMBEDDED_MODEL_NAME
-from spri_dspy.runtime.lms import endpoint_of
+from spri_dspy.runtime.lms import adapter_named, adapter_record, endpoint_of
 from spri_dspy.runtime.locks import LockHeld, take_lock
 from spri_dspy.core.rubric import format_rubric
 from spri_dspy.secrets import environment_secrets, redact
@@ -161,16 +161,6 @@ def run_identity(program: dspy.Module, source: Any, fields: Mapping[str, str], i
             **({"split": split} if split else {}), "fields": dict(fields), "id_field": id_field, "keep_columns": keep_columns, "version": _version()}
 
 
-def adapter_record(adapter: Any) -> dict[str, Any] | None:
-    """What ``run.json`` and a tuning study record of an adapter (JSON data): its class and the setting that changes
-    its prompts (CompactJSONAdapter's ``instruction``); None
-    when none is configured (each step then uses :func:`spri_dspy.adapters.default_adapter`)."""
-    if adapter is None:
-        return None
-    instruction = getattr(adapter, "instruction", None)
-    return {"class": type(adapter).__name__, **({"instruction": instruction} if isinstance(instruction, str) else {})}
-
-
 def recorded_adapter(output: str | os.PathLike) -> str | None:
     """The prompt format (a :data:`~spri_dspy.runtime.lms.ADAPTERS` name) that OUTPUT's ``run.json`` says its results
     were written in, so that a resume given no format goes on in it; None without a ``run.json`` or when it records
@@ -186,10 +176,7 @@ def recorded_adapter(output: str | os.PathLike) -> str | None:
     if "adapter" not in recorded:
         models = json.dumps(recorded.get("models"))
         return "compact-last" if EMBEDDED_MODEL_NAME in models else None
-    adapter = recorded["adapter"] or {}
-    if adapter.get("class") == "CompactJSONAdapter":
-        return {"first": "compact", "last": "compact-last"}.get(adapter.get("instruction"))
-    return {"ChatAdapter": "chat", "JSONAdapter": "json"}.get(adapter.get("class"))
+    return adapter_named(recorded["adapter"])
 
 
 _ADDED_KEYS = ("adapter",)  # identity keys that a run.json written before them lacks: no difference for such a run

@@ -332,6 +332,24 @@ def make_adapter(name: str) -> dspy.Adapter:
     raise ValueError(f"adapter must be one of {', '.join(ADAPTERS)}, got {name!r}")
 
 
+def adapter_record(adapter: Any) -> dict[str, Any] | None:
+    """What ``run.json`` and a tuning study record of an adapter (JSON data): its class and the setting that changes
+    its prompts (CompactJSONAdapter's ``instruction``); None when none is configured (each step then uses
+    :func:`spri_dspy.adapters.default_adapter`)."""
+    if adapter is None:
+        return None
+    instruction = getattr(adapter, "instruction", None)
+    return {"class": type(adapter).__name__, **({"instruction": instruction} if isinstance(instruction, str) else {})}
+
+
+def adapter_named(record: dict[str, Any] | None) -> str | None:
+    """The first of :data:`ADAPTERS` whose adapter :func:`adapter_record` records as ``record`` (None for no adapter or
+    one :func:`make_adapter` does not build)."""
+    if record is None:
+        return None
+    return next((name for name in ADAPTERS if adapter_record(make_adapter(name)) == record), None)
+
+
 def adapter_for(*models: str | None) -> dspy.Adapter | None:
     """The adapter for these model names: :class:`spri_dspy.CompactJSONAdapter` when one is the embedded model
     (driven through JSON schemas with a short prompt), else None (DSPy's default)."""

@@ -47,9 +47,9 @@ _SHINGLE = 6  # words in a row, each without a plural or third-person "s": "1. I
              # restates the critic's scale ("1 = ignores the principles; 2 = follows one or two ...")
 
 
-def _stems(text: str) -> list[str]:
-    """The words of ``text``, lower case, a final "s" dropped (not from "-ss" or words of 3 letters or fewer)."""
-    return [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in _WORD.findall(text.lower())]
+def _stems(words: list[str]) -> list[str]:
+    """``words`` (lower case) with a final "s" dropped (not from "-ss" or words of 3 letters or fewer)."""
+    return [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words]
 
 
 _DESCRIPTIONS = {  # a field description of four words or more, copied whole ("The reply to the user")
@@ -62,7 +62,7 @@ _DESCRIPTIONS = {  # a field description of four words or more, copied whole ("T
 _SHINGLES = {
     tuple(words[i : i + _SHINGLE])
     for text in _instruction_texts()
-    for words in [_stems(text)]
+    for words in [_stems(_WORD.findall(text.lower()))]
     for i in range(len(words) - _SHINGLE + 1)
 }
 
@@ -98,10 +98,10 @@ def degenerate_reason(text: object, inputs: tuple[str, ...] = ()) -> str | None:
         return "no words"
     if any(len(run) >= _GARBLED for run in stripped.split()):
         return "garbled"
-    stems = _stems(lower)
+    words = _WORD.findall(lower)
+    stems = _stems(words)
     if any(tuple(stems[i : i + _SHINGLE]) in _SHINGLES for i in range(len(stems) - _SHINGLE + 1)):
         return "instruction echo"
-    words = _WORD.findall(lower)
     joined = " ".join(words)
     if any(phrase in joined for phrase in _DESCRIPTIONS):
         return "instruction echo"
